@@ -1,0 +1,1 @@
+//! Client subcommands (in progress).

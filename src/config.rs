@@ -1,0 +1,476 @@
+//! Configuration: one TOML file, then `HOOKNORM_*` environment overrides, validated once.
+//!
+//! Secrets may be written literally, or read from an environment variable or a file (how
+//! Kubernetes mounts them). Resolved secrets are held in [`Secret`], whose `Debug` never shows
+//! the value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::providers::ProviderKind;
+
+/// Where the config file is looked for when neither `--config` nor `HOOKNORM_CONFIG` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "hooknorm.toml";
+
+/// Why the configuration cannot be used; every message names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// `[server]`: listen addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// gRPC listen address.
+    #[serde(default = "default_grpc_listen")]
+    pub grpc_listen: SocketAddr,
+    /// How long in-flight requests get to finish after SIGTERM, in seconds.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_grpc_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+
+fn default_shutdown_grace() -> u64 {
+    20
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            grpc_listen: default_grpc_listen(),
+            shutdown_grace_seconds: default_shutdown_grace(),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest accepted webhook body in bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+/// 1 MiB: far above any documented provider payload, small enough to refuse abuse cheaply.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+fn default_max_body() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` for people, `json` for log pipelines.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter directive such as `info` or `hooknorm=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+fn default_log_level() -> String {
+    "info".to_owned()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// One `[[sources]]` entry: a name webhooks are addressed to, the provider format to parse and
+/// the scheme to authenticate with.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Unique name; the `source` of requests and the `{source}` of ingress URLs.
+    pub name: String,
+    /// How to parse and normalize the body.
+    pub provider: ProviderKind,
+    /// How to authenticate; the provider's default scheme when omitted.
+    pub verification: Option<VerificationConfig>,
+    /// CIDRs the peer address must be in, checked in addition to the scheme.
+    #[serde(default)]
+    pub allowed_cidrs: Vec<String>,
+}
+
+/// A source's verification scheme and its parameters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "scheme", rename_all = "snake_case", deny_unknown_fields)]
+pub enum VerificationConfig {
+    /// Standard Webhooks / Svix signatures.
+    StandardWebhooks {
+        /// `whsec_…` HMAC secrets (several during rotation).
+        #[serde(default)]
+        secrets: Vec<SecretRef>,
+        /// `whpk_…` ed25519 public keys for `v1a` signatures.
+        #[serde(default)]
+        public_keys: Vec<SecretRef>,
+        /// Accepted clock difference in seconds, both directions.
+        #[serde(default = "default_tolerance")]
+        tolerance_seconds: u64,
+    },
+    /// A secret token in a query parameter.
+    QueryToken {
+        #[serde(default = "default_token_param")]
+        param: String,
+        tokens: Vec<SecretRef>,
+    },
+    /// A secret token in a header (optionally after a prefix such as `Bearer `).
+    HeaderToken {
+        header: String,
+        #[serde(default)]
+        prefix: String,
+        tokens: Vec<SecretRef>,
+    },
+    /// HTTP Basic authentication.
+    BasicAuth {
+        username: String,
+        password: SecretRef,
+    },
+    /// Only the peer address is checked.
+    IpAllowlist { cidrs: Vec<String> },
+    /// No authentication at all; must be chosen explicitly and is warned about at start-up.
+    None,
+}
+
+/// Svix and the Standard Webhooks libraries accept five minutes either way.
+pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
+
+fn default_tolerance() -> u64 {
+    DEFAULT_TOLERANCE_SECONDS
+}
+
+fn default_token_param() -> String {
+    "token".to_owned()
+}
+
+/// A secret as written in the config: literal, `{ env = "NAME" }` or `{ file = "/path" }`.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SecretRef {
+    Literal(String),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretRef::Literal(_) => f.write_str("Literal(<redacted>)"),
+            SecretRef::Env { env } => f.debug_struct("Env").field("env", env).finish(),
+            SecretRef::File { file } => f.debug_struct("File").field("file", file).finish(),
+        }
+    }
+}
+
+impl SecretRef {
+    /// Reads the secret; `key` names it in errors.
+    pub fn resolve(&self, key: &str) -> Result<Secret, ConfigError> {
+        let value = match self {
+            SecretRef::Literal(value) => value.clone(),
+            SecretRef::Env { env } => std::env::var(env).map_err(|_| {
+                ConfigError::invalid(key, format!("environment variable {env} is not set"))
+            })?,
+            SecretRef::File { file } => std::fs::read_to_string(file)
+                .map_err(|error| {
+                    ConfigError::invalid(key, format!("cannot read {}: {error}", file.display()))
+                })?
+                // Mounted secret files usually end in a newline that is not part of the secret.
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        };
+        if value.is_empty() {
+            return Err(ConfigError::invalid(key, "secret is empty"));
+        }
+        Ok(Secret(value))
+    }
+}
+
+/// A resolved secret. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used for verification.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Config {
+    /// Reads `path`, applies `HOOKNORM_*` overrides and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Config::from_toml(&text).map_err(|error| match error {
+            ConfigError::Parse { source, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                source,
+            },
+            other => other,
+        })?;
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without environment overrides or validation.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: PathBuf::new(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_LOG_FORMAT` and
+    /// `HOOKNORM_LOG_LEVEL`.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(value) = var("HOOKNORM_GRPC_LISTEN") {
+            self.server.grpc_listen = value.parse().map_err(|error| {
+                ConfigError::invalid("HOOKNORM_GRPC_LISTEN", format!("{error}"))
+            })?;
+        }
+        if let Some(value) = var("HOOKNORM_MAX_BODY_BYTES") {
+            self.limits.max_body_bytes = value.parse().map_err(|error| {
+                ConfigError::invalid("HOOKNORM_MAX_BODY_BYTES", format!("{error}"))
+            })?;
+        }
+        if let Some(value) = var("HOOKNORM_LOG_FORMAT") {
+            self.log.format = match value.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "HOOKNORM_LOG_FORMAT",
+                        "expected `text` or `json`",
+                    ));
+                }
+            };
+        }
+        if let Some(value) = var("HOOKNORM_LOG_LEVEL") {
+            self.log.level = value;
+        }
+        Ok(())
+    }
+
+    /// Checks what serde cannot: unique source names and usable limits. Scheme parameters are
+    /// checked when the verifiers are built (`pipeline::Sources::from_config`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.limits.max_body_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "limits.max_body_bytes",
+                "must be greater than 0",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, source) in self.sources.iter().enumerate() {
+            let key = format!("sources[{index}].name");
+            if source.name.is_empty()
+                || !source
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be non-empty and use only letters, digits, `-` and `_`",
+                ));
+            }
+            if !seen.insert(source.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("duplicate source name `{}`", source.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [server]
+        grpc_listen = "127.0.0.1:0"
+
+        [[sources]]
+        name = "gigs"
+        provider = "gigs"
+        verification = { scheme = "standard_webhooks", secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] }
+
+        [[sources]]
+        name = "abowire"
+        provider = "abowire"
+        verification = { scheme = "query_token", tokens = [{ env = "HN_TEST_TOKEN" }] }
+
+        [[sources]]
+        name = "mm"
+        provider = "mobile_manager"
+    "#;
+
+    #[test]
+    fn parses_sources_with_defaults() {
+        let config = Config::from_toml(SAMPLE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(config.sources.len(), 3);
+        assert!(matches!(
+            config.sources[0].verification,
+            Some(VerificationConfig::StandardWebhooks {
+                tolerance_seconds: 300,
+                ..
+            })
+        ));
+        match &config.sources[1].verification {
+            Some(VerificationConfig::QueryToken { param, tokens }) => {
+                assert_eq!(param, "token");
+                assert_eq!(tokens.len(), 1);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(config.sources[2].verification.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = Config::from_toml("[server]\ngrpc_lsten = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("grpc_lsten"), "{error}");
+        let error = Config::from_toml(
+            "[[sources]]\nname = \"a\"\nprovider = \"nope\"",
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn duplicate_and_bad_names_are_refused() {
+        let config = Config::from_toml(
+            "[[sources]]\nname = \"a\"\nprovider = \"gigs\"\n[[sources]]\nname = \"a\"\nprovider = \"abowire\"",
+        )
+        .unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("sources[1].name"), "{error}");
+        let config = Config::from_toml("[[sources]]\nname = \"a b\"\nprovider = \"gigs\"").unwrap();
+        assert!(config.validate().unwrap_err().to_string().contains("sources[0].name"));
+    }
+
+    #[test]
+    fn secrets_resolve_from_env_and_file_and_stay_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let file = SecretRef::File { file: path };
+        assert_eq!(file.resolve("k").unwrap().expose(), "from-file");
+        let missing = SecretRef::Env {
+            env: "HN_SURELY_NOT_SET_123".into(),
+        };
+        let error = missing.resolve("sources[0].verification.tokens[0]").unwrap_err();
+        assert!(error.to_string().contains("sources[0].verification.tokens[0]"));
+        let literal = SecretRef::Literal("hunter2".into());
+        assert!(!format!("{literal:?}").contains("hunter2"));
+        let secret = literal.resolve("k").unwrap();
+        assert!(!format!("{secret:?} {secret}").contains("hunter2"));
+    }
+
+    #[test]
+    fn env_overrides_apply_and_are_checked() {
+        let mut config = Config::from_toml(SAMPLE).unwrap();
+        config
+            .apply_env(|name| match name {
+                "HOOKNORM_GRPC_LISTEN" => Some("127.0.0.1:9999".into()),
+                "HOOKNORM_LOG_FORMAT" => Some("json".into()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(config.server.grpc_listen.port(), 9999);
+        assert_eq!(config.log.format, LogFormat::Json);
+        let error = config
+            .apply_env(|name| (name == "HOOKNORM_MAX_BODY_BYTES").then(|| "lots".into()))
+            .unwrap_err();
+        assert!(error.to_string().contains("HOOKNORM_MAX_BODY_BYTES"));
+    }
+}

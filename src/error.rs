@@ -1,0 +1,102 @@
+//! The reasons a webhook is refused, and the one table that maps each to a transport status.
+//!
+//! Domain errors (`VerifyError`, `NormalizeError`, `PipelineError`) each say which [`Reason`] they
+//! are; transports look the reason up here and never decide a status of their own.
+
+use std::fmt;
+
+/// A stable, machine-readable refusal reason: the `google.rpc.ErrorInfo.reason` on gRPC and the
+/// `reason` field of the HTTP error body. Public API: never rename a variant's string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    UnknownSource,
+    MissingSignature,
+    MalformedSignature,
+    SignatureMismatch,
+    TimestampOutOfTolerance,
+    MissingToken,
+    TokenMismatch,
+    AddressNotAllowed,
+    MalformedPayload,
+    PayloadTooLarge,
+    InvalidRequest,
+    Internal,
+}
+
+/// The transport-neutral class of a failure; `grpc` and `http` each map it in one match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    NotFound,
+    Unauthenticated,
+    InvalidArgument,
+    Internal,
+}
+
+/// `ErrorInfo.domain` for every hooknorm error.
+pub const ERROR_DOMAIN: &str = "hooknorm";
+
+impl Reason {
+    /// The reason string clients match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::UnknownSource => "UNKNOWN_SOURCE",
+            Reason::MissingSignature => "MISSING_SIGNATURE",
+            Reason::MalformedSignature => "MALFORMED_SIGNATURE",
+            Reason::SignatureMismatch => "SIGNATURE_MISMATCH",
+            Reason::TimestampOutOfTolerance => "TIMESTAMP_OUT_OF_TOLERANCE",
+            Reason::MissingToken => "MISSING_TOKEN",
+            Reason::TokenMismatch => "TOKEN_MISMATCH",
+            Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
+            Reason::MalformedPayload => "MALFORMED_PAYLOAD",
+            Reason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Reason::InvalidRequest => "INVALID_REQUEST",
+            Reason::Internal => "INTERNAL",
+        }
+    }
+
+    /// The status class: the single table every transport follows.
+    pub fn class(self) -> ErrorClass {
+        match self {
+            Reason::UnknownSource => ErrorClass::NotFound,
+            Reason::MissingSignature
+            | Reason::MalformedSignature
+            | Reason::SignatureMismatch
+            | Reason::TimestampOutOfTolerance
+            | Reason::MissingToken
+            | Reason::TokenMismatch
+            | Reason::AddressNotAllowed => ErrorClass::Unauthenticated,
+            Reason::MalformedPayload | Reason::PayloadTooLarge | Reason::InvalidRequest => {
+                ErrorClass::InvalidArgument
+            }
+            Reason::Internal => ErrorClass::Internal,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verification_reasons_are_unauthenticated() {
+        for reason in [
+            Reason::MissingSignature,
+            Reason::MalformedSignature,
+            Reason::SignatureMismatch,
+            Reason::TimestampOutOfTolerance,
+            Reason::MissingToken,
+            Reason::TokenMismatch,
+            Reason::AddressNotAllowed,
+        ] {
+            assert_eq!(reason.class(), ErrorClass::Unauthenticated, "{reason}");
+        }
+        assert_eq!(Reason::UnknownSource.class(), ErrorClass::NotFound);
+        assert_eq!(Reason::PayloadTooLarge.class(), ErrorClass::InvalidArgument);
+    }
+}

@@ -1,0 +1,189 @@
+//! Parses a webhook body straight into `google.protobuf.Struct` values in one pass.
+//!
+//! Building `prost_types::Value` from the JSON tokens (rather than via `serde_json::Value`) means
+//! every string is allocated once, which keeps normalization close to the cost of the parse
+//! itself. serde_json's recursion limit (128) bounds nesting, so a hostile 10,000-deep body is a
+//! clean error rather than a stack overflow.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use prost_types::value::Kind;
+use prost_types::{ListValue, Struct, Value};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// Why a body is not a JSON object.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonError {
+    #[error("body is empty")]
+    Empty,
+    #[error("body is not valid utf-8 (first invalid byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error("json nesting is deeper than 128 levels")]
+    TooDeep,
+    #[error("body is not json: {detail}")]
+    Syntax { detail: String },
+    #[error("body is json but not an object (found {found})")]
+    NotObject { found: &'static str },
+}
+
+/// Parses `body` as a JSON object.
+pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(JsonError::Empty);
+    }
+    if let Err(error) = std::str::from_utf8(body) {
+        return Err(JsonError::NotUtf8 {
+            offset: error.valid_up_to(),
+        });
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value = ValueSeed
+        .deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
+        .map_err(|error| {
+            if error.to_string().starts_with("recursion limit exceeded") {
+                JsonError::TooDeep
+            } else {
+                JsonError::Syntax {
+                    detail: error.to_string(),
+                }
+            }
+        })?;
+    match value.kind {
+        Some(Kind::StructValue(object)) => Ok(object.fields),
+        other => Err(JsonError::NotObject {
+            found: kind_name(other.as_ref()),
+        }),
+    }
+}
+
+/// A JSON type name for error messages.
+pub fn kind_name(kind: Option<&Kind>) -> &'static str {
+    match kind {
+        None | Some(Kind::NullValue(_)) => "null",
+        Some(Kind::BoolValue(_)) => "a boolean",
+        Some(Kind::NumberValue(_)) => "a number",
+        Some(Kind::StringValue(_)) => "a string",
+        Some(Kind::ListValue(_)) => "an array",
+        Some(Kind::StructValue(_)) => "an object",
+    }
+}
+
+struct ValueSeed;
+
+impl<'de> DeserializeSeed<'de> for ValueSeed {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(ValueVisitor)
+    }
+}
+
+struct ValueVisitor;
+
+fn value(kind: Kind) -> Value {
+    Value { kind: Some(kind) }
+}
+
+impl<'de> Visitor<'de> for ValueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any json value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(value(Kind::BoolValue(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(value(Kind::NumberValue(v as f64)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(value(Kind::NumberValue(v as f64)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(value(Kind::NumberValue(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(value(Kind::StringValue(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(value(Kind::StringValue(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(value(Kind::NullValue(0)))
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(value(Kind::NullValue(0)))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(ValueSeed)? {
+            values.push(item);
+        }
+        Ok(value(Kind::ListValue(ListValue { values })))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut fields = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let item = map.next_value_seed(ValueSeed)?;
+            // Duplicate keys: the last wins, as in serde_json::Value and JavaScript.
+            fields.insert(key, item);
+        }
+        Ok(value(Kind::StructValue(Struct { fields })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nested_objects() {
+        let fields = parse_object(br#"{"a":{"b":[1,"x",true,null]},"n":-2.5}"#).unwrap();
+        let Some(Kind::StructValue(a)) = &fields["a"].kind else {
+            panic!("a is not an object")
+        };
+        let Some(Kind::ListValue(list)) = &a.fields["b"].kind else {
+            panic!("b is not a list")
+        };
+        assert_eq!(list.values.len(), 4);
+        assert_eq!(fields["n"].kind, Some(Kind::NumberValue(-2.5)));
+    }
+
+    #[test]
+    fn rejects_each_bad_shape_specifically() {
+        assert_eq!(parse_object(b"  "), Err(JsonError::Empty));
+        assert_eq!(
+            parse_object(b"{\"a\":\"\xff\"}"),
+            Err(JsonError::NotUtf8 { offset: 6 })
+        );
+        assert_eq!(
+            parse_object(b"[1,2]"),
+            Err(JsonError::NotObject { found: "an array" })
+        );
+        assert!(matches!(
+            parse_object(b"{\"a\":1} trailing"),
+            Err(JsonError::Syntax { .. })
+        ));
+        assert!(matches!(parse_object(b"not json"), Err(JsonError::Syntax { .. })));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_overflow() {
+        let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        assert_eq!(parse_object(deep.as_bytes()), Err(JsonError::TooDeep));
+        let deep_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+        assert_eq!(parse_object(deep_objects.as_bytes()), Err(JsonError::TooDeep));
+    }
+}

@@ -1,0 +1,31 @@
+//! hooknorm: receives webhooks from Gigs, Abowire and Mobile Manager, verifies them, normalizes
+//! them into one protobuf `Event` and serves them over gRPC.
+//!
+//! Module map (data walks one way: transport -> pipeline -> verify -> provider):
+//! - [`config`]: the TOML configuration, `HOOKNORM_*` overrides, secrets and their redaction.
+//! - [`error`]: refusal reasons and the one table mapping them to transport statuses.
+//! - [`webhook`]: `RawWebhook` (as received) and `VerifiedWebhook` (the type that gates the rest).
+//! - [`verify`]: verification schemes, one file each (Standard Webhooks, tokens, basic auth, IPs).
+//! - [`json`]: one-pass parse of a body into `google.protobuf.Struct` values, depth-bounded.
+//! - [`providers`]: provider formats, one file each: parse and normalize into an `Event`.
+//! - [`event`]: canonical type and time rules shared by the providers.
+//! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize.
+//! - [`proto`]: the generated `hooknorm.v1` types and the reflection descriptor set.
+//! - [`grpc`]: the tonic service: proto <-> domain conversion and status mapping only.
+//! - [`server`]: `hooknorm serve`: listeners, health, reflection, graceful shutdown.
+//! - [`cli`]: client subcommands (`send`) and the built-in provider samples.
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod grpc;
+pub mod json;
+pub mod pipeline;
+pub mod proto;
+pub mod providers;
+pub mod server;
+pub mod verify;
+pub mod webhook;

@@ -1,0 +1,1 @@
+//! PLACEHOLDER: typed field access for normalizers.

@@ -1,0 +1,1 @@
+//! `hooknorm serve` (in progress).

@@ -1,0 +1,167 @@
+//! A webhook as received ([`RawWebhook`]) and as proven authentic ([`VerifiedWebhook`]).
+//!
+//! `VerifiedWebhook` has no public constructor: the only way to get one is
+//! [`RawWebhook::verify`], so nothing downstream (normalization, storage) can be handed a request
+//! that skipped verification.
+
+use std::borrow::Cow;
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+
+use crate::verify::{VerifyError, Verifier};
+
+/// A webhook exactly as it arrived, not yet trusted.
+#[derive(Clone)]
+pub struct RawWebhook {
+    /// Configured source name it was addressed to.
+    pub source: String,
+    /// Headers as received; names may repeat and are matched case-insensitively.
+    pub headers: Vec<(String, String)>,
+    /// The body, byte for byte.
+    pub body: Vec<u8>,
+    /// Path and query as received (`/webhooks/abowire?token=…`).
+    pub request_uri: String,
+    /// The peer address, when the transport knows it.
+    pub remote_addr: Option<IpAddr>,
+    /// When the webhook was received; timestamp tolerance is checked against it.
+    pub received_at: DateTime<Utc>,
+}
+
+// Headers and the URI carry secrets (tokens, basic auth), so Debug shows only their shape.
+impl std::fmt::Debug for RawWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawWebhook")
+            .field("source", &self.source)
+            .field("headers", &self.headers.len())
+            .field("body_len", &self.body.len())
+            .field("path", &self.path())
+            .field("remote_addr", &self.remote_addr)
+            .field("received_at", &self.received_at)
+            .finish()
+    }
+}
+
+impl RawWebhook {
+    /// The first header with this name (case-insensitive).
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
+        self.headers_named(name).next()
+    }
+
+    /// Every header with this name (case-insensitive), in order.
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The request path without the query.
+    pub fn path(&self) -> &str {
+        self.request_uri
+            .split_once('?')
+            .map_or(self.request_uri.as_str(), |(path, _)| path)
+    }
+
+    /// Every value of a query parameter, percent-decoded, in order.
+    pub fn query_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Cow<'a, str>> + 'a {
+        let query = self
+            .request_uri
+            .split_once('?')
+            .map_or("", |(_, query)| query);
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
+        form_urlencoded::parse(query.as_bytes())
+            .filter(move |(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The W3C `traceparent` header, when present and well-formed.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.header("traceparent").map(str::trim).filter(|value| {
+            let parts: Vec<&str> = value.split('-').collect();
+            parts.len() >= 4
+                && parts[0].len() == 2
+                && parts[1].len() == 32
+                && parts[2].len() == 16
+                && parts[3].len() == 2
+                && parts
+                    .iter()
+                    .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
+        })
+    }
+
+    /// Checks the webhook against its source's verification scheme; the only way to obtain a
+    /// [`VerifiedWebhook`].
+    pub fn verify(self, verifier: &Verifier) -> Result<VerifiedWebhook, VerifyError> {
+        verifier.check(&self)?;
+        Ok(VerifiedWebhook { raw: self })
+    }
+}
+
+/// A webhook whose authenticity its source's scheme has confirmed.
+#[derive(Debug)]
+pub struct VerifiedWebhook {
+    raw: RawWebhook,
+}
+
+impl VerifiedWebhook {
+    /// The request as received.
+    pub fn raw(&self) -> &RawWebhook {
+        &self.raw
+    }
+
+    /// The body, byte for byte.
+    pub fn body(&self) -> &[u8] {
+        &self.raw.body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(uri: &str, headers: &[(&str, &str)]) -> RawWebhook {
+        RawWebhook {
+            source: "s".into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            body: Vec::new(),
+            request_uri: uri.into(),
+            remote_addr: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn headers_match_case_insensitively_and_repeat() {
+        let r = raw("/", &[("Webhook-Id", "a"), ("webhook-id", "b"), ("x", "c")]);
+        assert_eq!(r.header("WEBHOOK-ID"), Some("a"));
+        assert_eq!(r.headers_named("webhook-id").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(r.header("missing"), None);
+    }
+
+    #[test]
+    fn query_values_are_decoded() {
+        let r = raw("/webhooks/abowire?a=1&token=s%2Fe+c&token=t#frag", &[]);
+        assert_eq!(r.query_values("token").collect::<Vec<_>>(), ["s/e c", "t"]);
+        assert_eq!(r.path(), "/webhooks/abowire");
+        assert_eq!(raw("/x", &[]).query_values("token").count(), 0);
+    }
+
+    #[test]
+    fn debug_hides_query_and_headers() {
+        let r = raw("/w?token=supersecret", &[("authorization", "Basic c2VjcmV0")]);
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    }
+
+    #[test]
+    fn traceparent_must_be_well_formed() {
+        let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(raw("/", &[("traceparent", good)]).traceparent(), Some(good));
+        assert_eq!(raw("/", &[("traceparent", "garbage")]).traceparent(), None);
+    }
+}
