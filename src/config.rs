@@ -150,8 +150,10 @@ pub struct SourceConfig {
     pub name: String,
     /// How to parse and normalize the body.
     pub provider: ProviderKind,
-    /// How to authenticate; the provider's default scheme when omitted.
-    pub verification: Option<VerificationConfig>,
+    /// How to authenticate. Kept as a table so `scheme` may be omitted and default to the
+    /// provider's; see [`SourceConfig::verification`].
+    #[serde(rename = "verification")]
+    pub verification_table: Option<toml::Table>,
     /// CIDRs the peer address must be in, checked in addition to the scheme.
     #[serde(default)]
     pub allowed_cidrs: Vec<String>,
@@ -277,6 +279,31 @@ impl std::fmt::Display for Secret {
     }
 }
 
+impl SourceConfig {
+    /// The verification scheme and parameters, with `scheme` defaulting to the provider's
+    /// (`standard_webhooks` for Gigs, `query_token` otherwise). `key` prefixes error keys.
+    pub fn verification(&self, key: &str) -> Result<VerificationConfig, ConfigError> {
+        let vkey = format!("{key}.verification");
+        let Some(table) = &self.verification_table else {
+            return Err(ConfigError::invalid(
+                vkey,
+                format!(
+                    "is required: {} sources use `scheme = \"{}\"` unless told otherwise, and need \
+                     its secrets; write `scheme = \"none\"` to accept unauthenticated webhooks",
+                    self.provider.name(),
+                    self.provider.default_scheme()
+                ),
+            ));
+        };
+        let mut table = table.clone();
+        table
+            .entry("scheme")
+            .or_insert_with(|| toml::Value::String(self.provider.default_scheme().to_owned()));
+        VerificationConfig::deserialize(toml::Value::Table(table))
+            .map_err(|error| ConfigError::invalid(vkey, error.message().to_owned()))
+    }
+}
+
 impl Config {
     /// Reads `path`, applies `HOOKNORM_*` overrides and validates.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -399,30 +426,58 @@ mod tests {
         assert_eq!(config.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(config.sources.len(), 3);
         assert!(matches!(
-            config.sources[0].verification,
-            Some(VerificationConfig::StandardWebhooks {
+            config.sources[0].verification("sources[0]").unwrap(),
+            VerificationConfig::StandardWebhooks {
                 tolerance_seconds: 300,
                 ..
-            })
+            }
         ));
-        match &config.sources[1].verification {
-            Some(VerificationConfig::QueryToken { param, tokens }) => {
+        match config.sources[1].verification("sources[1]").unwrap() {
+            VerificationConfig::QueryToken { param, tokens } => {
                 assert_eq!(param, "token");
                 assert_eq!(tokens.len(), 1);
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(config.sources[2].verification.is_none());
+        let error = config.sources[2].verification("sources[2]").unwrap_err();
+        assert!(
+            error.to_string().contains("sources[2].verification"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn scheme_defaults_to_the_providers() {
+        let config = Config::from_toml(
+            "[[sources]]\nname = \"g\"\nprovider = \"gigs\"\nverification = { secrets = [\"whsec_x\"] }\n\
+             [[sources]]\nname = \"a\"\nprovider = \"abowire\"\nverification = { tokens = [\"t\"] }\n\
+             [[sources]]\nname = \"m\"\nprovider = \"mobile_manager\"\nverification = { tokens = [\"t\"], bogus = 1 }",
+        )
+        .unwrap();
+        assert!(matches!(
+            config.sources[0].verification("sources[0]").unwrap(),
+            VerificationConfig::StandardWebhooks { .. }
+        ));
+        assert!(matches!(
+            config.sources[1].verification("sources[1]").unwrap(),
+            VerificationConfig::QueryToken { .. }
+        ));
+        let error = config.sources[2]
+            .verification("sources[2]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("sources[2].verification") && error.contains("bogus"),
+            "{error}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
         let error = Config::from_toml("[server]\ngrpc_lsten = \"x\"").unwrap_err();
         assert!(error.to_string().contains("grpc_lsten"), "{error}");
-        let error = Config::from_toml(
-            "[[sources]]\nname = \"a\"\nprovider = \"nope\"",
-        )
-        .unwrap_err();
+        let error =
+            Config::from_toml("[[sources]]\nname = \"a\"\nprovider = \"nope\"").unwrap_err();
         assert!(error.to_string().contains("nope"), "{error}");
     }
 
@@ -435,7 +490,13 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("sources[1].name"), "{error}");
         let config = Config::from_toml("[[sources]]\nname = \"a b\"\nprovider = \"gigs\"").unwrap();
-        assert!(config.validate().unwrap_err().to_string().contains("sources[0].name"));
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("sources[0].name")
+        );
     }
 
     #[test]
@@ -448,8 +509,14 @@ mod tests {
         let missing = SecretRef::Env {
             env: "HN_SURELY_NOT_SET_123".into(),
         };
-        let error = missing.resolve("sources[0].verification.tokens[0]").unwrap_err();
-        assert!(error.to_string().contains("sources[0].verification.tokens[0]"));
+        let error = missing
+            .resolve("sources[0].verification.tokens[0]")
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("sources[0].verification.tokens[0]")
+        );
         let literal = SecretRef::Literal("hunter2".into());
         assert!(!format!("{literal:?}").contains("hunter2"));
         let secret = literal.resolve("k").unwrap();

@@ -176,7 +176,10 @@ mod tests {
             parse_object(b"{\"a\":1} trailing"),
             Err(JsonError::Syntax { .. })
         ));
-        assert!(matches!(parse_object(b"not json"), Err(JsonError::Syntax { .. })));
+        assert!(matches!(
+            parse_object(b"not json"),
+            Err(JsonError::Syntax { .. })
+        ));
     }
 
     #[test]
@@ -184,6 +187,9 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert_eq!(parse_object(deep.as_bytes()), Err(JsonError::TooDeep));
         let deep_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
-        assert_eq!(parse_object(deep_objects.as_bytes()), Err(JsonError::TooDeep));
+        assert_eq!(
+            parse_object(deep_objects.as_bytes()),
+            Err(JsonError::TooDeep)
+        );
     }
 }

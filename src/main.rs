@@ -1,1 +1,133 @@
-fn main() {}
+//! The `hooknorm` command: parse the command line, load the config, run.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hooknorm::cli::send::{self, SendArgs};
+use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
+use hooknorm::server::{Server, shutdown_signal};
+use tracing_subscriber::EnvFilter;
+
+/// Verifies, normalizes and serves webhooks from Gigs, Abowire and Mobile Manager.
+#[derive(Debug, Parser)]
+#[command(name = "hooknorm", version)]
+struct Cli {
+    /// Config file [default: ./hooknorm.toml]
+    #[arg(long, global = true, env = "HOOKNORM_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve,
+    /// Authenticate a sample or file as the source's provider would and call VerifyAndNormalize.
+    Send {
+        /// Configured source name.
+        #[arg(long)]
+        source: String,
+        /// JSON body to send instead of a built-in sample.
+        #[arg(long, conflicts_with = "sample")]
+        file: Option<PathBuf>,
+        /// Built-in sample name (`--list-samples` shows them).
+        #[arg(long)]
+        sample: Option<String>,
+        /// Server URL [default: the config's grpc_listen].
+        #[arg(long)]
+        server: Option<String>,
+        /// Peer address to report, for ip_allowlist sources.
+        #[arg(long, default_value = "127.0.0.1")]
+        remote_addr: String,
+        /// Verify and normalize only; store nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List the built-in samples.
+    Samples,
+    /// Load and validate the config, then exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Samples = cli.command {
+        for sample in hooknorm::cli::samples::SAMPLES {
+            println!("{:<16} {}", sample.provider.name(), sample.name);
+        }
+        return Ok(());
+    }
+    let path = cli
+        .config
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let config = Config::load(&path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    match cli.command {
+        Command::Serve => {
+            init_tracing(&config)?;
+            runtime.block_on(async {
+                let server = Server::bind(&config).await?;
+                server.serve(shutdown_signal()).await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Send {
+            source,
+            file,
+            sample,
+            server,
+            remote_addr,
+            dry_run,
+        } => {
+            let args = SendArgs {
+                source,
+                file,
+                sample,
+                server,
+                remote_addr,
+                dry_run,
+            };
+            let json = runtime.block_on(send::run(&config, &args))?;
+            println!("{json}");
+            Ok(())
+        }
+        Command::CheckConfig => {
+            hooknorm::pipeline::Pipeline::from_config(&config)?;
+            println!("config ok: {} sources", config.sources.len());
+            Ok(())
+        }
+        Command::Samples => Ok(()),
+    }
+}
+
+fn init_tracing(config: &Config) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .with_context(|| format!("invalid config key `log.level`: `{}`", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    }
+    .map_err(|error| anyhow::anyhow!("cannot install the log subscriber: {error}"))
+}

@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError, SourceConfig, VerificationConfig};
+use crate::config::{Config, ConfigError};
 use crate::error::Reason;
 use crate::proto::v1::Event;
 use crate::providers::{NormalizeError, ProviderKind};
-use crate::verify::{VerifyError, Verifier};
+use crate::verify::{Verifier, VerifyError};
 use crate::webhook::RawWebhook;
 
 /// Why the pipeline refused a webhook.
@@ -64,7 +64,7 @@ impl Pipeline {
         let mut sources = HashMap::with_capacity(config.sources.len());
         for (index, source) in config.sources.iter().enumerate() {
             let key = format!("sources[{index}]");
-            let verification = verification_or_default(&key, source)?;
+            let verification = source.verification(&key)?;
             let verifier = Verifier::from_config(&key, &verification, &source.allowed_cidrs)?;
             sources.insert(
                 source.name.clone(),
@@ -93,11 +93,12 @@ impl Pipeline {
 
     /// Verifies and normalizes one webhook.
     pub fn process(&self, webhook: RawWebhook) -> Result<Outcome, PipelineError> {
-        let source = self.sources.get(&webhook.source).ok_or_else(|| {
-            PipelineError::UnknownSource {
-                source_name: webhook.source.clone(),
-            }
-        })?;
+        let source =
+            self.sources
+                .get(&webhook.source)
+                .ok_or_else(|| PipelineError::UnknownSource {
+                    source_name: webhook.source.clone(),
+                })?;
         if webhook.body.len() > self.max_body_bytes {
             return Err(PipelineError::PayloadTooLarge {
                 size: webhook.body.len(),
@@ -110,24 +111,5 @@ impl Pipeline {
             event,
             duplicate: false,
         })
-    }
-}
-
-/// A source's verification config, or its provider's default scheme when it names none.
-fn verification_or_default(
-    key: &str,
-    source: &SourceConfig,
-) -> Result<VerificationConfig, ConfigError> {
-    match &source.verification {
-        Some(verification) => Ok(verification.clone()),
-        None => Err(ConfigError::invalid(
-            format!("{key}.verification"),
-            format!(
-                "is required: {} sources normally use `scheme = \"{}\"` with their secrets; \
-                 write `scheme = \"none\"` to accept unauthenticated webhooks",
-                source.provider.name(),
-                source.provider.default_scheme()
-            ),
-        )),
     }
 }

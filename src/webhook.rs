@@ -9,7 +9,7 @@ use std::net::IpAddr;
 
 use chrono::{DateTime, Utc};
 
-use crate::verify::{VerifyError, Verifier};
+use crate::verify::{Verifier, VerifyError};
 
 /// A webhook exactly as it arrived, not yet trusted.
 #[derive(Clone)]
@@ -138,7 +138,10 @@ mod tests {
     fn headers_match_case_insensitively_and_repeat() {
         let r = raw("/", &[("Webhook-Id", "a"), ("webhook-id", "b"), ("x", "c")]);
         assert_eq!(r.header("WEBHOOK-ID"), Some("a"));
-        assert_eq!(r.headers_named("webhook-id").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            r.headers_named("webhook-id").collect::<Vec<_>>(),
+            ["a", "b"]
+        );
         assert_eq!(r.header("missing"), None);
     }
 
@@ -152,7 +155,10 @@ mod tests {
 
     #[test]
     fn debug_hides_query_and_headers() {
-        let r = raw("/w?token=supersecret", &[("authorization", "Basic c2VjcmV0")]);
+        let r = raw(
+            "/w?token=supersecret",
+            &[("authorization", "Basic c2VjcmV0")],
+        );
         let shown = format!("{r:?}");
         assert!(!shown.contains("supersecret"), "{shown}");
         assert!(!shown.contains("c2VjcmV0"), "{shown}");

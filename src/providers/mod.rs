@@ -82,7 +82,11 @@ impl ProviderKind {
     }
 
     /// Parses and normalizes a verified webhook received on `source`.
-    pub fn normalize(self, source: &str, webhook: &VerifiedWebhook) -> Result<Event, NormalizeError> {
+    pub fn normalize(
+        self,
+        source: &str,
+        webhook: &VerifiedWebhook,
+    ) -> Result<Event, NormalizeError> {
         let fields = crate::json::parse_object(webhook.body())?;
         let raw = webhook.raw();
         let context = Context {

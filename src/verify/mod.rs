@@ -92,19 +92,24 @@ impl Verifier {
         let vkey = format!("{key}.verification");
         let mut allowlists = Vec::new();
         if !allowed_cidrs.is_empty() {
-            allowlists.push(IpAllowlist::parse(&format!("{key}.allowed_cidrs"), allowed_cidrs)?);
+            allowlists.push(IpAllowlist::parse(
+                &format!("{key}.allowed_cidrs"),
+                allowed_cidrs,
+            )?);
         }
         let scheme = match config {
             VerificationConfig::StandardWebhooks {
                 secrets,
                 public_keys,
                 tolerance_seconds,
-            } => Scheme::StandardWebhooks(StandardWebhooksVerifier::new(
-                &resolve_all(&format!("{vkey}.secrets"), secrets)?,
-                &resolve_all(&format!("{vkey}.public_keys"), public_keys)?,
-                Duration::from_secs(*tolerance_seconds),
-            )
-            .map_err(|error| ConfigError::invalid(vkey.clone(), error))?),
+            } => Scheme::StandardWebhooks(
+                StandardWebhooksVerifier::new(
+                    &resolve_all(&format!("{vkey}.secrets"), secrets)?,
+                    &resolve_all(&format!("{vkey}.public_keys"), public_keys)?,
+                    Duration::from_secs(*tolerance_seconds),
+                )
+                .map_err(|error| ConfigError::invalid(vkey.clone(), error))?,
+            ),
             VerificationConfig::QueryToken { param, tokens } => {
                 Scheme::QueryToken(QueryTokenVerifier::new(
                     param.clone(),
@@ -179,20 +184,14 @@ impl Verifier {
     }
 }
 
-fn resolve_all(
-    key: &str,
-    refs: &[SecretRef],
-) -> Result<Vec<crate::config::Secret>, ConfigError> {
+fn resolve_all(key: &str, refs: &[SecretRef]) -> Result<Vec<crate::config::Secret>, ConfigError> {
     refs.iter()
         .enumerate()
         .map(|(index, secret)| secret.resolve(&format!("{key}[{index}]")))
         .collect()
 }
 
-fn require_some(
-    key: &str,
-    refs: &[SecretRef],
-) -> Result<Vec<crate::config::Secret>, ConfigError> {
+fn require_some(key: &str, refs: &[SecretRef]) -> Result<Vec<crate::config::Secret>, ConfigError> {
     if refs.is_empty() {
         return Err(ConfigError::invalid(key, "needs at least one token"));
     }

@@ -1,0 +1,285 @@
+//! Unit tests of the abowire normalizer, including its fixtures under `tests/fixtures/abowire/`.
+
+use super::*;
+use crate::providers::fields::testing::{
+    assert_expected, context, expected_paths, parse, reference,
+};
+
+fn run(body: &str) -> Result<Event, NormalizeError> {
+    normalize(parse(body), &context())
+}
+
+fn detail(event: &Event) -> &AbowireDetail {
+    match &event.detail {
+        Some(Detail::Abowire(detail)) => detail,
+        other => panic!("not an abowire detail: {other:?}"),
+    }
+}
+
+fn v1_body(extra: &str) -> String {
+    format!(
+        r#"{{"id":"5f0c9a3e","userId":"usr_1","origin":"o","destination":"d","payload":{{"id":"x1"}},{extra}}}"#
+    )
+}
+
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "abowire/api-key.revoke.json",
+        include_str!("../../../tests/fixtures/abowire/api-key.revoke.json"),
+    ),
+    (
+        "abowire/subscription.bulk-enable.json",
+        include_str!("../../../tests/fixtures/abowire/subscription.bulk-enable.json"),
+    ),
+    (
+        "abowire/account-subaccount.create.json",
+        include_str!("../../../tests/fixtures/abowire/account-subaccount.create.json"),
+    ),
+    (
+        "abowire/payment.accepted.json",
+        include_str!("../../../tests/fixtures/abowire/payment.accepted.json"),
+    ),
+    (
+        "abowire/current.customer.updated.json",
+        include_str!("../../../tests/fixtures/abowire/current.customer.updated.json"),
+    ),
+    (
+        "abowire/current.product.created.json",
+        include_str!("../../../tests/fixtures/abowire/current.product.created.json"),
+    ),
+];
+
+#[test]
+fn every_fixture_matches_expected_json() {
+    let mut listed: Vec<&str> = FIXTURES.iter().map(|(path, _)| *path).collect();
+    listed.sort_unstable();
+    let mut expected = expected_paths("abowire");
+    expected.sort_unstable();
+    assert_eq!(
+        listed, expected,
+        "fixtures and expected.json list different files"
+    );
+    for (path, body) in FIXTURES {
+        let event = run(body).unwrap_or_else(|error| panic!("{path}: {error}"));
+        assert_expected(path, &event);
+    }
+}
+
+#[test]
+fn every_documented_v1_event_maps_by_each_naming_route() {
+    for (name, canonical) in [
+        ("invoice:create", "invoice.created"),
+        ("payment:create", "payment.created"),
+        ("payment:accepted", "payment.accepted"),
+        ("payment:declined", "payment.declined"),
+        ("product:create", "product.created"),
+        ("product:update", "product.updated"),
+        ("subscriber:create", "subscriber.created"),
+        ("subscriber:update", "subscriber.updated"),
+        ("subscription:create", "subscription.created"),
+        ("subscription:update", "subscription.updated"),
+        ("account:update", "account.updated"),
+        ("account-subaccount:create", "account_subaccount.created"),
+        ("account-subaccount:update", "account_subaccount.updated"),
+        ("api-key:create", "api_key.created"),
+        ("api-key:revoke", "api_key.revoked"),
+        ("subscription:disable", "subscription.disabled"),
+        ("subscription:enable", "subscription.enabled"),
+        ("subscription:bulk-enable", "subscription.bulk_enabled"),
+        ("subscription:bulk-disable", "subscription.bulk_disabled"),
+        // Not documented: passes through snake_cased.
+        ("invoice:mark-paid", "invoice.mark_paid"),
+    ] {
+        let (component, action) = name.split_once(':').unwrap();
+        for extra in [
+            format!(r#""action":"{name}","component":"billing""#),
+            format!(r#""component":"{component}","action":"{action}""#),
+            format!(r#""eventArn":"arn:abowire:eu-central-1:{name}""#),
+            format!(r#""eventArn":"abowire/events/{component}/{action}","action":"""#),
+        ] {
+            let event = run(&v1_body(&extra)).unwrap_or_else(|error| panic!("{extra}: {error}"));
+            assert_eq!(event.r#type, canonical, "{extra}");
+            assert_eq!(event.provider_event_type, name, "{extra}");
+            assert_eq!(
+                event.subject,
+                Some(reference(canonical.split('.').next().unwrap(), "x1"))
+            );
+        }
+    }
+}
+
+#[test]
+fn v1_detail_identity_and_no_provider_event_id() {
+    let event = run(FIXTURES[0].1).unwrap();
+    assert_eq!(event.provider_event_id, "");
+    assert!(
+        event.id.starts_with("abw_") && event.id.len() == 36,
+        "{}",
+        event.id
+    );
+    let detail = detail(&event);
+    assert_eq!(detail.format, AbowireFormat::V1 as i32);
+    assert_eq!(detail.webhook_id, "5f0c9a3e-2b7d-4c81-9e46-1d8f3a6b7c20");
+    assert_eq!(
+        detail.event_arn,
+        "arn:abowire:account:eu-central-1:api-key:revoke"
+    );
+    assert_eq!(
+        (detail.component.as_str(), detail.action.as_str()),
+        ("account", "api-key:revoke")
+    );
+    assert_eq!(detail.user_id, "usr_8Kq3Zt1mXc");
+    assert_eq!(detail.origin, "https://app.abowire.com");
+    assert_eq!(detail.timestamp, "2025-03-04T10:15:30.512Z");
+    assert_eq!(event.previous_data, None);
+    assert!(event.data.unwrap().fields.contains_key("prefix"));
+
+    // Same content, other key order and spacing: same id. Other content: another id.
+    let reordered = r#"{ "payload": {"id":"x1"}, "action" : "api-key:revoke", "id": "w" }"#;
+    let original = r#"{"id":"w","action":"api-key:revoke","payload":{"id":"x1"}}"#;
+    assert_eq!(run(reordered).unwrap().id, run(original).unwrap().id);
+    let other = r#"{"id":"w","action":"api-key:revoke","payload":{"id":"x2"}}"#;
+    assert_ne!(run(other).unwrap().id, run(original).unwrap().id);
+}
+
+#[test]
+fn v1_timestamps_as_rfc3339_epoch_seconds_or_millis() {
+    let seconds = 1_741_083_330;
+    for (timestamp, sent) in [
+        (r#""2025-03-04T10:15:30Z""#, "2025-03-04T10:15:30Z"),
+        (r#""2025-03-04T10:15:30.000Z""#, "2025-03-04T10:15:30.000Z"),
+        ("1741083330", "1741083330"),
+        ("1741083330000", "1741083330000"),
+        (r#""1741083330""#, "1741083330"),
+        (r#""1741083330000""#, "1741083330000"),
+    ] {
+        let event = run(&v1_body(&format!(
+            r#""action":"a:create","timestamp":{timestamp}"#
+        )))
+        .unwrap();
+        assert_eq!(event.occurred_at.unwrap().seconds, seconds, "{timestamp}");
+        assert_eq!(detail(&event).timestamp, sent);
+    }
+    let event = run(&v1_body(r#""action":"a:create""#)).unwrap();
+    assert_eq!(
+        event.occurred_at,
+        Some(event::timestamp(context().received_at))
+    );
+    assert_eq!(
+        run(&v1_body(
+            r#""action":"a:create","timestamp":"last tuesday""#
+        ))
+        .unwrap_err()
+        .to_string(),
+        r#"field `timestamp`: expected an rfc 3339 time or epoch seconds/milliseconds, found "last tuesday""#
+    );
+    assert_eq!(
+        run(&v1_body(r#""action":"a:create","timestamp":true"#))
+            .unwrap_err()
+            .to_string(),
+        "field `timestamp`: expected a time or an epoch number, found a boolean"
+    );
+}
+
+#[test]
+fn non_object_payloads_are_wrapped() {
+    let event =
+        run(r#"{"action":"subscription:bulk-disable","payload":["sub_1",{"id":"sub_2"},{"x":1}]}"#)
+            .unwrap();
+    assert_eq!(event.subject, Some(reference("subscription", "")));
+    assert_eq!(
+        event.related,
+        vec![
+            reference("subscription", "sub_1"),
+            reference("subscription", "sub_2")
+        ]
+    );
+    let data = event.data.unwrap();
+    assert!(matches!(
+        data.fields["value"].kind,
+        Some(Kind::ListValue(_))
+    ));
+    let event = run(r#"{"action":"api-key:revoke","payload":"key_1"}"#).unwrap();
+    assert_eq!(
+        event.data.unwrap().fields["value"].kind,
+        Some(Kind::StringValue("key_1".into()))
+    );
+    assert_eq!(run(r#"{"action":"api-key:revoke"}"#).unwrap().data, None);
+}
+
+#[test]
+fn current_format_events() {
+    let event = run(FIXTURES[4].1).unwrap();
+    assert_eq!(event.provider_event_type, "customer.updated");
+    assert_eq!(
+        event.occurred_at,
+        Some(event::timestamp(context().received_at))
+    );
+    assert!(
+        event
+            .previous_data
+            .as_ref()
+            .unwrap()
+            .fields
+            .contains_key("email")
+    );
+    let detail = detail(&event);
+    assert_eq!(detail.format, AbowireFormat::Current as i32);
+    assert_eq!(detail.event_source, "com.abowire.billing");
+    assert_eq!(detail.account_id, "acc_1Qz7Ls4MpX");
+    assert_eq!(detail.is_production, Some(true));
+    assert_eq!(detail.webhook_id, "");
+
+    let event = run(
+        r#"{"event":"customerGroup.memberAdded","payload":{"id":12,"extra":true},"brandNew":1}"#,
+    )
+    .unwrap();
+    assert_eq!(event.r#type, "customer_group.member_added");
+    assert_eq!(event.subject, Some(reference("customer_group", "12")));
+    assert_eq!(self::detail(&event).is_production, None);
+    assert!(event.data.unwrap().fields.contains_key("extra"));
+}
+
+#[test]
+fn malformed_bodies_name_the_field_and_the_reason() {
+    for (body, message) in [
+        (
+            r#"{"source":"com.abowire.billing","payload":{}}"#,
+            "field `event`: required (neither v1 `action`/`eventArn` nor current `event` present)",
+        ),
+        (
+            r#"{"event":"ping"}"#,
+            r#"field `event`: expected "<resource>.<action>", found "ping""#,
+        ),
+        (
+            r#"{"event":7}"#,
+            "field `event`: expected a string, found a number",
+        ),
+        (
+            r#"{"event":"customer.created","isProduction":"yes"}"#,
+            "field `isProduction`: expected a boolean, found a string",
+        ),
+        (
+            r#"{"event":"customer.created","payload":{"id":{}}}"#,
+            "field `payload.id`: expected a string or a number, found an object",
+        ),
+        (
+            r#"{"event":"customer.created","previousPayload":null,"accountId":1}"#,
+            "field `accountId`: expected a string, found a number",
+        ),
+        (
+            r#"{"action":"create","eventArn":"revoke"}"#,
+            r#"field `action`: expected a `resource:verb` event name in `action`, `component` + `action` or `eventArn`, found action "create", component "", eventArn "revoke""#,
+        ),
+        (
+            r#"{"action":"api-key:"}"#,
+            r#"field `action`: expected a `resource:verb` event name in `action`, `component` + `action` or `eventArn`, found action "api-key:", component "", eventArn """#,
+        ),
+        (
+            r#"{"action":["a:create"]}"#,
+            "field `action`: expected a string, found an array",
+        ),
+    ] {
+        assert_eq!(run(body).unwrap_err().to_string(), message, "{body}");
+    }
+}

@@ -1,0 +1,415 @@
+//! Unit tests of the gigs normalizer, including its fixtures under `tests/fixtures/gigs/`.
+
+use super::*;
+use crate::providers::fields::testing::{
+    assert_expected, context, expected_paths, parse, reference,
+};
+
+fn run(body: &str) -> Result<Event, NormalizeError> {
+    normalize(parse(body), &context())
+}
+
+fn with_data(provider_type: &str, data: &str) -> Result<Event, NormalizeError> {
+    run(&format!(
+        r#"{{"id":"evt_1","type":"{provider_type}","time":"2022-03-16T14:12:42Z","data":{data}}}"#
+    ))
+}
+
+fn error(body: &str) -> String {
+    run(body).unwrap_err().to_string()
+}
+
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "gigs/project.updated.json",
+        include_str!("../../../tests/fixtures/gigs/project.updated.json"),
+    ),
+    (
+        "gigs/sim.retired.json",
+        include_str!("../../../tests/fixtures/gigs/sim.retired.json"),
+    ),
+    (
+        "gigs/portOutCredentials.issued.json",
+        include_str!("../../../tests/fixtures/gigs/portOutCredentials.issued.json"),
+    ),
+    (
+        "gigs/subscription.activated.json",
+        include_str!("../../../tests/fixtures/gigs/subscription.activated.json"),
+    ),
+    (
+        "gigs/subscriptionChange.applied.json",
+        include_str!("../../../tests/fixtures/gigs/subscriptionChange.applied.json"),
+    ),
+    (
+        "gigs/usageThreshold.exceeded.json",
+        include_str!("../../../tests/fixtures/gigs/usageThreshold.exceeded.json"),
+    ),
+    (
+        "gigs/device.updated.json",
+        include_str!("../../../tests/fixtures/gigs/device.updated.json"),
+    ),
+    (
+        "gigs/porting.requested.json",
+        include_str!("../../../tests/fixtures/gigs/porting.requested.json"),
+    ),
+    (
+        "gigs/eSimProfile.disabled.json",
+        include_str!("../../../tests/fixtures/gigs/eSimProfile.disabled.json"),
+    ),
+];
+
+#[test]
+fn every_fixture_matches_expected_json() {
+    let mut listed: Vec<&str> = FIXTURES.iter().map(|(path, _)| *path).collect();
+    listed.sort_unstable();
+    let mut expected = expected_paths("gigs");
+    expected.sort_unstable();
+    assert_eq!(
+        listed, expected,
+        "fixtures and expected.json list different files"
+    );
+    for (path, body) in FIXTURES {
+        let event = run(body).unwrap_or_else(|error| panic!("{path}: {error}"));
+        assert_expected(path, &event);
+    }
+}
+
+#[test]
+fn every_documented_type_maps_to_its_canonical_type() {
+    for (provider_type, canonical) in [
+        ("addon.updated", "addon.updated"),
+        ("connectSession.updated", "connect_session.updated"),
+        ("creditNote.created", "credit_note.created"),
+        ("creditNote.updated", "credit_note.updated"),
+        ("device.updated", "device.updated"),
+        ("device.deleted", "device.deleted"),
+        ("eSimProfile.enabled", "e_sim_profile.enabled"),
+        ("eSimProfile.disabled", "e_sim_profile.disabled"),
+        ("installation.created", "installation.created"),
+        ("installation.updated", "installation.updated"),
+        ("invoice.created", "invoice.created"),
+        ("invoice.paid", "invoice.paid"),
+        ("order.confirmed", "order.confirmed"),
+        ("payment.failed", "payment.failed"),
+        ("payment.disputeLost", "payment.dispute_lost"),
+        ("paymentLink.updated", "payment_link.updated"),
+        ("paymentMethod.created", "payment_method.created"),
+        ("porting.requested", "porting.requested"),
+        ("porting.declined", "porting.declined"),
+        ("porting.canceled", "porting.canceled"),
+        ("porting.updated", "porting.updated"),
+        ("portOutCredentials.issued", "port_out_credentials.issued"),
+        ("project.updated", "project.updated"),
+        ("project.deleted", "project.deleted"),
+        ("sim.updated", "sim.updated"),
+        ("sim.deleted", "sim.deleted"),
+        ("sim.retired", "sim.retired"),
+        ("subscription.created", "subscription.created"),
+        ("subscription.activated", "subscription.activated"),
+        ("subscription.renewed", "subscription.renewed"),
+        ("subscription.resumed", "subscription.resumed"),
+        ("subscriptionAddon.created", "subscription_addon.created"),
+        ("subscriptionChange.applied", "subscription_change.applied"),
+        ("subscriptionChange.created", "subscription_change.created"),
+        ("subscriptionChange.deleted", "subscription_change.deleted"),
+        (
+            "usageBalance.thresholdReached",
+            "usage_balance.threshold_reached",
+        ),
+        ("usageNotification.created", "usage_notification.created"),
+        ("usageThreshold.exceeded", "usage_threshold.exceeded"),
+        ("user.deleted", "user.deleted"),
+        ("user.address.created", "user_address.created"),
+        ("voucher.created", "voucher.created"),
+        ("voucher.updated", "voucher.updated"),
+        // Not documented yet: a new, well-formed type still normalizes by the same rule.
+        (
+            "widgetGroup.member.reassignedTwice",
+            "widget_group_member.reassigned_twice",
+        ),
+    ] {
+        let provider_type = format!("com.gigs.{provider_type}");
+        let event = with_data(&provider_type, r#"{"object":"thing","id":"thg_1"}"#)
+            .unwrap_or_else(|error| panic!("{provider_type}: {error}"));
+        assert_eq!(event.r#type, canonical, "{provider_type}");
+        assert_eq!(event.provider_event_type, provider_type);
+    }
+}
+
+#[test]
+fn envelope_fields_fill_ids_times_and_detail() {
+    let event = run(FIXTURES[1].1).unwrap();
+    assert_eq!(event.id, "evt_0SNlurA049MEWV5gNTcQ5A07h3Ol");
+    assert_eq!(event.provider_event_id, "evt_0SNlurA049MEWV5gNTcQ5A07h3Ol");
+    assert_eq!(event.occurred_at.unwrap().seconds, 1_647_439_962);
+    assert_eq!(event.previous_data, None);
+    let Some(Detail::Gigs(detail)) = event.detail else {
+        panic!("not a gigs detail")
+    };
+    assert_eq!(detail.event_source, "https://api.gigs.com");
+    assert_eq!(detail.spec_version, "1.0");
+    assert_eq!(detail.data_content_type, "application/json");
+    assert_eq!(detail.project, "gigs");
+    assert_eq!(detail.api_version, "2024-10-28");
+    assert_eq!(detail.time, "2022-03-16T14:12:42Z");
+    assert_eq!(detail.actor, None);
+    let data = event.data.unwrap();
+    assert_eq!(
+        data.fields["iccid"].kind,
+        Some(Kind::StringValue("89883070000007537119".into()))
+    );
+
+    // Fractional seconds, `actor` and `previousData`.
+    let event = run(FIXTURES[4].1).unwrap();
+    assert_eq!(
+        run(FIXTURES[2].1).unwrap().occurred_at.unwrap().seconds,
+        1_647_439_962
+    );
+    let Some(Detail::Gigs(detail)) = event.detail else {
+        panic!("not a gigs detail")
+    };
+    assert!(detail.actor.unwrap().fields.contains_key("user"));
+    let previous = run(FIXTURES[0].1).unwrap().previous_data.unwrap();
+    assert_eq!(
+        previous.fields["name"].kind,
+        Some(Kind::StringValue("Gigs".into()))
+    );
+}
+
+#[test]
+fn bare_ids_and_id_lists_are_references_but_plain_values_are_not() {
+    let event = with_data(
+        "com.gigs.usageNotification.created",
+        r#"{"object":"usageNotification","subscription":"sub_A1","subscriptionAddons":["sad_A","sad_B"],
+           "status":"active","iccid":"89883070000007537119","provider":"p9","type":"thresholdExceeded",
+           "owner":"usr_Q1","userAddress":"adr_Z9","project":"gigs","locales":["en-US"],
+           "parent":{"object":"subscription","id":"sub_A1"},"note":"sub_ with space",
+           "thresholdExceeded":{"subscriptionAddons":["sad_NESTED"]}}"#,
+    )
+    .unwrap();
+    assert_eq!(event.subject, Some(reference("subscription", "sub_A1")));
+    assert_eq!(
+        event.related,
+        vec![
+            reference("user", "usr_Q1"),
+            reference("project", "gigs"),
+            reference("subscription_addon", "sad_A"),
+            reference("subscription_addon", "sad_B"),
+            reference("user_address", "adr_Z9"),
+        ]
+    );
+}
+
+#[test]
+fn subjects_of_data_without_an_id() {
+    let subject =
+        |provider_type: &str, data: &str| with_data(provider_type, data).unwrap().subject.unwrap();
+    assert_eq!(
+        subject(
+            "com.gigs.eSimProfile.enabled",
+            r#"{"object":"eSimProfile","subscription":"sub_1","sim":{"object":"sim","id":"sim_1"}}"#
+        ),
+        reference("sim", "sim_1")
+    );
+    assert_eq!(
+        subject(
+            "com.gigs.usageThreshold.exceeded",
+            r#"{"object":"usageThresholdExceeded","sim":"sim_1","subscription":"sub_1"}"#
+        ),
+        reference("subscription", "sub_1")
+    );
+    assert_eq!(
+        subject(
+            "com.gigs.installation.created",
+            r#"{"object":"installation","application":"gigs-connect","settings":{}}"#
+        ),
+        reference("installation", "gigs-connect")
+    );
+    assert_eq!(
+        subject(
+            "com.gigs.widget.created",
+            r#"{"object":"widgetThing","size":3}"#
+        ),
+        reference("widget", "")
+    );
+    // No `object`: the type's resource names the kind.
+    assert_eq!(
+        subject("com.gigs.sim.updated", r#"{"id":"sim_1"}"#),
+        reference("sim", "sim_1")
+    );
+}
+
+#[test]
+fn unknown_fields_are_kept() {
+    let event = run(
+        r#"{"id":"evt_1","type":"com.gigs.sim.updated","brandNew":{"x":1},
+            "data":{"object":"sim","id":"sim_1","futureField":[1,2]}}"#,
+    )
+    .unwrap();
+    assert!(event.data.unwrap().fields.contains_key("futureField"));
+    // No time: the receive time stands in.
+    assert_eq!(
+        event.occurred_at,
+        Some(event::timestamp(context().received_at))
+    );
+}
+
+#[test]
+fn malformed_envelopes_name_the_field_and_the_reason() {
+    let data = r#""data":{"object":"sim","id":"sim_1"}"#;
+    for (body, message) in [
+        (
+            format!(r#"{{"type":"com.gigs.sim.updated",{data}}}"#),
+            "field `id`: required",
+        ),
+        (
+            format!(r#"{{"id":7,"type":"com.gigs.sim.updated",{data}}}"#),
+            "field `id`: expected a string, found a number",
+        ),
+        (
+            format!(r#"{{"id":"evt_1",{data}}}"#),
+            "field `type`: required",
+        ),
+        (
+            format!(r#"{{"id":"evt_1","type":"sim.updated",{data}}}"#),
+            r#"field `type`: expected a type starting with "com.gigs.", found "sim.updated""#,
+        ),
+        (
+            format!(r#"{{"id":"evt_1","type":"com.gigs.sim",{data}}}"#),
+            r#"field `type`: expected "com.gigs.<resource>.<action>", found "com.gigs.sim""#,
+        ),
+        (
+            r#"{"id":"evt_1","type":"com.gigs.sim.updated"}"#.to_owned(),
+            "field `data`: required",
+        ),
+        (
+            r#"{"id":"evt_1","type":"com.gigs.sim.updated","data":"sim_1"}"#.to_owned(),
+            "field `data`: expected an object, found a string",
+        ),
+        (
+            r#"{"id":"evt_1","type":"com.gigs.sim.updated","data":{"object":"sim","id":1}}"#
+                .to_owned(),
+            "field `data.id`: expected a string, found a number",
+        ),
+        (
+            format!(r#"{{"id":"evt_1","type":"com.gigs.sim.updated","time":"soon",{data}}}"#),
+            r#"field `time`: expected an rfc 3339 time, found "soon""#,
+        ),
+        (
+            format!(r#"{{"id":"evt_1","type":"com.gigs.sim.updated","previousData":[],{data}}}"#),
+            "field `previousData`: expected an object, found an array",
+        ),
+    ] {
+        assert_eq!(error(&body), message, "{body}");
+    }
+}
+
+#[test]
+#[ignore]
+fn zz_perf() {
+    use std::time::Instant;
+    let all: Vec<(
+        &str,
+        &str,
+        fn(Object, &Context) -> Result<Event, NormalizeError>,
+    )> = vec![
+        (
+            "gigs project",
+            include_str!("../../../tests/fixtures/gigs/project.updated.json"),
+            super::normalize,
+        ),
+        (
+            "gigs device",
+            include_str!("../../../tests/fixtures/gigs/device.updated.json"),
+            super::normalize,
+        ),
+        (
+            "abw",
+            include_str!("../../../tests/fixtures/abowire/current.customer.updated.json"),
+            crate::providers::abowire::normalize,
+        ),
+        (
+            "mm",
+            include_str!("../../../tests/fixtures/mobile_manager/alert.on.json"),
+            crate::providers::mobile_manager::normalize,
+        ),
+    ];
+    for (name, body, f) in all {
+        let n = 50_000;
+        let t = Instant::now();
+        for _ in 0..n {
+            let v: serde_json::Value = serde_json::from_slice(body.as_bytes()).unwrap();
+            std::hint::black_box(v);
+        }
+        let base = t.elapsed();
+        let t = Instant::now();
+        for _ in 0..n {
+            let fields = crate::json::parse_object(body.as_bytes()).unwrap();
+            std::hint::black_box(f(fields, &context()).unwrap());
+        }
+        let ours = t.elapsed();
+        let t = Instant::now();
+        for _ in 0..n {
+            let fields = crate::json::parse_object(body.as_bytes()).unwrap();
+            std::hint::black_box(fields);
+        }
+        let parse = t.elapsed();
+        eprintln!(
+            "{name}: serde {:?} parse {:?} parse+normalize {:?} ratio {:.2}",
+            base / n,
+            parse / n,
+            ours / n,
+            ours.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn zz_perf2() {
+    use std::time::Instant;
+    let n = 200_000u32;
+    let t = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(
+            crate::event::Fingerprint::new()
+                .text("3f7a2c9e-8b1d-4e65-a2f4-6c0d9e3b7a18")
+                .text("b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34")
+                .text("on")
+                .text(&i.to_string())
+                .finish("mma_"),
+        );
+    }
+    eprintln!("fingerprint {:?}", t.elapsed() / n);
+    let body = include_str!("../../../tests/fixtures/mobile_manager/alert.on.json");
+    let fields = crate::json::parse_object(body.as_bytes()).unwrap();
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(fields.clone());
+    }
+    let c = t.elapsed() / n;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            crate::providers::mobile_manager::normalize(fields.clone(), &context()).unwrap(),
+        );
+    }
+    eprintln!("clone {:?} clone+normalize {:?}", c, t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(crate::event::timestamp(context().received_at));
+    }
+    eprintln!("ctx {:?}", t.elapsed() / n);
+}
+
+#[test]
+#[ignore]
+fn zz_perf3() {
+    let body = include_str!("../../../tests/fixtures/mobile_manager/alert.on.json");
+    for _ in 0..300_000 {
+        let fields = crate::json::parse_object(body.as_bytes()).unwrap();
+        std::hint::black_box(
+            crate::providers::mobile_manager::normalize(fields, &context()).unwrap(),
+        );
+    }
+}

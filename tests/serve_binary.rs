@@ -1,0 +1,256 @@
+//! The real `hooknorm` binary: `serve` on port 0 answers health and reflection, `send` shows the
+//! whole path for each provider, bad config fails start-up naming the key, and SIGTERM stops
+//! the server cleanly.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
+
+struct Running {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `hooknorm serve` and waits for its "grpc listening" log line.
+fn serve(config: &Path) -> Running {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("HOOKNORM_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let parsed: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not json: {line}"));
+            if parsed["message"] == "grpc listening" {
+                let addr = parsed["addr"].as_str().expect("addr field").to_owned();
+                return Running { child, addr };
+            }
+            seen.push(line);
+        }
+    }
+    panic!("server did not report its address; log: {seen:#?}");
+}
+
+fn write_config(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("hooknorm.toml");
+    std::fs::write(&path, common::test_config_toml(1024 * 1024)).expect("config written");
+    path
+}
+
+#[test]
+fn send_shows_each_provider_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    let running = serve(&config);
+    for (source, sample, want_type) in [
+        ("gigs", "subscription.activated", "subscription.activated"),
+        (
+            "gigs",
+            "portOutCredentials.issued",
+            "port_out_credentials.issued",
+        ),
+        ("abowire", "api-key.revoke", "api_key.revoked"),
+        (
+            "abowire-header",
+            "subscription.bulk-enable",
+            "subscription.bulk_enabled",
+        ),
+        (
+            "abowire-basic",
+            "current.customer.updated",
+            "customer.updated",
+        ),
+        ("mm", "order.complete", "order.completed"),
+        ("mm", "alert.off", "alert.cleared"),
+    ] {
+        let output = Command::new(BIN)
+            .args(["send", "--config"])
+            .arg(&config)
+            .args(["--source", source, "--sample", sample, "--server"])
+            .arg(format!("http://{}", running.addr))
+            .output()
+            .expect("send runs");
+        assert!(
+            output.status.success(),
+            "{source}/{sample}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("send prints json");
+        assert_eq!(
+            json["event"]["type"], want_type,
+            "{source}/{sample}: {json}"
+        );
+        assert_eq!(json["event"]["source"], source);
+    }
+
+    // A refused webhook: the reason reaches the user and the exit code is non-zero.
+    let bogus = dir.path().join("bogus.json");
+    std::fs::write(&bogus, "[1,2]").expect("written");
+    let output = Command::new(BIN)
+        .args(["send", "--config"])
+        .arg(&config)
+        .args(["--source", "abowire", "--file"])
+        .arg(&bogus)
+        .args(["--server"])
+        .arg(format!("http://{}", running.addr))
+        .output()
+        .expect("send runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("MALFORMED_PAYLOAD"), "{stderr}");
+}
+
+#[tokio::test]
+async fn health_and_reflection_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = serve(&write_config(dir.path()));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", running.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        let response = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner();
+        assert_eq!(
+            response.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+            "service {service:?}"
+        );
+    }
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection answers")
+        .into_inner();
+    let response = stream
+        .message()
+        .await
+        .expect("message")
+        .expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+        panic!("unexpected reflection response");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"hooknorm.v1.NormalizerService".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut running = serve(&write_config(dir.path()));
+    let status = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = running.child.try_wait().expect("wait") {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn invalid_config_fails_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (toml, key) in [
+        ("[server]\ngrpc_listen = \"nonsense\"", "grpc_listen"),
+        (
+            "[[sources]]\nname = \"g\"\nprovider = \"gigs\"\nverification = { secrets = [\"whsec_%%%notbase64\"] }",
+            "sources[0].verification",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nprovider = \"abowire\"\nverification = { tokens = [{ env = \"HN_NOT_SET_XYZ\" }] }",
+            "sources[0].verification.tokens[0]",
+        ),
+        (
+            "[[sources]]\nname = \"a\"\nprovider = \"abowire\"",
+            "sources[0].verification",
+        ),
+        (
+            "[[sources]]\nname = \"m\"\nprovider = \"mobile_manager\"\nallowed_cidrs = [\"10.0.0.0/33\"]\nverification = { scheme = \"none\" }",
+            "sources[0].allowed_cidrs[0]",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).expect("written");
+        let output = Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "{toml}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "expected `{key}` in: {stderr}");
+        assert!(!stderr.contains("%%%notbase64"), "secret echoed: {stderr}");
+    }
+    let output = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("hooknorm.toml"))
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "dev config: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
