@@ -51,6 +51,10 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub streams: StreamsConfig,
+    #[serde(default)]
     pub sources: Vec<SourceConfig>,
 }
 
@@ -103,6 +107,114 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        }
+    }
+}
+
+/// `[store]`: the durable event log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Which backend keeps the log.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// Directory the embedded store keeps its files in (created if missing).
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// How long a redelivered webhook is still recognized as a duplicate, in seconds. Svix
+    /// retries Gigs webhooks for about 1.2 days, so the default (7 days) leaves ample margin.
+    #[serde(default = "default_dedup_window")]
+    pub dedup_window_seconds: u64,
+    /// Events older than this are removed (seconds; unset keeps them by age).
+    #[serde(default)]
+    pub retention_max_age_seconds: Option<u64>,
+    /// At most this many events are kept (unset keeps them by count).
+    #[serde(default)]
+    pub retention_max_count: Option<u64>,
+    /// How often retention runs, in seconds.
+    #[serde(default = "default_retention_interval")]
+    pub retention_interval_seconds: u64,
+    /// Most appends one group commit may hold.
+    #[serde(default = "default_group_commit_max")]
+    pub group_commit_max: usize,
+}
+
+/// `[streams]`: StreamEvents subscriptions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// Seconds without a message after which a heartbeat is sent.
+    #[serde(default = "default_heartbeat")]
+    pub heartbeat_seconds: u64,
+    /// Messages buffered per subscriber between the log and its connection.
+    #[serde(default = "default_stream_buffer")]
+    pub buffer: usize,
+    /// A subscriber that reads nothing for this many seconds while messages wait is ended with
+    /// a status telling it where to resume.
+    #[serde(default = "default_slow_subscriber_timeout")]
+    pub slow_subscriber_timeout_seconds: u64,
+}
+
+fn default_heartbeat() -> u64 {
+    15
+}
+
+fn default_stream_buffer() -> usize {
+    256
+}
+
+fn default_slow_subscriber_timeout() -> u64 {
+    60
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        StreamsConfig {
+            heartbeat_seconds: default_heartbeat(),
+            buffer: default_stream_buffer(),
+            slow_subscriber_timeout_seconds: default_slow_subscriber_timeout(),
+        }
+    }
+}
+
+/// The event log backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// One SQLite file (WAL mode) under `store.path`.
+    #[default]
+    Sqlite,
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("hooknorm-data")
+}
+
+/// 7 days.
+pub const DEFAULT_DEDUP_WINDOW_SECONDS: u64 = 7 * 24 * 3600;
+
+fn default_dedup_window() -> u64 {
+    DEFAULT_DEDUP_WINDOW_SECONDS
+}
+
+fn default_retention_interval() -> u64 {
+    60
+}
+
+fn default_group_commit_max() -> usize {
+    1024
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::default(),
+            path: default_store_path(),
+            dedup_window_seconds: DEFAULT_DEDUP_WINDOW_SECONDS,
+            retention_max_age_seconds: None,
+            retention_max_count: None,
+            retention_interval_seconds: default_retention_interval(),
+            group_commit_max: default_group_commit_max(),
         }
     }
 }
@@ -331,8 +443,8 @@ impl Config {
         })
     }
 
-    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_LOG_FORMAT` and
-    /// `HOOKNORM_LOG_LEVEL`.
+    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`,
+    /// `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(value) = var("HOOKNORM_GRPC_LISTEN") {
             self.server.grpc_listen = value.parse().map_err(|error| {
@@ -343,6 +455,9 @@ impl Config {
             self.limits.max_body_bytes = value.parse().map_err(|error| {
                 ConfigError::invalid("HOOKNORM_MAX_BODY_BYTES", format!("{error}"))
             })?;
+        }
+        if let Some(value) = var("HOOKNORM_STORE_PATH") {
+            self.store.path = PathBuf::from(value);
         }
         if let Some(value) = var("HOOKNORM_LOG_FORMAT") {
             self.log.format = match value.as_str() {
@@ -365,6 +480,41 @@ impl Config {
     /// Checks what serde cannot: unique source names and usable limits. Scheme parameters are
     /// checked when the verifiers are built (`pipeline::Sources::from_config`).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.streams.heartbeat_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "streams.heartbeat_seconds",
+                "must be greater than 0",
+            ));
+        }
+        if self.streams.buffer == 0 {
+            return Err(ConfigError::invalid(
+                "streams.buffer",
+                "must be greater than 0",
+            ));
+        }
+        if self.store.dedup_window_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "store.dedup_window_seconds",
+                "must be greater than 0",
+            ));
+        }
+        if self.store.retention_max_count == Some(0) {
+            return Err(ConfigError::invalid(
+                "store.retention_max_count",
+                "must be greater than 0 (leave it unset to keep every event)",
+            ));
+        }
+        for (key, value) in [
+            (
+                "store.retention_interval_seconds",
+                self.store.retention_interval_seconds,
+            ),
+            ("store.group_commit_max", self.store.group_commit_max as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
         if self.limits.max_body_bytes == 0 {
             return Err(ConfigError::invalid(
                 "limits.max_body_bytes",

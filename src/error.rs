@@ -20,6 +20,10 @@ pub enum Reason {
     MalformedPayload,
     PayloadTooLarge,
     InvalidRequest,
+    EventNotFound,
+    StoreUnavailable,
+    ShuttingDown,
+    SubscriberTooSlow,
     Internal,
 }
 
@@ -29,6 +33,10 @@ pub enum ErrorClass {
     NotFound,
     Unauthenticated,
     InvalidArgument,
+    /// Try again later (the store cannot write, the server is stopping).
+    Unavailable,
+    /// The operation was cut short; the client resumes from its cursor.
+    Aborted,
     Internal,
 }
 
@@ -50,6 +58,10 @@ impl Reason {
             Reason::MalformedPayload => "MALFORMED_PAYLOAD",
             Reason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Reason::InvalidRequest => "INVALID_REQUEST",
+            Reason::EventNotFound => "EVENT_NOT_FOUND",
+            Reason::StoreUnavailable => "STORE_UNAVAILABLE",
+            Reason::ShuttingDown => "SHUTTING_DOWN",
+            Reason::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -57,7 +69,7 @@ impl Reason {
     /// The status class: the single table every transport follows.
     pub fn class(self) -> ErrorClass {
         match self {
-            Reason::UnknownSource => ErrorClass::NotFound,
+            Reason::UnknownSource | Reason::EventNotFound => ErrorClass::NotFound,
             Reason::MissingSignature
             | Reason::MalformedSignature
             | Reason::SignatureMismatch
@@ -68,6 +80,8 @@ impl Reason {
             Reason::MalformedPayload | Reason::PayloadTooLarge | Reason::InvalidRequest => {
                 ErrorClass::InvalidArgument
             }
+            Reason::StoreUnavailable | Reason::ShuttingDown => ErrorClass::Unavailable,
+            Reason::SubscriberTooSlow => ErrorClass::Aborted,
             Reason::Internal => ErrorClass::Internal,
         }
     }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hooknorm::cli::events::{self, FilterArgs, TailStart};
 use hooknorm::cli::send::{self, SendArgs};
 use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
 use hooknorm::server::{Server, shutdown_signal};
@@ -48,10 +49,72 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Stream events (stored, then live) as JSON lines.
+    Tail {
+        #[command(flatten)]
+        filter: FilterFlags,
+        /// Start from the oldest stored event (default: only new events).
+        #[arg(long, conflicts_with_all = ["after", "since"])]
+        earliest: bool,
+        /// Resume after this sequence.
+        #[arg(long, conflicts_with = "since")]
+        after: Option<u64>,
+        /// Start from events received at or after this RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Also print heartbeats.
+        #[arg(long)]
+        heartbeats: bool,
+        /// Server URL [default: the config's grpc_listen].
+        #[arg(long)]
+        server: Option<String>,
+    },
+    /// List stored events newest first, or show one with --id.
+    Events {
+        #[command(flatten)]
+        filter: FilterFlags,
+        /// Show the event with this id.
+        #[arg(long)]
+        id: Option<String>,
+        /// Most events to print.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Server URL [default: the config's grpc_listen].
+        #[arg(long)]
+        server: Option<String>,
+    },
     /// List the built-in samples.
     Samples,
     /// Load and validate the config, then exit.
     CheckConfig,
+}
+
+/// Event filter flags shared by `tail` and `events`.
+#[derive(Debug, clap::Args)]
+struct FilterFlags {
+    /// Only this provider (gigs, abowire, mobile_manager); repeatable.
+    #[arg(long = "provider")]
+    providers: Vec<String>,
+    /// Only this source; repeatable.
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// Only this type or `prefix.*`; repeatable.
+    #[arg(long = "type")]
+    types: Vec<String>,
+    /// Only events whose subject or related refs name this `kind:id`.
+    #[arg(long)]
+    resource: Option<String>,
+}
+
+impl From<FilterFlags> for FilterArgs {
+    fn from(flags: FilterFlags) -> Self {
+        FilterArgs {
+            providers: flags.providers,
+            sources: flags.sources,
+            types: flags.types,
+            resource: flags.resource,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -109,8 +172,45 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{json}");
             Ok(())
         }
+        Command::Tail {
+            filter,
+            earliest,
+            after,
+            since,
+            heartbeats,
+            server,
+        } => {
+            let url = server.unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
+            let start = TailStart {
+                earliest,
+                after,
+                since,
+            };
+            let filter = FilterArgs::from(filter);
+            let mut out = std::io::stdout().lock();
+            runtime.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
+            Ok(())
+        }
+        Command::Events {
+            filter,
+            id,
+            limit,
+            server,
+        } => {
+            let url = server.unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
+            let filter = FilterArgs::from(filter);
+            let mut out = std::io::stdout().lock();
+            runtime.block_on(events::events(
+                &url,
+                &filter,
+                id.as_deref(),
+                limit,
+                &mut out,
+            ))?;
+            Ok(())
+        }
         Command::CheckConfig => {
-            hooknorm::pipeline::Pipeline::from_config(&config)?;
+            hooknorm::pipeline::build_sources(&config)?;
             println!("config ok: {} sources", config.sources.len());
             Ok(())
         }

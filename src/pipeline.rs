@@ -1,16 +1,22 @@
-//! The one path every entry point uses: find the source, enforce the size limit, verify, then
-//! normalize. Transports build a [`RawWebhook`] and call [`Pipeline::process`]; nothing here knows
-//! which transport a webhook came from.
+//! The one path every entry point uses: find the source, enforce the size limit, verify,
+//! normalize, then store (deduplicating) in the event log. Transports build a [`RawWebhook`] and
+//! call [`Pipeline::process`]; nothing here knows which transport a webhook came from.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
 use crate::error::Reason;
+use crate::log::{AppendRequest, DedupRule, EventLog, LogError};
 use crate::proto::v1::Event;
+use crate::proto::v1::event::Detail;
 use crate::providers::{NormalizeError, ProviderKind};
 use crate::verify::{Verifier, VerifyError};
 use crate::webhook::RawWebhook;
+
+/// Bodies above this size are verified and normalized on the blocking pool: hashing and parsing
+/// them takes long enough to stall other requests sharing an async worker.
+const INLINE_BODY_LIMIT: usize = 64 * 1024;
 
 /// Why the pipeline refused a webhook.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +29,10 @@ pub enum PipelineError {
     Verify(#[from] VerifyError),
     #[error("malformed payload: {0}")]
     Normalize(#[from] NormalizeError),
+    #[error(transparent)]
+    Store(#[from] LogError),
+    #[error("processing task failed: {0}")]
+    Task(String),
 }
 
 impl PipelineError {
@@ -32,6 +42,11 @@ impl PipelineError {
             PipelineError::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
             PipelineError::Verify(error) => error.reason(),
             PipelineError::Normalize(error) => error.reason(),
+            PipelineError::Store(LogError::Closed) => Reason::ShuttingDown,
+            PipelineError::Store(LogError::Unavailable { .. }) => Reason::StoreUnavailable,
+            PipelineError::Store(LogError::Corrupt { .. }) | PipelineError::Task(_) => {
+                Reason::Internal
+            }
         }
     }
 }
@@ -47,37 +62,54 @@ pub struct Source {
 /// What processing a webhook produced.
 #[derive(Debug, Clone)]
 pub struct Outcome {
+    /// The stored event (sequence set), or for a dry run the normalized event (sequence 0).
     pub event: Event,
+    /// The webhook was already stored; `event` is the event as first stored.
     pub duplicate: bool,
 }
 
-/// Sources by name plus limits; cheap to clone and share between transports.
-#[derive(Debug, Clone)]
+/// Sources by name, limits and the event log; cheap to clone and share between transports.
+#[derive(Clone)]
 pub struct Pipeline {
     sources: Arc<HashMap<String, Source>>,
     max_body_bytes: usize,
+    log: Arc<dyn EventLog>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("sources", &self.sources.len())
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// Builds every source's verifier; any bad scheme parameter fails here, naming its key.
+pub fn build_sources(config: &Config) -> Result<HashMap<String, Source>, ConfigError> {
+    let mut sources = HashMap::with_capacity(config.sources.len());
+    for (index, source) in config.sources.iter().enumerate() {
+        let key = format!("sources[{index}]");
+        let verification = source.verification(&key)?;
+        let verifier = Verifier::from_config(&key, &verification, &source.allowed_cidrs)?;
+        sources.insert(
+            source.name.clone(),
+            Source {
+                name: source.name.clone(),
+                provider: source.provider,
+                verifier,
+            },
+        );
+    }
+    Ok(sources)
 }
 
 impl Pipeline {
-    /// Builds every source's verifier; any bad scheme parameter fails here, naming its key.
-    pub fn from_config(config: &Config) -> Result<Pipeline, ConfigError> {
-        let mut sources = HashMap::with_capacity(config.sources.len());
-        for (index, source) in config.sources.iter().enumerate() {
-            let key = format!("sources[{index}]");
-            let verification = source.verification(&key)?;
-            let verifier = Verifier::from_config(&key, &verification, &source.allowed_cidrs)?;
-            sources.insert(
-                source.name.clone(),
-                Source {
-                    name: source.name.clone(),
-                    provider: source.provider,
-                    verifier,
-                },
-            );
-        }
+    pub fn new(config: &Config, log: Arc<dyn EventLog>) -> Result<Pipeline, ConfigError> {
         Ok(Pipeline {
-            sources: Arc::new(sources),
+            sources: Arc::new(build_sources(config)?),
             max_body_bytes: config.limits.max_body_bytes,
+            log,
         })
     }
 
@@ -91,8 +123,42 @@ impl Pipeline {
         self.max_body_bytes
     }
 
-    /// Verifies and normalizes one webhook.
-    pub fn process(&self, webhook: RawWebhook) -> Result<Outcome, PipelineError> {
+    /// The event log behind the pipeline.
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    /// Verifies and normalizes one webhook and, unless `dry_run`, stores it durably; returns
+    /// only once the event is committed.
+    pub async fn process(
+        &self,
+        webhook: RawWebhook,
+        dry_run: bool,
+    ) -> Result<Outcome, PipelineError> {
+        let event = if webhook.body.len() > INLINE_BODY_LIMIT {
+            let pipeline = self.clone();
+            tokio::task::spawn_blocking(move || pipeline.normalize(webhook))
+                .await
+                .map_err(|error| PipelineError::Task(error.to_string()))??
+        } else {
+            self.normalize(webhook)?
+        };
+        if dry_run {
+            return Ok(Outcome {
+                event,
+                duplicate: false,
+            });
+        }
+        let dedup = dedup_rule(&event);
+        let appended = self.log.append(AppendRequest { event, dedup }).await?;
+        Ok(Outcome {
+            event: appended.event,
+            duplicate: appended.duplicate,
+        })
+    }
+
+    /// Looks up the source, checks the size, verifies and normalizes (CPU only).
+    pub fn normalize(&self, webhook: RawWebhook) -> Result<Event, PipelineError> {
         let source =
             self.sources
                 .get(&webhook.source)
@@ -106,10 +172,27 @@ impl Pipeline {
             });
         }
         let verified = webhook.verify(&source.verifier)?;
-        let event = source.provider.normalize(&source.name, &verified)?;
-        Ok(Outcome {
-            event,
-            duplicate: false,
-        })
+        Ok(source.provider.normalize(&source.name, &verified)?)
+    }
+}
+
+/// How the log recognizes a redelivery of this event. Gigs ids are the provider's own and
+/// Abowire ids fingerprint the whole delivery, so the id itself is the key. Mobile Manager
+/// re-sends *state*: a redelivery repeats the latest state of the same order, or the latest
+/// trigger of the same alert on the same entity, so it is keyed by that entity.
+pub fn dedup_rule(event: &Event) -> DedupRule {
+    match &event.detail {
+        Some(Detail::MobileManagerOrder(order)) => DedupRule::LatestForEntity(format!(
+            "{}:order:{}",
+            event.source,
+            order.order_id.to_ascii_lowercase()
+        )),
+        Some(Detail::MobileManagerAlert(alert)) => DedupRule::LatestForEntity(format!(
+            "{}:alert:{}:{}",
+            event.source,
+            alert.alert_id.to_ascii_lowercase(),
+            alert.entity_id.to_ascii_lowercase()
+        )),
+        _ => DedupRule::EventId,
     }
 }

@@ -1,24 +1,31 @@
-//! `hooknorm serve`: binds the listeners, wires health and reflection around the service, and
-//! shuts down gracefully when told to.
+//! `hooknorm serve`: opens the event log, binds the listeners, wires health and reflection around
+//! the service, runs retention, and shuts down gracefully when told to.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::sync::watch;
 use tonic::transport::Server as TonicServer;
+use tonic::transport::server::TcpIncoming;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, StoreBackend};
 use crate::grpc::NormalizerGrpc;
+use crate::log::sqlite::SqliteEventLog;
+use crate::log::{EventLog, LogError};
 use crate::pipeline::Pipeline;
 use crate::proto::v1::normalizer_service_server::NormalizerServiceServer;
+use crate::stream::StreamSettings;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("cannot open the event log: {0}")]
+    Log(#[from] LogError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -30,19 +37,45 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
 }
 
+/// Opens the configured event log backend (blocking work, done off the async workers).
+pub async fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, ServerError> {
+    let store = config.store.clone();
+    match store.backend {
+        StoreBackend::Sqlite => {
+            let log = tokio::task::spawn_blocking(move || SqliteEventLog::open(&store))
+                .await
+                .map_err(|error| LogError::Unavailable {
+                    reason: format!("open task failed: {error}"),
+                })??;
+            Ok(Arc::new(log))
+        }
+    }
+}
+
 /// A bound, not yet serving, hooknorm server. Binding first lets callers (tests, start-up logs)
 /// learn the real port when the config asks for port 0.
 pub struct Server {
     pipeline: Pipeline,
+    streams: StreamSettings,
+    retention_interval: Duration,
     grpc_listener: TcpListener,
     grpc_addr: SocketAddr,
     shutdown_grace: Duration,
 }
 
 impl Server {
-    /// Validates the sources and binds the gRPC listener.
+    /// Validates the sources, opens the event log and binds the gRPC listener.
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
-        let pipeline = Pipeline::from_config(config)?;
+        let log = open_log(config).await?;
+        Self::bind_with_log(config, log).await
+    }
+
+    /// As [`Server::bind`], with an already opened event log.
+    pub async fn bind_with_log(
+        config: &Config,
+        log: Arc<dyn EventLog>,
+    ) -> Result<Server, ServerError> {
+        let pipeline = Pipeline::new(config, log)?;
         for source in pipeline.sources() {
             tracing::info!(
                 source = %source.name,
@@ -66,6 +99,15 @@ impl Server {
             .map_err(|source| ServerError::Bind { addr, source })?;
         Ok(Server {
             pipeline,
+            streams: StreamSettings {
+                buffer: config.streams.buffer,
+                heartbeat: Duration::from_secs(config.streams.heartbeat_seconds),
+                slow_subscriber_timeout: Duration::from_secs(
+                    config.streams.slow_subscriber_timeout_seconds,
+                ),
+                ..StreamSettings::default()
+            },
+            retention_interval: Duration::from_secs(config.store.retention_interval_seconds),
             grpc_listener,
             grpc_addr,
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
@@ -77,8 +119,8 @@ impl Server {
         self.grpc_addr
     }
 
-    /// Serves until `shutdown` resolves, then lets in-flight requests finish for up to the
-    /// configured grace period.
+    /// Serves until `shutdown` resolves; then ends streams with their resume cursors, lets
+    /// in-flight requests finish for up to the grace period, and closes the log.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -93,40 +135,74 @@ impl Server {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let log = self.pipeline.log().clone();
+        let retention = spawn_retention(log.clone(), self.retention_interval);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(NormalizerGrpc::new(self.pipeline).into_server());
+            .add_service(service.into_server());
         tracing::info!(addr = %self.grpc_addr, "grpc listening");
+        let mut listener_stop = stop_rx;
         let serving = router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(self.grpc_listener),
+            // Without TCP_NODELAY small unary responses wait on delayed ACKs (tens of ms).
+            TcpIncoming::from(self.grpc_listener)
+                .with_nodelay(Some(true))
+                .with_keepalive(Some(Duration::from_secs(60))),
             async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
+                let _ = listener_stop.wait_for(|stop| *stop).await;
             },
         );
         tokio::pin!(serving);
-        tokio::select! {
-            result = &mut serving => return result.map_err(ServerError::from),
-            () = shutdown => {}
-        }
-        tracing::info!(
-            grace_seconds = self.shutdown_grace.as_secs(),
-            "shutting down"
-        );
-        health_reporter
-            .set_not_serving::<NormalizerServiceServer<NormalizerGrpc>>()
-            .await;
-        let _ = stop_tx.send(true);
-        match tokio::time::timeout(self.shutdown_grace, serving).await {
-            Ok(result) => result?,
-            Err(_) => tracing::warn!("grace period over, closing remaining connections"),
-        }
+        let result = tokio::select! {
+            result = &mut serving => result.map_err(ServerError::from),
+            () = shutdown => {
+                tracing::info!(grace_seconds = self.shutdown_grace.as_secs(), "shutting down");
+                health_reporter
+                    .set_not_serving::<NormalizerServiceServer<NormalizerGrpc>>()
+                    .await;
+                // Streams see this and end with their resume cursor; unary calls in flight finish.
+                let _ = stop_tx.send(true);
+                match tokio::time::timeout(self.shutdown_grace, &mut serving).await {
+                    Ok(result) => result.map_err(ServerError::from),
+                    Err(_) => {
+                        tracing::warn!("grace period over, closing remaining connections");
+                        Ok(())
+                    }
+                }
+            }
+        };
+        retention.abort();
+        log.close().await;
         tracing::info!("stopped");
-        Ok(())
+        result
     }
+}
+
+/// Enforces retention periodically in the background; appends never wait for it.
+fn spawn_retention(log: Arc<dyn EventLog>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            match log.enforce_retention().await {
+                Ok(report) if report.events_removed > 0 || report.dedup_keys_removed > 0 => {
+                    tracing::info!(
+                        events_removed = report.events_removed,
+                        dedup_keys_removed = report.dedup_keys_removed,
+                        "retention applied"
+                    );
+                }
+                Ok(_) => {}
+                Err(LogError::Closed) => return,
+                Err(error) => tracing::warn!(%error, "retention failed"),
+            }
+        }
+    })
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

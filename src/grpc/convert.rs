@@ -1,11 +1,15 @@
-//! `VerifyAndNormalizeRequest` -> [`RawWebhook`].
+//! Request messages -> domain values: webhooks, filters, start positions, page tokens.
 
 use std::net::{IpAddr, SocketAddr};
 
+use base64::Engine;
 use chrono::Utc;
 
 use crate::event::from_timestamp;
-use crate::proto::v1::VerifyAndNormalizeRequest;
+use crate::log::{EventFilter, TypePattern};
+use crate::proto::v1::stream_events_request::Start as ProtoStart;
+use crate::proto::v1::{self as pb, StartPosition, VerifyAndNormalizeRequest};
+use crate::stream::Start;
 use crate::webhook::RawWebhook;
 
 /// A request field that cannot be used.
@@ -17,6 +21,20 @@ pub enum RequestError {
     RemoteAddr { value: String },
     #[error("field `received_at` is out of range")]
     ReceivedAt,
+    #[error("field `filter.types`: {0}")]
+    TypePattern(String),
+    #[error("field `filter.resource`: kind and id are both required")]
+    Resource,
+    #[error("field `{0}` is out of range")]
+    Timestamp(&'static str),
+    #[error("field `page_size` must not be negative")]
+    PageSize,
+    #[error("field `page_token` is not a token this server issued for this filter")]
+    PageToken,
+    #[error("field `id` is required")]
+    MissingId,
+    #[error("field `position`: unknown start position {0}")]
+    Position(i32),
 }
 
 /// Converts the request, defaulting `received_at` to now.
@@ -41,6 +59,116 @@ pub fn raw_webhook(request: VerifyAndNormalizeRequest) -> Result<RawWebhook, Req
         remote_addr,
         received_at,
     })
+}
+
+/// The domain filter of a request's `EventFilter` (absent matches everything).
+pub fn filter(filter: Option<pb::EventFilter>) -> Result<EventFilter, RequestError> {
+    let Some(filter) = filter else {
+        return Ok(EventFilter::default());
+    };
+    let types = filter
+        .types
+        .iter()
+        .map(|pattern| TypePattern::parse(pattern).map_err(RequestError::TypePattern))
+        .collect::<Result<Vec<_>, _>>()?;
+    let resource = match filter.resource {
+        Some(resource) if resource.kind.is_empty() || resource.id.is_empty() => {
+            return Err(RequestError::Resource);
+        }
+        other => other,
+    };
+    Ok(EventFilter {
+        providers: filter.providers,
+        sources: filter.sources,
+        types,
+        resource,
+    })
+}
+
+/// The start position of a `StreamEventsRequest` (LATEST when unset).
+pub fn start(start: Option<ProtoStart>) -> Result<Start, RequestError> {
+    Ok(match start {
+        None => Start::Latest,
+        Some(ProtoStart::Position(position)) => match StartPosition::try_from(position) {
+            Ok(StartPosition::Earliest) => Start::Earliest,
+            Ok(StartPosition::Latest | StartPosition::Unspecified) => Start::Latest,
+            Err(_) => return Err(RequestError::Position(position)),
+        },
+        Some(ProtoStart::AfterSequence(sequence)) => Start::After(sequence),
+        Some(ProtoStart::Since(since)) => {
+            Start::Since(from_timestamp(&since).ok_or(RequestError::Timestamp("since"))?)
+        }
+    })
+}
+
+/// Page size for ListEvents: 50 by default, capped at 1000 (AIP-158).
+pub fn page_size(requested: i32) -> Result<usize, RequestError> {
+    match requested {
+        0 => Ok(50),
+        n if n < 0 => Err(RequestError::PageSize),
+        n => Ok(usize::try_from(n).unwrap_or(1000).min(1000)),
+    }
+}
+
+/// Page tokens bind the cursor to the filter they were issued for, so a token replayed with a
+/// different filter is refused rather than silently skipping events.
+pub fn page_token(before: u64, filter: &EventFilter) -> String {
+    let raw = format!("v1:{before}:{:016x}", filter_hash(filter));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The `before` cursor of a page token, checked against the filter.
+pub fn parse_page_token(token: &str, filter: &EventFilter) -> Result<Option<u64>, RequestError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| RequestError::PageToken)?;
+    let raw = String::from_utf8(raw).map_err(|_| RequestError::PageToken)?;
+    let mut parts = raw.split(':');
+    let (Some("v1"), Some(before), Some(hash), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(RequestError::PageToken);
+    };
+    if hash != format!("{:016x}", filter_hash(filter)) {
+        return Err(RequestError::PageToken);
+    }
+    before
+        .parse()
+        .map(Some)
+        .map_err(|_| RequestError::PageToken)
+}
+
+fn filter_hash(filter: &EventFilter) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // FNV-style stable hashing: DefaultHasher is not guaranteed stable across releases, and
+    // tokens may outlive a deploy.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    filter.providers.hash(&mut hasher);
+    filter.sources.hash(&mut hasher);
+    for pattern in &filter.types {
+        match pattern {
+            TypePattern::Exact(name) => ("=", name).hash(&mut hasher),
+            TypePattern::Prefix(prefix) => ("*", prefix).hash(&mut hasher),
+        }
+    }
+    if let Some(resource) = &filter.resource {
+        (&resource.kind, &resource.id).hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// Accepts `ip`, `ip:port` and `[ipv6]:port`; empty means unknown.
@@ -78,6 +206,49 @@ mod tests {
             Some("2001:db8::1".parse().unwrap())
         );
         assert!(parse_remote_addr("nope").is_err());
+    }
+
+    #[test]
+    fn page_tokens_round_trip_and_bind_the_filter() {
+        let filter = EventFilter {
+            sources: vec!["gigs".into()],
+            ..EventFilter::default()
+        };
+        let token = page_token(42, &filter);
+        assert_eq!(parse_page_token(&token, &filter).unwrap(), Some(42));
+        assert_eq!(parse_page_token("", &filter).unwrap(), None);
+        assert!(parse_page_token(&token, &EventFilter::default()).is_err());
+        assert!(parse_page_token("garbage!", &filter).is_err());
+    }
+
+    #[test]
+    fn filters_and_starts_are_validated() {
+        let bad = pb::EventFilter {
+            types: vec!["ord*".into()],
+            ..pb::EventFilter::default()
+        };
+        assert!(filter(Some(bad)).is_err());
+        let bad = pb::EventFilter {
+            resource: Some(pb::ResourceRef {
+                kind: "sim".into(),
+                id: String::new(),
+            }),
+            ..pb::EventFilter::default()
+        };
+        assert!(filter(Some(bad)).is_err());
+        assert_eq!(start(None).unwrap(), Start::Latest);
+        assert_eq!(
+            start(Some(ProtoStart::Position(StartPosition::Earliest as i32))).unwrap(),
+            Start::Earliest
+        );
+        assert_eq!(
+            start(Some(ProtoStart::AfterSequence(9))).unwrap(),
+            Start::After(9)
+        );
+        assert!(start(Some(ProtoStart::Position(99))).is_err());
+        assert_eq!(page_size(0).unwrap(), 50);
+        assert_eq!(page_size(5000).unwrap(), 1000);
+        assert!(page_size(-1).is_err());
     }
 
     #[test]

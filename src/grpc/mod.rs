@@ -7,34 +7,46 @@ mod oversize;
 use std::collections::HashMap;
 use std::pin::Pin;
 
-use tokio_stream::Stream;
+use tokio::sync::watch;
+use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::error::{ERROR_DOMAIN, ErrorClass, Reason};
+use crate::log::LogError;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::proto::v1::normalizer_service_server::{NormalizerService, NormalizerServiceServer};
+use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
+    GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest, ListEventsResponse,
     StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
     VerifyAndNormalizeResponse,
 };
+use crate::stream::{StreamEnd, StreamItem, StreamSettings};
 
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
-
-/// Bodies above this size are verified on the blocking pool: hashing a large body takes long
-/// enough to stall other requests sharing the async worker.
-const INLINE_BODY_LIMIT: usize = 64 * 1024;
 
 /// `hooknorm.v1.NormalizerService` over a [`Pipeline`].
 #[derive(Debug, Clone)]
 pub struct NormalizerGrpc {
     pipeline: Pipeline,
+    streams: StreamSettings,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl NormalizerGrpc {
-    pub fn new(pipeline: Pipeline) -> Self {
-        NormalizerGrpc { pipeline }
+    /// `shutdown` turning true ends every open stream with a resume cursor.
+    pub fn new(
+        pipeline: Pipeline,
+        streams: StreamSettings,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        NormalizerGrpc {
+            pipeline,
+            streams,
+            shutdown,
+        }
     }
 
     /// The tonic server for this service. Messages somewhat over the body limit still reach the
@@ -62,28 +74,17 @@ impl NormalizerService for NormalizerGrpc {
     ) -> Result<Response<VerifyAndNormalizeResponse>, Status> {
         let request = request.into_inner();
         let dry_run = request.dry_run;
-        let webhook = convert::raw_webhook(request)
-            .map_err(|error| status(Reason::InvalidRequest, error.to_string(), HashMap::new()))?;
+        let webhook = convert::raw_webhook(request).map_err(invalid_request)?;
         let source = webhook.source.clone();
-        let outcome = if webhook.body.len() > INLINE_BODY_LIMIT {
-            let pipeline = self.pipeline.clone();
-            tokio::task::spawn_blocking(move || pipeline.process(webhook))
-                .await
-                .map_err(|error| {
-                    tracing::error!(%error, "verification task failed");
-                    status(Reason::Internal, "internal error".into(), HashMap::new())
-                })?
-        } else {
-            self.pipeline.process(webhook)
-        };
-        match outcome {
+        match self.pipeline.process(webhook, dry_run).await {
             Ok(outcome) => {
                 tracing::debug!(
                     source = %source,
                     id = %outcome.event.id,
-                    r#type = %outcome.event.r#type,
+                    sequence = outcome.event.sequence,
+                    duplicate = outcome.duplicate,
                     dry_run,
-                    "webhook normalized"
+                    "webhook accepted"
                 );
                 Ok(Response::new(VerifyAndNormalizeResponse {
                     event: Some(outcome.event),
@@ -91,7 +92,14 @@ impl NormalizerService for NormalizerGrpc {
                 }))
             }
             Err(error) => {
-                tracing::info!(source = %source, reason = %error.reason(), %error, "webhook refused");
+                let reason = error.reason();
+                if reason.class() == ErrorClass::Unavailable
+                    || reason.class() == ErrorClass::Internal
+                {
+                    tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
+                } else {
+                    tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
+                }
                 Err(pipeline_status(&source, &error))
             }
         }
@@ -101,11 +109,88 @@ impl NormalizerService for NormalizerGrpc {
 
     async fn stream_events(
         &self,
-        _request: Request<StreamEventsRequest>,
+        request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        Err(Status::unimplemented(
-            "stream events needs the durable event log, which this build does not have yet",
-        ))
+        let request = request.into_inner();
+        let filter = convert::filter(request.filter).map_err(invalid_request)?;
+        let start = convert::start(request.start).map_err(invalid_request)?;
+        if *self.shutdown.borrow() {
+            return Err(status(
+                Reason::ShuttingDown,
+                "server is shutting down".into(),
+                HashMap::new(),
+            ));
+        }
+        let subscription = crate::stream::subscribe(
+            self.pipeline.log().clone(),
+            filter,
+            start,
+            self.streams,
+            self.shutdown.clone(),
+        );
+        let stream = ReceiverStream::new(subscription).map(|item| match item {
+            Ok(StreamItem::Event(event)) => Ok(StreamEventsResponse {
+                message: Some(Message::Event(event)),
+            }),
+            Ok(StreamItem::Heartbeat { head, at }) => Ok(StreamEventsResponse {
+                message: Some(Message::Heartbeat(Heartbeat {
+                    head_sequence: head,
+                    sent_at: Some(crate::event::timestamp(at)),
+                })),
+            }),
+            Err(end) => Err(stream_end_status(&end)),
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<ListEventsRequest>,
+    ) -> Result<Response<ListEventsResponse>, Status> {
+        let request = request.into_inner();
+        let filter = convert::filter(request.filter).map_err(invalid_request)?;
+        let page_size = convert::page_size(request.page_size).map_err(invalid_request)?;
+        let before =
+            convert::parse_page_token(&request.page_token, &filter).map_err(invalid_request)?;
+        // One extra row tells whether another page exists without a second query.
+        let mut events = self
+            .pipeline
+            .log()
+            .list(&filter, before, page_size + 1)
+            .await
+            .map_err(|error| log_status(&error))?;
+        let next_page_token = if events.len() > page_size {
+            events.truncate(page_size);
+            events
+                .last()
+                .map(|last| convert::page_token(last.sequence, &filter))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(ListEventsResponse {
+            events,
+            next_page_token,
+        }))
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<GetEventRequest>,
+    ) -> Result<Response<GetEventResponse>, Status> {
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(invalid_request(RequestError::MissingId));
+        }
+        match self.pipeline.log().get(&id).await {
+            Ok(Some(event)) => Ok(Response::new(GetEventResponse { event: Some(event) })),
+            Ok(None) => Err(status(
+                Reason::EventNotFound,
+                format!("no stored event with id `{id}`"),
+                HashMap::from([("id".to_owned(), id)]),
+            )),
+            Err(error) => Err(log_status(&error)),
+        }
     }
 }
 
@@ -116,11 +201,44 @@ pub fn pipeline_status(source: &str, error: &PipelineError) -> Status {
     status(error.reason(), error.to_string(), metadata)
 }
 
+fn log_status(error: &LogError) -> Status {
+    let reason = match error {
+        LogError::Unavailable { .. } => Reason::StoreUnavailable,
+        LogError::Closed => Reason::ShuttingDown,
+        LogError::Corrupt { .. } => Reason::Internal,
+    };
+    tracing::warn!(%error, "event log read failed");
+    status(reason, error.to_string(), HashMap::new())
+}
+
+/// Every stream end carries `resume_after_sequence` so clients reconnect without loss.
+fn stream_end_status(end: &StreamEnd) -> Status {
+    let reason = match end {
+        StreamEnd::TooSlow { .. } => Reason::SubscriberTooSlow,
+        StreamEnd::ShuttingDown { .. } => Reason::ShuttingDown,
+        StreamEnd::Log { error, .. } => match error {
+            LogError::Corrupt { .. } => Reason::Internal,
+            _ => Reason::StoreUnavailable,
+        },
+    };
+    let metadata = HashMap::from([(
+        "resume_after_sequence".to_owned(),
+        end.resume_after().to_string(),
+    )]);
+    status(reason, end.to_string(), metadata)
+}
+
+fn invalid_request(error: RequestError) -> Status {
+    status(Reason::InvalidRequest, error.to_string(), HashMap::new())
+}
+
 fn status(reason: Reason, message: String, metadata: HashMap<String, String>) -> Status {
     let code = match reason.class() {
         ErrorClass::NotFound => Code::NotFound,
         ErrorClass::Unauthenticated => Code::Unauthenticated,
         ErrorClass::InvalidArgument => Code::InvalidArgument,
+        ErrorClass::Unavailable => Code::Unavailable,
+        ErrorClass::Aborted => Code::Aborted,
         ErrorClass::Internal => Code::Internal,
     };
     Status::with_error_details(

@@ -13,8 +13,6 @@
 //! `data = {"value": payload}`, since `data` is a `Struct`; the elements of an array payload that
 //! carry an `id` become `related` resources of the event's kind.
 
-use std::borrow::Cow;
-
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 
@@ -24,14 +22,56 @@ use crate::event::{self, Fingerprint, resource};
 use crate::proto::v1::event::Detail;
 use crate::proto::v1::{AbowireDetail, AbowireFormat, Event, ResourceRef};
 
+/// The envelope fields of both formats, taken out of the body in one pass (cheaper than removing
+/// them one by one). Each is as sent; JSON null counts as absent.
+#[derive(Default)]
+struct Envelope {
+    id: Option<Value>,
+    event_arn: Option<Value>,
+    component: Option<Value>,
+    action: Option<Value>,
+    user_id: Option<Value>,
+    timestamp: Option<Value>,
+    origin: Option<Value>,
+    destination: Option<Value>,
+    payload: Option<Value>,
+    source: Option<Value>,
+    event: Option<Value>,
+    account_id: Option<Value>,
+    is_production: Option<Value>,
+    previous_payload: Option<Value>,
+}
+
 /// Normalizes an Abowire webhook of either format.
-pub fn normalize(mut fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
     // Fingerprint before anything is moved out of the body.
     let id = Fingerprint::new().object(&fields).finish("abw_");
-    let mut event = if fields::has(&fields, "event") {
-        current(&mut fields, context)?
-    } else if fields::has(&fields, "action") || fields::has(&fields, "eventArn") {
-        v1(&mut fields, context)?
+    let mut envelope = Envelope::default();
+    for (key, value) in fields {
+        let slot = match key.as_str() {
+            "id" => &mut envelope.id,
+            "eventArn" => &mut envelope.event_arn,
+            "component" => &mut envelope.component,
+            "action" => &mut envelope.action,
+            "userId" => &mut envelope.user_id,
+            "timestamp" => &mut envelope.timestamp,
+            "origin" => &mut envelope.origin,
+            "destination" => &mut envelope.destination,
+            "payload" => &mut envelope.payload,
+            "source" => &mut envelope.source,
+            "event" => &mut envelope.event,
+            "accountId" => &mut envelope.account_id,
+            "isProduction" => &mut envelope.is_production,
+            "previousPayload" => &mut envelope.previous_payload,
+            // Fields this version does not know.
+            _ => continue,
+        };
+        *slot = Some(value);
+    }
+    let mut event = if present(&envelope.event) {
+        current(envelope, context)?
+    } else if present(&envelope.action) || present(&envelope.event_arn) {
+        v1(envelope, context)?
     } else {
         return Err(NormalizeError::field(
             "event",
@@ -42,58 +82,74 @@ pub fn normalize(mut fields: Object, context: &Context) -> Result<Event, Normali
     Ok(event)
 }
 
+fn present(value: &Option<Value>) -> bool {
+    matches!(value, Some(Value { kind: Some(kind) }) if !matches!(kind, Kind::NullValue(_)))
+}
+
 /// The current format.
-fn current(fields: &mut Object, context: &Context) -> Result<Event, NormalizeError> {
-    let name = fields::take_required_string(fields, "", "event")?;
+fn current(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
+    let name = fields::require_string(string(envelope.event, "event")?, "", "event")?;
     let canonical = event::dotted_type(&name).ok_or_else(|| {
         NormalizeError::field(
             "event",
             format!("expected \"<resource>.<action>\", found {name:?}"),
         )
     })?;
-    let kind = canonical
-        .split_once('.')
-        .map(|(kind, _)| kind)
-        .unwrap_or_default();
-    let (data, subject, related) = payload(fields, "payload", kind)?;
-    let previous_data = take_payload(fields, "previousPayload")?;
+    let kind = canonical.split_once('.').map_or("", |(kind, _)| kind);
+    let (data, subject, related) = payload(envelope.payload, kind)?;
+    let is_production = envelope.is_production.map_or(Ok(None), |value| {
+        fields::into_bool(value, "", "isProduction")
+    })?;
     let detail = AbowireDetail {
         format: AbowireFormat::Current as i32,
-        event_source: fields::take_string(fields, "", "source")?.unwrap_or_default(),
-        account_id: fields::take_string(fields, "", "accountId")?.unwrap_or_default(),
-        is_production: fields::optional_bool(fields, "", "isProduction")?,
+        event_source: string(envelope.source, "source")?.unwrap_or_default(),
+        account_id: string(envelope.account_id, "accountId")?.unwrap_or_default(),
+        is_production,
         ..AbowireDetail::default()
     };
     Ok(Event {
+        subject: Some(subject),
         r#type: canonical,
         provider_event_type: name,
-        subject: Some(subject),
         related,
         // The current format carries no time.
         occurred_at: Some(event::timestamp(context.received_at)),
         data,
-        previous_data,
+        previous_data: envelope.previous_payload.and_then(wrap),
         detail: Some(Detail::Abowire(detail)),
         ..Event::default()
     })
 }
 
 /// The v1 format.
-fn v1(fields: &mut Object, context: &Context) -> Result<Event, NormalizeError> {
-    let event_arn = fields::take_string(fields, "", "eventArn")?.unwrap_or_default();
-    let component = fields::take_string(fields, "", "component")?.unwrap_or_default();
-    let action = fields::take_string(fields, "", "action")?.unwrap_or_default();
-    let (resource_name, verb) = v1_name(&event_arn, &component, &action)?;
-    let kind = event::snake_case(&resource_name);
-    let canonical = format!("{kind}.{}", event::past_tense(&verb));
-    let (timestamp_text, occurred_at) = timestamp(fields, context)?;
-    let (data, subject, related) = payload(fields, "payload", &kind)?;
+fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
+    let event_arn = string(envelope.event_arn, "eventArn")?.unwrap_or_default();
+    let component = string(envelope.component, "component")?.unwrap_or_default();
+    let action = string(envelope.action, "action")?.unwrap_or_default();
+    let invalid = || {
+        NormalizeError::field(
+            "action",
+            format!(
+                "expected a `resource:verb` event name in `action`, `component` + `action` or \
+                 `eventArn`, found action {action:?}, component {component:?}, eventArn {event_arn:?}"
+            ),
+        )
+    };
+    let (resource_name, verb) = v1_name(&event_arn, &component, &action).ok_or_else(invalid)?;
+    let kind = event::snake_case(resource_name);
+    let past = event::past_tense(verb);
+    if kind.is_empty() || past.is_empty() {
+        return Err(invalid());
+    }
+    let provider_event_type = format!("{resource_name}:{verb}");
+    let (timestamp_text, occurred_at) = timestamp(envelope.timestamp, context)?;
+    let (data, subject, related) = payload(envelope.payload, &kind)?;
     let detail = AbowireDetail {
         format: AbowireFormat::V1 as i32,
-        webhook_id: scalar(fields, "id")?,
-        user_id: scalar(fields, "userId")?,
-        origin: fields::take_string(fields, "", "origin")?.unwrap_or_default(),
-        destination: fields::take_string(fields, "", "destination")?.unwrap_or_default(),
+        webhook_id: scalar(envelope.id, "id")?,
+        user_id: scalar(envelope.user_id, "userId")?,
+        origin: string(envelope.origin, "origin")?.unwrap_or_default(),
+        destination: string(envelope.destination, "destination")?.unwrap_or_default(),
         timestamp: timestamp_text,
         event_arn,
         component,
@@ -101,8 +157,8 @@ fn v1(fields: &mut Object, context: &Context) -> Result<Event, NormalizeError> {
         ..AbowireDetail::default()
     };
     Ok(Event {
-        r#type: canonical,
-        provider_event_type: format!("{resource_name}:{verb}"),
+        r#type: format!("{kind}.{past}"),
+        provider_event_type,
         subject: Some(subject),
         related,
         occurred_at: Some(event::timestamp(occurred_at)),
@@ -116,94 +172,93 @@ fn v1(fields: &mut Object, context: &Context) -> Result<Event, NormalizeError> {
 /// The v1 event name `resource:verb`: from `action` when it is a full name
 /// (`api-key:revoke`), else `component` + `action`, else the last two `:`- or `/`-separated
 /// segments of `eventArn` (`arn:abowire:…:api-key:revoke`).
-fn v1_name(
-    event_arn: &str,
-    component: &str,
-    action: &str,
-) -> Result<(String, String), NormalizeError> {
-    let split = |text: &str| -> Option<(String, String)> {
+fn v1_name<'a>(
+    event_arn: &'a str,
+    component: &'a str,
+    action: &'a str,
+) -> Option<(&'a str, &'a str)> {
+    let split = |text: &'a str| {
         let mut segments = text
             .rsplit([':', '/'])
             .map(str::trim)
-            .filter(|s| !s.is_empty());
+            .filter(|segment| !segment.is_empty());
         let verb = segments.next()?;
-        let resource_name = segments.next()?;
-        Some((resource_name.to_owned(), verb.to_owned()))
+        Some((segments.next()?, verb))
     };
-    let name = if action.contains(':') {
+    let (component, action_trimmed) = (component.trim(), action.trim());
+    if action.contains(':') {
         split(action)
-    } else if !component.trim().is_empty() && !action.trim().is_empty() {
-        Some((component.trim().to_owned(), action.trim().to_owned()))
+    } else if !component.is_empty() && !action_trimmed.is_empty() {
+        Some((component, action_trimmed))
     } else {
         split(event_arn)
-    };
-    let invalid = || {
-        NormalizeError::field(
-            "action",
-            format!(
-                "expected a `resource:verb` event name in `action`, `component` + `action` or \
-                 `eventArn`, found action {action:?}, component {component:?}, eventArn {event_arn:?}"
-            ),
-        )
-    };
-    let (resource_name, verb) = name.ok_or_else(invalid)?;
-    if event::snake_case(&resource_name).is_empty() || event::snake_case(&verb).is_empty() {
-        return Err(invalid());
     }
-    Ok((resource_name, verb))
 }
 
 /// The v1 `timestamp` as sent and as a time: RFC 3339, or epoch seconds or milliseconds as a
 /// number or numeric text. Absent -> the receive time.
 fn timestamp(
-    fields: &Object,
+    value: Option<Value>,
     context: &Context,
 ) -> Result<(String, chrono::DateTime<chrono::Utc>), NormalizeError> {
-    let parsed = match fields::get(fields, "timestamp") {
-        None => return Ok((String::new(), context.received_at)),
-        Some(Kind::StringValue(text)) => (text.clone(), event::parse_time_text(text)),
-        Some(Kind::NumberValue(number)) => {
-            (fields::number_text(*number), event::from_epoch(*number))
+    let (text, time) = match value.and_then(|value| value.kind) {
+        None | Some(Kind::NullValue(_)) => return Ok((String::new(), context.received_at)),
+        Some(Kind::StringValue(text)) => {
+            let time = event::parse_time_text(&text);
+            (text, time)
         }
+        Some(Kind::NumberValue(number)) => (fields::number_text(number), event::from_epoch(number)),
         Some(other) => {
             return Err(fields::wrong_type(
                 "",
                 "timestamp",
                 "a time or an epoch number",
-                Some(other),
+                Some(&other),
             ));
         }
     };
-    match parsed {
-        (text, Some(time)) => Ok((text, time)),
-        (text, None) => Err(NormalizeError::field(
+    match time {
+        Some(time) => Ok((text, time)),
+        None => Err(NormalizeError::field(
             "timestamp",
             format!("expected an rfc 3339 time or epoch seconds/milliseconds, found {text:?}"),
         )),
     }
 }
 
-/// An identifier-like v1 field (a string, or a number as text).
-fn scalar(fields: &Object, key: &str) -> Result<String, NormalizeError> {
-    Ok(fields::optional_scalar(fields, "", key)?
-        .map(Cow::into_owned)
-        .unwrap_or_default())
+/// An optional string field.
+fn string(value: Option<Value>, key: &str) -> Result<Option<String>, NormalizeError> {
+    value.map_or(Ok(None), |value| fields::into_string(value, "", key))
 }
 
-/// Takes the payload as `data`, with the subject (`kind`/`payload.id`) and, for array payloads,
-/// the elements as related resources.
+/// An identifier-like v1 field: a string, or a number as text.
+fn scalar(value: Option<Value>, key: &str) -> Result<String, NormalizeError> {
+    match value.and_then(|value| value.kind) {
+        None | Some(Kind::NullValue(_)) => Ok(String::new()),
+        Some(Kind::StringValue(text)) => Ok(text),
+        Some(Kind::NumberValue(number)) => Ok(fields::number_text(number)),
+        Some(other) => Err(fields::wrong_type(
+            "",
+            key,
+            "a string or a number",
+            Some(&other),
+        )),
+    }
+}
+
+/// The payload as `data`, with the subject (`kind`/`payload.id`) and, for array payloads, the
+/// elements as related resources.
 fn payload(
-    fields: &mut Object,
-    key: &str,
+    value: Option<Value>,
     kind: &str,
 ) -> Result<(Option<Struct>, ResourceRef, Vec<ResourceRef>), NormalizeError> {
     let mut subject_id = String::new();
     let mut related = Vec::new();
-    match fields::get(fields, key) {
+    match value.as_ref().and_then(|value| value.kind.as_ref()) {
         Some(Kind::StructValue(object)) => {
-            subject_id = fields::optional_scalar(&object.fields, key, "id")?
-                .map(Cow::into_owned)
-                .unwrap_or_default();
+            if let Some(id) = fields::optional_scalar(&object.fields, "payload", "id")? {
+                subject_id = id.into_owned();
+            }
         }
         Some(Kind::ListValue(list)) => {
             for item in &list.values {
@@ -221,23 +276,22 @@ fn payload(
         }
         _ => {}
     }
-    let data = take_payload(fields, key)?;
-    Ok((data, resource(kind, subject_id), related))
+    Ok((value.and_then(wrap), resource(kind, subject_id), related))
 }
 
-/// Takes a payload field as a `Struct`: an object as is, any other value as `{"value": …}`.
-fn take_payload(fields: &mut Object, key: &str) -> Result<Option<Struct>, NormalizeError> {
-    Ok(match fields.remove(key).and_then(|value| value.kind) {
-        None | Some(Kind::NullValue(_)) => None,
-        Some(Kind::StructValue(object)) => Some(object),
-        Some(other) => {
+/// A payload as a `Struct`: an object as is, any other value as `{"value": …}`, null as none.
+fn wrap(value: Value) -> Option<Struct> {
+    match value.kind? {
+        Kind::NullValue(_) => None,
+        Kind::StructValue(object) => Some(object),
+        other => {
             let mut wrapped = Struct::default();
             wrapped
                 .fields
                 .insert("value".to_owned(), Value { kind: Some(other) });
             Some(wrapped)
         }
-    })
+    }
 }
 
 #[cfg(test)]

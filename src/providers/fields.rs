@@ -90,7 +90,18 @@ pub fn take_string(
     parent: &str,
     key: &str,
 ) -> Result<Option<String>, NormalizeError> {
-    match object.remove(key).and_then(|value| value.kind) {
+    object
+        .remove(key)
+        .map_or(Ok(None), |value| into_string(value, parent, key))
+}
+
+/// A field's value, already taken out of its object, as an optional string.
+pub fn into_string(
+    value: Value,
+    parent: &str,
+    key: &str,
+) -> Result<Option<String>, NormalizeError> {
+    match value.kind {
         None | Some(Kind::NullValue(_)) => Ok(None),
         Some(Kind::StringValue(text)) => Ok(Some(text)),
         Some(other) => Err(wrong_type(parent, key, "a string", Some(&other))),
@@ -103,7 +114,16 @@ pub fn take_required_string(
     parent: &str,
     key: &str,
 ) -> Result<String, NormalizeError> {
-    match take_string(object, parent, key)? {
+    require_string(take_string(object, parent, key)?, parent, key)
+}
+
+/// Requires a string taken earlier (say by a single pass over an object): present, non-empty.
+pub fn require_string(
+    value: Option<String>,
+    parent: &str,
+    key: &str,
+) -> Result<String, NormalizeError> {
+    match value {
         None => Err(missing(parent, key)),
         Some(text) if text.is_empty() => Err(empty(parent, key)),
         Some(text) => Ok(text),
@@ -116,7 +136,18 @@ pub fn take_object(
     parent: &str,
     key: &str,
 ) -> Result<Option<Struct>, NormalizeError> {
-    match object.remove(key).and_then(|value| value.kind) {
+    object
+        .remove(key)
+        .map_or(Ok(None), |value| into_object(value, parent, key))
+}
+
+/// A field's value, already taken out of its object, as an optional object.
+pub fn into_object(
+    value: Value,
+    parent: &str,
+    key: &str,
+) -> Result<Option<Struct>, NormalizeError> {
+    match value.kind {
         None | Some(Kind::NullValue(_)) => Ok(None),
         Some(Kind::StructValue(inner)) => Ok(Some(inner)),
         Some(other) => Err(wrong_type(parent, key, "an object", Some(&other))),
@@ -132,16 +163,12 @@ pub fn take_required_object(
     take_object(object, parent, key)?.ok_or_else(|| missing(parent, key))
 }
 
-/// An optional boolean field.
-pub fn optional_bool(
-    object: &Object,
-    parent: &str,
-    key: &str,
-) -> Result<Option<bool>, NormalizeError> {
-    match get(object, key) {
-        None => Ok(None),
-        Some(Kind::BoolValue(flag)) => Ok(Some(*flag)),
-        Some(other) => Err(wrong_type(parent, key, "a boolean", Some(other))),
+/// A field's value, already taken out of its object, as an optional boolean.
+pub fn into_bool(value: Value, parent: &str, key: &str) -> Result<Option<bool>, NormalizeError> {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Ok(None),
+        Some(Kind::BoolValue(flag)) => Ok(Some(flag)),
+        Some(other) => Err(wrong_type(parent, key, "a boolean", Some(&other))),
     }
 }
 
@@ -340,8 +367,13 @@ mod tests {
             optional_scalar(&object, "p", "o").unwrap_err().to_string(),
             "field `p.o`: expected a string or a number, found an object"
         );
-        assert_eq!(optional_bool(&object, "", "b"), Ok(Some(true)));
-        assert!(optional_bool(&object, "", "s").is_err());
+        assert_eq!(into_bool(object["b"].clone(), "", "b"), Ok(Some(true)));
+        assert_eq!(
+            into_bool(object["s"].clone(), "x", "s")
+                .unwrap_err()
+                .to_string(),
+            "field `x.s`: expected a boolean, found a string"
+        );
         assert_eq!(lenient_number(get(&object, "t")), Some(85.0));
         assert_eq!(lenient_number(get(&object, "n")), Some(7.0));
         assert_eq!(lenient_number(get(&object, "x")), None);

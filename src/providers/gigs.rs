@@ -20,52 +20,45 @@ use crate::proto::v1::{Event, GigsDetail, ResourceRef};
 
 const TYPE_PREFIX: &str = "com.gigs.";
 
-/// Gigs id prefixes (from the API reference) and the resource kind each names.
-const ID_PREFIXES: &[(&str, &str)] = &[
-    ("sub_", "subscription"),
-    ("pln_", "plan"),
-    ("sim_", "sim"),
-    ("dev_", "device"),
-    ("usr_", "user"),
-    ("adr_", "user_address"),
-    ("prt_", "porting"),
-    ("sch_", "subscription_change"),
-    ("sad_", "subscription_addon"),
-    ("add_", "addon"),
-    ("ord_", "order"),
-    ("pay_", "payment"),
-    ("pm_", "payment_method"),
-    ("inv_", "invoice"),
-    ("crn_", "credit_note"),
-    ("vou_", "voucher"),
-    ("csn_", "connect_session"),
-    ("ubl_", "usage_balance"),
-    ("apk_", "api_key"),
-    ("mbr_", "member"),
-    ("svp_", "service_provider"),
-    ("org_", "organization"),
-];
-
-/// Kinds whose ids carry no prefix (`"project": "gigs"`, coverage `de`): a bare string under one
-/// of these keys is a reference even though its value alone does not say so.
-const UNPREFIXED_KINDS: &[&str] = &["project", "coverage"];
-
 /// For `data` objects with neither an id nor a subscription/SIM reference: the field that
 /// identifies one within its project (an installation is one per application).
 const NATURAL_KEYS: &[(&str, &str)] = &[("installation", "application")];
 
 /// Normalizes a Gigs event.
-pub fn normalize(mut fields: Object, context: &Context) -> Result<Event, NormalizeError> {
-    let id = fields::take_required_string(&mut fields, "", "id")?;
-    let provider_type = fields::take_required_string(&mut fields, "", "type")?;
-    let (resource_name, canonical) = canonical_type(&provider_type)?;
-    let data = match fields.remove("data").and_then(|value| value.kind) {
+pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+    let (mut id, mut provider_type, mut data, mut previous_data, mut time) =
+        (None, None, None, None, None);
+    let mut detail = GigsDetail::default();
+    // One pass takes every envelope field: cheaper than removing them one by one. Fields this
+    // version does not know (and `object: "event"`) are dropped; `data` keeps all of its own.
+    for (key, value) in fields {
+        let text = |value| fields::into_string(value, "", &key);
+        match key.as_str() {
+            "id" => id = text(value)?,
+            "type" => provider_type = text(value)?,
+            "data" => data = Some(value),
+            "previousData" => previous_data = fields::into_object(value, "", &key)?,
+            "time" => time = text(value)?,
+            "source" => detail.event_source = text(value)?.unwrap_or_default(),
+            "specversion" => detail.spec_version = text(value)?.unwrap_or_default(),
+            "datacontenttype" => detail.data_content_type = text(value)?.unwrap_or_default(),
+            "project" => detail.project = text(value)?.unwrap_or_default(),
+            "version" => detail.api_version = text(value)?.unwrap_or_default(),
+            "actor" => detail.actor = fields::into_object(value, "", &key)?,
+            _ => {}
+        }
+    }
+    let id = fields::require_string(id, "", "id")?;
+    let provider_type = fields::require_string(provider_type, "", "type")?;
+    let canonical = canonical_type(&provider_type)?;
+    let resource_name = canonical
+        .split_once('.')
+        .map_or("", |(resource, _)| resource);
+    let data = match data.and_then(|value| value.kind) {
         Some(Kind::StructValue(data)) => data,
         None | Some(Kind::NullValue(_)) => return Err(fields::missing("", "data")),
         Some(other) => return Err(fields::wrong_type("", "data", "an object", Some(&other))),
     };
-    let previous_data = fields::take_object(&mut fields, "", "previousData")?;
-    let time = fields::take_string(&mut fields, "", "time")?;
     let occurred_at = match &time {
         // A missing time is tolerated (the receive time stands in); a malformed one is not.
         None => context.received_at,
@@ -73,26 +66,20 @@ pub fn normalize(mut fields: Object, context: &Context) -> Result<Event, Normali
             NormalizeError::field("time", format!("expected an rfc 3339 time, found {text:?}"))
         })?,
     };
+    detail.time = time.unwrap_or_default();
 
-    let references = references(&data.fields);
-    let subject = subject(&data.fields, &resource_name, &references)?;
-    let mut related: Vec<ResourceRef> = Vec::with_capacity(references.len());
-    for reference in references {
-        if reference != subject && !related.contains(&reference) {
-            related.push(reference);
+    let mut related = references(&data.fields);
+    let subject = subject(&data.fields, resource_name, &related)?;
+    // The subject is not repeated among the related, nor is any resource twice.
+    related.retain(|reference| *reference != subject);
+    let mut index = 0;
+    while index < related.len() {
+        if related[..index].contains(&related[index]) {
+            related.remove(index);
+        } else {
+            index += 1;
         }
     }
-
-    let detail = GigsDetail {
-        event_source: fields::take_string(&mut fields, "", "source")?.unwrap_or_default(),
-        spec_version: fields::take_string(&mut fields, "", "specversion")?.unwrap_or_default(),
-        data_content_type: fields::take_string(&mut fields, "", "datacontenttype")?
-            .unwrap_or_default(),
-        project: fields::take_string(&mut fields, "", "project")?.unwrap_or_default(),
-        api_version: fields::take_string(&mut fields, "", "version")?.unwrap_or_default(),
-        actor: fields::take_object(&mut fields, "", "actor")?,
-        time: time.unwrap_or_default(),
-    };
 
     Ok(Event {
         provider_event_id: id.clone(),
@@ -109,25 +96,20 @@ pub fn normalize(mut fields: Object, context: &Context) -> Result<Event, Normali
     })
 }
 
-/// `com.gigs.subscriptionChange.applied` -> (`subscription_change`, `subscription_change.applied`).
-fn canonical_type(provider_type: &str) -> Result<(String, String), NormalizeError> {
+/// `com.gigs.subscriptionChange.applied` -> `subscription_change.applied`.
+fn canonical_type(provider_type: &str) -> Result<String, NormalizeError> {
     let Some(name) = provider_type.strip_prefix(TYPE_PREFIX) else {
         return Err(NormalizeError::field(
             "type",
             format!("expected a type starting with \"{TYPE_PREFIX}\", found {provider_type:?}"),
         ));
     };
-    let canonical = event::dotted_type(name).ok_or_else(|| {
+    event::dotted_type(name).ok_or_else(|| {
         NormalizeError::field(
             "type",
             format!("expected \"{TYPE_PREFIX}<resource>.<action>\", found {provider_type:?}"),
         )
-    })?;
-    let resource_name = canonical
-        .split_once('.')
-        .map(|(resource_name, _)| resource_name.to_owned())
-        .unwrap_or_default();
-    Ok((resource_name, canonical))
+    })
 }
 
 /// The resource the event is about.
@@ -175,20 +157,19 @@ fn references(data: &BTreeMap<String, Value>) -> Vec<ResourceRef> {
         if key == "id" || key == "object" {
             continue;
         }
+        let field = Field { key, list: false };
         match &value.kind {
-            Some(Kind::StringValue(id)) => found.extend(bare_reference(kind_of_key(key), id)),
+            Some(Kind::StringValue(id)) => found.extend(bare_reference(field, id)),
             Some(Kind::StructValue(nested)) => {
-                found.extend(nested_reference(kind_of_key(key), &nested.fields));
+                found.extend(nested_reference(field, &nested.fields))
             }
             Some(Kind::ListValue(list)) => {
-                let key_kind = kind_of_list_key(key);
+                let field = Field { key, list: true };
                 for item in &list.values {
                     match &item.kind {
-                        Some(Kind::StringValue(id)) => {
-                            found.extend(bare_reference(key_kind.clone(), id));
-                        }
+                        Some(Kind::StringValue(id)) => found.extend(bare_reference(field, id)),
                         Some(Kind::StructValue(nested)) => {
-                            found.extend(nested_reference(key_kind.clone(), &nested.fields));
+                            found.extend(nested_reference(field, &nested.fields));
                         }
                         _ => {}
                     }
@@ -200,20 +181,46 @@ fn references(data: &BTreeMap<String, Value>) -> Vec<ResourceRef> {
     found
 }
 
-/// A bare id string: a reference when its prefix names a kind, or when the key names one and
+/// The `data` field a value was found under; its kind is looked up only when the value itself
+/// does not say (most fields are not references, so most never need it).
+#[derive(Clone, Copy)]
+struct Field<'a> {
+    key: &'a str,
+    /// A list of references: the field name is plural (`subscriptionAddons`).
+    list: bool,
+}
+
+impl Field<'_> {
+    fn kind(self) -> Option<&'static str> {
+        if !self.list {
+            return kind_of_field(self.key);
+        }
+        [
+            self.key.strip_suffix("es"),
+            self.key.strip_suffix('s'),
+            Some(self.key),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(kind_of_field)
+    }
+}
+
+/// A bare id string: a reference when its prefix names a kind, or when the field names one and
 /// the value looks like an id. Plain values (`"status": "active"`, an ICCID) are not.
-fn bare_reference(key_kind: Option<String>, id: &str) -> Option<ResourceRef> {
+fn bare_reference(field: Field<'_>, id: &str) -> Option<ResourceRef> {
     if let Some(kind) = kind_of_id(id) {
         return Some(resource(kind, id));
     }
-    let looks_like_id = !id.is_empty() && !id.contains(char::is_whitespace);
-    key_kind
-        .filter(|_| looks_like_id)
-        .map(|kind| resource(kind, id))
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return None;
+    }
+    field.kind().map(|kind| resource(kind, id))
 }
 
-/// A nested object with an `id`: its kind from its own `object`, else its id's prefix, else the key.
-fn nested_reference(key_kind: Option<String>, nested: &Object) -> Option<ResourceRef> {
+/// A nested object with an `id`: its kind from its own `object`, else its id's prefix, else the
+/// field name.
+fn nested_reference(field: Field<'_>, nested: &Object) -> Option<ResourceRef> {
     let Some(Kind::StringValue(id)) = fields::get(nested, "id") else {
         return None;
     };
@@ -222,40 +229,77 @@ fn nested_reference(key_kind: Option<String>, nested: &Object) -> Option<Resourc
     }
     let kind = match fields::get(nested, "object") {
         Some(Kind::StringValue(object)) if !object.is_empty() => event::snake_case(object),
-        _ => kind_of_id(id).map(str::to_owned).or(key_kind)?,
+        _ => kind_of_id(id).or_else(|| field.kind())?.to_owned(),
     };
     Some(resource(kind, id))
 }
 
 /// The kind a Gigs id's prefix names (`sub_0SNl…` -> `subscription`).
 fn kind_of_id(id: &str) -> Option<&'static str> {
-    ID_PREFIXES.iter().find_map(|(prefix, kind)| {
-        let rest = id.strip_prefix(prefix)?;
-        (!rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(*kind)
+    // Every known prefix is 2-3 characters and an underscore; ids are base62 after it.
+    let underscore = id.bytes().take(4).position(|b| b == b'_')?;
+    let rest = &id[underscore + 1..];
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some(match &id[..underscore] {
+        "sub" => "subscription",
+        "pln" => "plan",
+        "sim" => "sim",
+        "dev" => "device",
+        "usr" => "user",
+        "adr" => "user_address",
+        "prt" => "porting",
+        "sch" => "subscription_change",
+        "sad" => "subscription_addon",
+        "add" => "addon",
+        "ord" => "order",
+        "pay" => "payment",
+        "pm" => "payment_method",
+        "inv" => "invoice",
+        "crn" => "credit_note",
+        "vou" => "voucher",
+        "csn" => "connect_session",
+        "ubl" => "usage_balance",
+        "apk" => "api_key",
+        "mbr" => "member",
+        "svp" => "service_provider",
+        "org" => "organization",
+        _ => return None,
     })
 }
 
-fn is_known_kind(kind: &str) -> bool {
-    UNPREFIXED_KINDS.contains(&kind) || ID_PREFIXES.iter().any(|(_, known)| *known == kind)
-}
-
-/// The kind a field name names (`subscription`, `userAddress` -> `user_address`), if known.
-fn kind_of_key(key: &str) -> Option<String> {
-    Some(event::snake_case(key)).filter(|kind| is_known_kind(kind))
-}
-
-/// The singular kind a list field names (`subscriptionAddons` -> `subscription_addon`).
-fn kind_of_list_key(key: &str) -> Option<String> {
-    let plural = event::snake_case(key);
-    [
-        plural.strip_suffix("es"),
-        plural.strip_suffix('s'),
-        Some(plural.as_str()),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|kind| is_known_kind(kind))
-    .map(str::to_owned)
+/// The kind a field name names (`subscription`, `userAddress` -> `user_address`), if it names a
+/// resource. Project and coverage ids carry no prefix (`gigs`, `de`): a bare string is one of
+/// those only under its field name.
+fn kind_of_field(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "subscription" => "subscription",
+        "plan" => "plan",
+        "sim" => "sim",
+        "device" => "device",
+        "user" => "user",
+        "userAddress" | "user_address" => "user_address",
+        "porting" => "porting",
+        "subscriptionChange" | "subscription_change" => "subscription_change",
+        "subscriptionAddon" | "subscription_addon" => "subscription_addon",
+        "addon" => "addon",
+        "order" => "order",
+        "payment" => "payment",
+        "paymentMethod" | "payment_method" => "payment_method",
+        "invoice" => "invoice",
+        "creditNote" | "credit_note" => "credit_note",
+        "voucher" => "voucher",
+        "connectSession" | "connect_session" => "connect_session",
+        "usageBalance" | "usage_balance" => "usage_balance",
+        "apiKey" | "api_key" => "api_key",
+        "member" => "member",
+        "serviceProvider" | "service_provider" => "service_provider",
+        "organization" => "organization",
+        "project" => "project",
+        "coverage" => "coverage",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

@@ -283,19 +283,13 @@ fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
         ));
     }
 
-    let sent_trigger_value = fields::get(&fields, "AlertTriggerValue");
-    let trigger_value = fields::lenient_number(sent_trigger_value);
+    // Identity is the alert, the entity and the trigger (not the observed value): a redelivery
+    // repeats those, and the log tells On, Off, On apart by comparing with the latest state.
     let mut fingerprint = Fingerprint::new();
     fingerprint
         .text_lowercase(alert_id)
         .text_lowercase(entity_id)
         .text_lowercase(trigger_name.trim());
-    // The observed value as a number when it is one, so `"85"` and `85` give the same id.
-    match (trigger_value, sent_trigger_value) {
-        (Some(number), _) => fingerprint.number(number),
-        (None, Some(Kind::StringValue(text))) => fingerprint.text(text),
-        (None, _) => fingerprint.text(""),
-    };
     let id = fingerprint.finish("mma_");
     let related = if is_zero_guid(alert_id) {
         Vec::new()
@@ -319,7 +313,7 @@ fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
             .unwrap_or_default()
             .to_owned(),
         conditional_value: fields::lenient_number(fields::get(&fields, "AlertConditionalValue")),
-        trigger_value,
+        trigger_value: fields::lenient_number(fields::get(&fields, "AlertTriggerValue")),
     };
     Ok(Event {
         id,

@@ -77,6 +77,9 @@ verification = {{ scheme = "none" }}
 /// A running server and a connected client; the server stops when this is dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The store directory (kept so a restarted server finds the same log).
+    pub store: std::path::PathBuf,
+    _dir: Option<tempfile::TempDir>,
     pub client: NormalizerServiceClient<Channel>,
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
@@ -88,8 +91,26 @@ impl TestServer {
         Self::start_with(&test_config_toml(1024 * 1024)).await
     }
 
+    /// Starts a server with `toml`, storing its log in a fresh temporary directory.
     pub async fn start_with(toml: &str) -> TestServer {
-        let config = Config::from_toml(toml).expect("test config parses");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = dir.path().to_owned();
+        let mut server = Self::start_in(toml, &store).await;
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts a server with `toml` whose log lives in `store` (for restart tests).
+    pub async fn start_in(toml: &str, store: &std::path::Path) -> TestServer {
+        let toml = if toml.contains("[store]") {
+            toml.to_owned()
+        } else {
+            format!(
+                "{toml}\n[store]\npath = {:?}\n",
+                store.display().to_string()
+            )
+        };
+        let config = Config::from_toml(&toml).expect("test config parses");
         config.validate().expect("test config is valid");
         let server = Server::bind(&config).await.expect("server binds");
         let addr = server.grpc_addr();
@@ -109,6 +130,8 @@ impl TestServer {
             .expect("client connects");
         TestServer {
             addr,
+            store: store.to_owned(),
+            _dir: None,
             client: NormalizerServiceClient::new(channel.clone())
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
@@ -118,8 +141,18 @@ impl TestServer {
         }
     }
 
-    /// Stops the server and waits for it to finish.
+    /// Stops the server and waits for it to finish (the store directory, if owned, goes too).
     pub async fn shutdown(mut self) {
+        self.stop().await;
+    }
+
+    /// Stops the server but keeps the store directory, returning it for a restart.
+    pub async fn stop_keep_store(mut self) -> (Option<tempfile::TempDir>, std::path::PathBuf) {
+        self.stop().await;
+        (self._dir.take(), self.store.clone())
+    }
+
+    async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -216,4 +249,23 @@ pub fn reason_of(status: &tonic::Status) -> (String, String) {
 
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A distinct, minimal Gigs event body (`evt_<n>`), about a subscription and a plan.
+pub fn gigs_event(n: u64, event_type: &str) -> Vec<u8> {
+    format!(
+        r#"{{"object":"event","id":"evt_test{n:08}","type":"com.gigs.{event_type}","time":"2026-01-01T00:00:00Z","specversion":"1.0","source":"https://api.gigs.com","project":"test","version":"2025-05-22","datacontenttype":"application/json","data":{{"object":"subscription","id":"sub_{n}","plan":{{"object":"plan","id":"pln_shared"}},"status":"active"}}}}"#
+    )
+    .into_bytes()
+}
+
+/// A signed Gigs request for [`gigs_event`].
+pub fn gigs_event_request(n: u64, event_type: &str) -> VerifyAndNormalizeRequest {
+    let body = gigs_event(n, event_type);
+    gigs_request(
+        &body,
+        GIGS_SECRET,
+        &format!("msg_{n}"),
+        chrono::Utc::now().timestamp(),
+    )
 }

@@ -352,6 +352,12 @@ fn bad_keys_fail_construction_without_revealing_them() {
     );
     let error = StandardWebhooksVerifier::new(&[], &[], tolerance).unwrap_err();
     assert!(error.contains("at least one"), "{error}");
+    let many = vec![Secret::new(SECRET); MAX_SECRETS + 1];
+    let error = StandardWebhooksVerifier::new(&many, &[], tolerance).unwrap_err();
+    assert!(error.contains("at most 8"), "{error}");
+    let most = vec![Secret::new(SECRET); MAX_SECRETS];
+    let v = StandardWebhooksVerifier::new(&most, &[], tolerance).unwrap();
+    assert_eq!(v.check(&signed(&TIMESTAMP.to_string(), SIGNATURE)), Ok(()));
     for (key, why) in [
         ("whpk_$$$$", "base64"),
         ("whpk_AAAA", "32-byte"),

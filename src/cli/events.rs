@@ -1,0 +1,217 @@
+//! `hooknorm tail` (StreamEvents) and `hooknorm events` (ListEvents / GetEvent): one JSON event
+//! per line, for people and `jq`.
+
+use std::io::Write;
+
+use chrono::{DateTime, Utc};
+use tonic::transport::Channel;
+
+use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
+use crate::proto::v1::stream_events_request::Start;
+use crate::proto::v1::stream_events_response::Message;
+use crate::proto::v1::{
+    EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef, StartPosition,
+    StreamEventsRequest,
+};
+
+use super::output::{OutputError, to_json};
+
+/// Filter flags shared by `tail` and `events`.
+#[derive(Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// `gigs`, `abowire` or `mobile_manager`.
+    pub providers: Vec<String>,
+    pub sources: Vec<String>,
+    /// Exact types or `prefix.*`.
+    pub types: Vec<String>,
+    /// `kind:id`, matching the subject or a related ref.
+    pub resource: Option<String>,
+}
+
+/// Why a client command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("unknown provider `{0}` (expected gigs, abowire or mobile_manager)")]
+    Provider(String),
+    #[error("--resource must be `kind:id`, got `{0}`")]
+    Resource(String),
+    #[error("--since must be an RFC 3339 time such as 2026-01-02T15:04:05Z: {0}")]
+    Since(String),
+    #[error("cannot connect to {url}: {source}")]
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
+    #[error("server answered {code:?} {reason}: {message}")]
+    Status {
+        code: tonic::Code,
+        reason: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("cannot write output: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> Self {
+        use tonic_types::StatusExt;
+        let info = status.get_details_error_info();
+        let mut reason = info.as_ref().map(|i| i.reason.clone()).unwrap_or_default();
+        if let Some(resume) = info
+            .as_ref()
+            .and_then(|i| i.metadata.get("resume_after_sequence"))
+        {
+            reason = format!("{reason} (resume with --after {resume})");
+        }
+        ClientError::Status {
+            code: status.code(),
+            reason,
+            message: status.message().to_owned(),
+        }
+    }
+}
+
+impl FilterArgs {
+    fn to_proto(&self) -> Result<EventFilter, ClientError> {
+        let providers = self
+            .providers
+            .iter()
+            .map(|name| {
+                Ok(match name.as_str() {
+                    "gigs" => Provider::Gigs,
+                    "abowire" => Provider::Abowire,
+                    "mobile_manager" | "mobile-manager" => Provider::MobileManager,
+                    other => return Err(ClientError::Provider(other.to_owned())),
+                } as i32)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let resource = match &self.resource {
+            None => None,
+            Some(text) => match text.split_once(':') {
+                Some((kind, id)) if !kind.is_empty() && !id.is_empty() => Some(ResourceRef {
+                    kind: kind.to_owned(),
+                    id: id.to_owned(),
+                }),
+                _ => return Err(ClientError::Resource(text.clone())),
+            },
+        };
+        Ok(EventFilter {
+            providers,
+            sources: self.sources.clone(),
+            types: self.types.clone(),
+            resource,
+        })
+    }
+}
+
+/// Where `tail` starts.
+#[derive(Debug, Clone, Default)]
+pub struct TailStart {
+    pub earliest: bool,
+    pub after: Option<u64>,
+    pub since: Option<String>,
+}
+
+async fn connect(url: &str) -> Result<NormalizerServiceClient<Channel>, ClientError> {
+    NormalizerServiceClient::connect(url.to_owned())
+        .await
+        .map_err(|source| ClientError::Connect {
+            url: url.to_owned(),
+            source,
+        })
+}
+
+/// Streams events to `out`, one JSON object per line, until the stream ends.
+pub async fn tail(
+    url: &str,
+    filter: &FilterArgs,
+    start: &TailStart,
+    heartbeats: bool,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    let start = if let Some(after) = start.after {
+        Some(Start::AfterSequence(after))
+    } else if let Some(since) = &start.since {
+        let time: DateTime<Utc> = DateTime::parse_from_rfc3339(since)
+            .map_err(|error| ClientError::Since(error.to_string()))?
+            .with_timezone(&Utc);
+        Some(Start::Since(crate::event::timestamp(time)))
+    } else if start.earliest {
+        Some(Start::Position(StartPosition::Earliest as i32))
+    } else {
+        None
+    };
+    let request = StreamEventsRequest {
+        filter: Some(filter.to_proto()?),
+        start,
+    };
+    let mut stream = connect(url)
+        .await?
+        .stream_events(request)
+        .await?
+        .into_inner();
+    while let Some(response) = stream.message().await? {
+        match response.message {
+            Some(Message::Event(event)) => {
+                writeln!(out, "{}", to_json("hooknorm.v1.Event", &event, false)?)?;
+                out.flush()?;
+            }
+            Some(Message::Heartbeat(heartbeat)) if heartbeats => {
+                writeln!(
+                    out,
+                    "{}",
+                    to_json("hooknorm.v1.Heartbeat", &heartbeat, false)?
+                )?;
+                out.flush()?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Lists events newest first (following pages up to `limit`), or gets one by id.
+pub async fn events(
+    url: &str,
+    filter: &FilterArgs,
+    id: Option<&str>,
+    limit: usize,
+    out: &mut impl Write,
+) -> Result<(), ClientError> {
+    let mut client = connect(url).await?;
+    if let Some(id) = id {
+        let response = client
+            .get_event(GetEventRequest { id: id.to_owned() })
+            .await?
+            .into_inner();
+        if let Some(event) = response.event {
+            writeln!(out, "{}", to_json("hooknorm.v1.Event", &event, true)?)?;
+        }
+        return Ok(());
+    }
+    let filter = filter.to_proto()?;
+    let mut printed = 0;
+    let mut page_token = String::new();
+    while printed < limit {
+        let page_size = i32::try_from((limit - printed).min(1000)).unwrap_or(1000);
+        let response = client
+            .list_events(ListEventsRequest {
+                filter: Some(filter.clone()),
+                page_size,
+                page_token,
+            })
+            .await?
+            .into_inner();
+        for event in &response.events {
+            writeln!(out, "{}", to_json("hooknorm.v1.Event", event, false)?)?;
+            printed += 1;
+        }
+        if response.next_page_token.is_empty() || response.events.is_empty() {
+            break;
+        }
+        page_token = response.next_page_token;
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! The durable event log: where every accepted event is stored before it is acknowledged, and
+//! where subscribers read from.
+//!
+//! [`EventLog`] is chosen once at start-up (SQLite embedded by default; a NATS JetStream backend
+//! fits the same shape). Sequences are monotonically increasing `u64`s, usable as cursors; appends
+//! carry a dedup rule; reads go from a sequence; live events are broadcast after commit.
+
+pub mod filter;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::proto::v1::Event;
+
+pub use filter::{EventFilter, TypePattern};
+
+/// How an append recognizes a redelivery of something already stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DedupRule {
+    /// `event.id` identifies the event: the same id within the dedup window is a duplicate.
+    EventId,
+    /// The provider has no event id and re-sends state (Mobile Manager): a duplicate is an event
+    /// whose id (a content fingerprint) equals that of the *latest* event stored for this entity
+    /// key. The same state seen again after a different one (alert On, Off, On) is a new event,
+    /// stored under the fingerprint with its sequence appended to keep ids unique.
+    LatestForEntity(String),
+}
+
+/// One event to store.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The normalized event; `sequence` is ignored and assigned by the log.
+    pub event: Event,
+    pub dedup: DedupRule,
+}
+
+/// What an append did.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// The stored event with its sequence; for a duplicate, the event as first stored.
+    pub event: Event,
+    pub duplicate: bool,
+}
+
+/// Why the log could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LogError {
+    /// The store cannot take writes now (disk full, I/O error, locked); retrying later may work.
+    #[error("event log unavailable: {reason}")]
+    Unavailable { reason: String },
+    /// The log is shutting down and takes no more work.
+    #[error("event log is closed")]
+    Closed,
+    /// Stored data could not be decoded.
+    #[error("stored event at sequence {sequence} is unreadable: {reason}")]
+    Corrupt { sequence: u64, reason: String },
+}
+
+/// What a retention pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub events_removed: u64,
+    pub dedup_keys_removed: u64,
+}
+
+/// A durable, ordered, deduplicating event log.
+#[async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Stores the event unless it is a duplicate, and returns only once it is durable (committed
+    /// and fsync'd). Concurrent appends may share one commit.
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError>;
+
+    /// Up to `limit` events with sequence greater than `after` that match `filter`, ascending.
+    async fn read_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError>;
+
+    /// Up to `limit` matching events with sequence less than `before` (all when `None`), newest
+    /// first.
+    async fn list(
+        &self,
+        filter: &EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError>;
+
+    /// The event with this id, if stored.
+    async fn get(&self, id: &str) -> Result<Option<Event>, LogError>;
+
+    /// The cursor to read from to get every event received at or after `time` (that is, the
+    /// sequence just before the first such event).
+    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError>;
+
+    /// The newest committed sequence (0 when empty).
+    fn head(&self) -> u64;
+
+    /// Events as they are committed, in sequence order. A receiver that falls more than the
+    /// channel's capacity behind gets `Lagged` and must continue from `read_after`.
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
+
+    /// Removes events past the configured retention and dedup keys past the dedup window.
+    async fn enforce_retention(&self) -> Result<RetentionReport, LogError>;
+
+    /// Whether the log can take writes (for readiness).
+    async fn check_writable(&self) -> Result<(), LogError>;
+
+    /// Finishes in-flight appends and refuses new ones.
+    async fn close(&self);
+}

@@ -1,0 +1,365 @@
+//! The embedded event log: one SQLite file, `events.sqlite3` in WAL mode, under `store.path`.
+//!
+//! Writes go through one writer thread that owns the only write connection and commits appends
+//! in groups: it blocks for the first queued append, drains whatever else is waiting (up to
+//! `store.group_commit_max`), stores them all in one transaction and pays one fsync for the lot
+//! (`synchronous=FULL`), then broadcasts the new events in sequence order and answers each
+//! caller. A failed commit fails every append of its batch and stores none of it; the writer
+//! carries on, so appends succeed again once the disk recovers. Reads run on blocking threads
+//! over a small pool of read-only connections, so neither side ever blocks the async runtime.
+//!
+//! Sequences are assigned by the writer and never reused: the `AUTOINCREMENT` high-water mark
+//! survives deletes and restarts.
+//!
+//! Dedup keys live in their own table so they outlive the events they point to:
+//! - [`DedupRule::EventId`] keys on `id:<event id>`; a hit within the dedup window returns the
+//!   event as first stored.
+//! - [`DedupRule::LatestForEntity`] keys on `latest:<entity>` and remembers the id (content
+//!   fingerprint) of the entity's latest event; only the same fingerprint again, within the
+//!   window, is a duplicate. The same state after a different one is stored, and when its id is
+//!   already taken by an older event it is stored as `<id>-<sequence>` so ids stay unique.
+//! - When the original was since removed by retention, a duplicate is answered with a minimal
+//!   event carrying only the remembered id and sequence.
+//! - An event with an empty id cannot be recognized again: it is always stored, under its
+//!   sequence number as id.
+//!
+//! Retention runs on the writer thread in small transactions between group commits, so appends
+//! wait for at most one small chunk. [`SqliteEventLog::spawn_retention`] schedules it; callers may
+//! also call [`EventLog::enforce_retention`] themselves.
+
+mod batch;
+mod read;
+mod retention;
+mod schema;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::config::StoreConfig;
+use crate::log::{AppendRequest, Appended, EventFilter, EventLog, LogError, RetentionReport};
+use crate::proto::v1::Event;
+
+use read::{Range, ReadPool};
+use retention::RetentionPlan;
+use writer::{Command, Control, Writer};
+
+/// The database file's name inside `store.path`.
+pub const DB_FILE_NAME: &str = "events.sqlite3";
+
+/// Committed events a subscriber may fall behind by before it gets `Lagged`.
+pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
+
+/// Idle read connections kept open by default.
+pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+
+/// The wall clock, injectable so tests can move time (dedup window, retention by age).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// Tuning that is not part of the configuration file.
+#[derive(Clone)]
+pub struct SqliteOptions {
+    /// Capacity of the live-event broadcast channel.
+    pub broadcast_capacity: usize,
+    /// Idle read connections kept open for reuse (more are opened under load).
+    pub read_connections: usize,
+    /// Source of "now" for dedup keys, the dedup window and retention by age.
+    pub clock: Clock,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            broadcast_capacity: DEFAULT_BROADCAST_CAPACITY,
+            read_connections: DEFAULT_READ_CONNECTIONS,
+            clock: Arc::new(Utc::now),
+        }
+    }
+}
+
+impl std::fmt::Debug for SqliteOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteOptions")
+            .field("broadcast_capacity", &self.broadcast_capacity)
+            .field("read_connections", &self.read_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SQLite [`EventLog`].
+pub struct SqliteEventLog {
+    path: PathBuf,
+    /// `None` once closed; appends clone it so none holds the lock across `.await`.
+    commands: Mutex<Option<mpsc::Sender<Command>>>,
+    /// Taken by the first `close`; an async mutex so a second `close` waits for the first.
+    writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    head: Arc<AtomicU64>,
+    events: broadcast::Sender<Arc<Event>>,
+    reads: Arc<ReadPool>,
+    clock: Clock,
+    dedup_window_ms: i64,
+    retention_max_age_ms: Option<i64>,
+    retention_max_count: Option<u64>,
+}
+
+impl std::fmt::Debug for SqliteEventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteEventLog")
+            .field("path", &self.path)
+            .field("head", &self.head())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteEventLog {
+    /// Opens (creating if needed) `events.sqlite3` under `config.path` and starts the writer
+    /// thread. Blocking; call once at start-up.
+    pub fn open(config: &StoreConfig) -> Result<SqliteEventLog, LogError> {
+        SqliteEventLog::open_with(config, SqliteOptions::default())
+    }
+
+    /// [`SqliteEventLog::open`] with non-default tuning or clock.
+    pub fn open_with(
+        config: &StoreConfig,
+        options: SqliteOptions,
+    ) -> Result<SqliteEventLog, LogError> {
+        std::fs::create_dir_all(&config.path).map_err(|error| LogError::Unavailable {
+            reason: format!(
+                "cannot create store directory {}: {error}",
+                config.path.display()
+            ),
+        })?;
+        let path = config.path.join(DB_FILE_NAME);
+        let cannot_open = |error: &dyn std::fmt::Display| LogError::Unavailable {
+            reason: format!("cannot open {}: {error}", path.display()),
+        };
+        let conn = schema::open_writer(&path).map_err(|error| cannot_open(&error))?;
+        let last_sequence = schema::last_sequence(&conn).map_err(|error| cannot_open(&error))?;
+        let reads = Arc::new(ReadPool::new(path.clone(), options.read_connections));
+        // Fail at start-up, not on the first read, when readers cannot open the file.
+        reads.warm().map_err(|error| cannot_open(&error))?;
+
+        let head = Arc::new(AtomicU64::new(last_sequence));
+        let (events, _) = broadcast::channel(options.broadcast_capacity.max(1));
+        let group_commit_max = config.group_commit_max.max(1);
+        // Room for a few full batches: beyond that, `append` waits (backpressure) instead of
+        // queueing without bound.
+        let (commands, receiver) = mpsc::channel(group_commit_max.saturating_mul(4).max(64));
+        let dedup_window_ms = seconds_to_ms(config.dedup_window_seconds);
+        let writer = Writer::new(
+            conn,
+            last_sequence,
+            Arc::clone(&head),
+            events.clone(),
+            Arc::clone(&options.clock),
+            dedup_window_ms,
+            group_commit_max,
+        );
+        let handle = std::thread::Builder::new()
+            .name("hooknorm-sqlite-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|error| LogError::Unavailable {
+                reason: format!("cannot start the writer thread: {error}"),
+            })?;
+        tracing::info!(path = %path.display(), head = last_sequence, "event log opened");
+
+        Ok(SqliteEventLog {
+            path,
+            commands: Mutex::new(Some(commands)),
+            writer: tokio::sync::Mutex::new(Some(handle)),
+            head,
+            events,
+            reads,
+            clock: options.clock,
+            dedup_window_ms,
+            retention_max_age_ms: config.retention_max_age_seconds.map(seconds_to_ms),
+            retention_max_count: config.retention_max_count,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs [`EventLog::enforce_retention`] every `interval` (the first pass right away) until
+    /// the log is closed or dropped; failures are logged and retried on the next tick.
+    pub fn spawn_retention(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        // Weak, so the task never keeps a dropped log (and its writer thread) alive.
+        let log = Arc::downgrade(self);
+        tokio::spawn(async move {
+            // `interval` panics on zero; a tiny floor keeps a misconfiguration from spinning.
+            let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(log) = log.upgrade() else { break };
+                match log.enforce_retention().await {
+                    Ok(report) if report != RetentionReport::default() => tracing::info!(
+                        events_removed = report.events_removed,
+                        dedup_keys_removed = report.dedup_keys_removed,
+                        "retention pass"
+                    ),
+                    Ok(_) => {}
+                    Err(LogError::Closed) => break,
+                    Err(error) => tracing::warn!(%error, "retention pass failed"),
+                }
+            }
+        })
+    }
+
+    fn sender(&self) -> Result<mpsc::Sender<Command>, LogError> {
+        // The guarded data is an `Option` that is always valid, so a poisoned lock is harmless.
+        let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
+        commands.clone().ok_or(LogError::Closed)
+    }
+
+    /// Sends one command to the writer and waits for its answer.
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, LogError>>) -> Command,
+    ) -> Result<T, LogError> {
+        let sender = self.sender()?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(command(reply))
+            .await
+            .map_err(|_| writer_stopped())?;
+        drop(sender);
+        answer.await.map_err(|_| writer_stopped())?
+    }
+
+    /// Runs SQL on the writer connection (tests simulate a full disk with it).
+    #[cfg(test)]
+    async fn execute_on_writer(&self, sql: &str) -> Result<(), LogError> {
+        let sql = sql.to_owned();
+        self.ask(|reply| Command::Control(Control::Execute { sql, reply }))
+            .await
+    }
+}
+
+#[async_trait]
+impl EventLog for SqliteEventLog {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
+        self.ask(|reply| Command::Append { request, reply }).await
+    }
+
+    async fn read_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        let Some(query) = read::EventQuery::build(filter, Range::After(after), limit) else {
+            return Ok(Vec::new());
+        };
+        self.reads.run(move |conn| query.run(conn)).await
+    }
+
+    async fn list(
+        &self,
+        filter: &EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        let Some(query) = read::EventQuery::build(filter, Range::Before(before), limit) else {
+            return Ok(Vec::new());
+        };
+        self.reads.run(move |conn| query.run(conn)).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
+        let id = id.to_owned();
+        self.reads
+            .run(move |conn| read::event_by_id(conn, &id))
+            .await
+    }
+
+    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
+        // Read head first: anything committed after it has a greater sequence, so falling back
+        // to it can never skip a matching event.
+        let head = self.head();
+        let since_ms = time.timestamp_millis();
+        let first = self
+            .reads
+            .run(move |conn| read::first_sequence_received_since(conn, since_ms))
+            .await?;
+        Ok(first.map_or(head, |sequence| sequence.saturating_sub(1)))
+    }
+
+    fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.events.subscribe()
+    }
+
+    async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
+        // Refuse early when closed, before doing the threshold read.
+        drop(self.sender()?);
+        let now_ms = (self.clock)().timestamp_millis();
+        let below_sequence = match self.retention_max_count {
+            None => None,
+            // Keep nothing: everything committed so far goes.
+            Some(0) => Some(self.head().saturating_add(1)),
+            // Found on a read connection so the writer is not held up by the scan; events
+            // committed meanwhile are newer and only make the kept set larger.
+            Some(keep) => {
+                self.reads
+                    .run(move |conn| read::sequence_ranked(conn, keep))
+                    .await?
+            }
+        };
+        let plan = RetentionPlan {
+            below_sequence,
+            received_before_ms: self
+                .retention_max_age_ms
+                .map(|age| now_ms.saturating_sub(age)),
+            dedup_before_ms: now_ms.saturating_sub(self.dedup_window_ms),
+        };
+        self.ask(|reply| Command::Control(Control::Retention { plan, reply }))
+            .await
+    }
+
+    async fn check_writable(&self) -> Result<(), LogError> {
+        self.ask(|reply| Command::Control(Control::Probe { reply }))
+            .await
+    }
+
+    async fn close(&self) {
+        let mut writer = self.writer.lock().await;
+        // Dropping the last sender lets the writer drain what is queued, then stop.
+        drop(
+            self.commands
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let Some(handle) = writer.take() else { return };
+        match tokio::task::spawn_blocking(move || handle.join()).await {
+            Ok(Ok(())) => tracing::info!(path = %self.path.display(), "event log closed"),
+            Ok(Err(_)) => tracing::error!("event log writer thread panicked"),
+            Err(error) => tracing::error!(%error, "cannot join the event log writer thread"),
+        }
+    }
+}
+
+fn writer_stopped() -> LogError {
+    LogError::Unavailable {
+        reason: "event log writer stopped".to_owned(),
+    }
+}
+
+fn seconds_to_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}

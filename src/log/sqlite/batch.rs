@@ -1,0 +1,247 @@
+//! One group commit: dedup, sequence assignment and the inserts for a batch of appends, all in
+//! one transaction.
+
+use std::collections::HashMap;
+
+use prost::Message;
+use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
+
+use super::read::decode;
+use super::schema::{sequence_column, sequence_to_sql};
+use crate::event::from_timestamp;
+use crate::log::{AppendRequest, Appended, DedupRule, LogError};
+use crate::proto::v1::Event;
+
+/// State shared by the appends of one batch.
+pub(super) struct Batch<'a> {
+    pub now_ms: i64,
+    /// Dedup keys created at or after this are within the window.
+    pub fresh_since_ms: i64,
+    pub next_sequence: &'a mut u64,
+    /// Events this batch stored, in sequence order (to broadcast after commit).
+    pub stored: &'a mut Vec<Event>,
+    /// Sequence -> index in `stored`: a duplicate of an event of the same batch is answered
+    /// from memory rather than decoded back.
+    pub stored_index: HashMap<u64, usize>,
+}
+
+/// The statements every append runs, prepared once per batch rather than looked up in the
+/// statement cache for each append.
+struct Statements<'c> {
+    conn: &'c Connection,
+    dedup_entry: CachedStatement<'c>,
+    insert_event_if_id_free: CachedStatement<'c>,
+    insert_ref: CachedStatement<'c>,
+    upsert_dedup: CachedStatement<'c>,
+}
+
+impl<'c> Statements<'c> {
+    fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
+        Ok(Statements {
+            conn,
+            dedup_entry: conn
+                .prepare_cached("SELECT sequence, id, created_at FROM dedup WHERE key = ?1")?,
+            insert_event_if_id_free: conn.prepare_cached(INSERT_EVENT_IF_ID_FREE)?,
+            // OR IGNORE: the same resource as subject and related is one ref.
+            insert_ref: conn.prepare_cached(
+                "INSERT OR IGNORE INTO refs (kind, id, sequence) VALUES (?1, ?2, ?3)",
+            )?,
+            upsert_dedup: conn.prepare_cached(
+                "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (key) DO UPDATE SET sequence = excluded.sequence, \
+                 id = excluded.id, created_at = excluded.created_at",
+            )?,
+        })
+    }
+}
+
+/// One transaction for the whole batch; per-append outcomes in order. An `Err` means the
+/// transaction failed and rolled back.
+pub(super) fn write_batch(
+    conn: &mut Connection,
+    requests: impl Iterator<Item = AppendRequest>,
+    batch: &mut Batch<'_>,
+) -> rusqlite::Result<Vec<Result<Appended, LogError>>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(requests.size_hint().0);
+    {
+        let mut statements = Statements::prepare(&tx)?;
+        for request in requests {
+            outcomes.push(append_one(&mut statements, request, batch)?);
+        }
+    }
+    // With synchronous=FULL this is the batch's one fsync; dropping `tx` on error rolls back.
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// A row of the dedup table.
+struct DedupEntry {
+    sequence: u64,
+    /// The event id (fingerprint) as received.
+    id: String,
+    created_at: i64,
+}
+
+/// Stores one event unless it is a duplicate. The outer `Err` is a database error that dooms
+/// the batch; the inner one concerns this append only.
+fn append_one(
+    statements: &mut Statements<'_>,
+    request: AppendRequest,
+    batch: &mut Batch<'_>,
+) -> rusqlite::Result<Result<Appended, LogError>> {
+    let AppendRequest { mut event, dedup } = request;
+    let fingerprint = std::mem::take(&mut event.id);
+    let sequence = *batch.next_sequence;
+    if fingerprint.is_empty() {
+        // Nothing to recognize it by: always new, named by its sequence.
+        event.id = sequence.to_string();
+        return store(statements, event, None, batch).map(Ok);
+    }
+    // Earlier appends of this batch are visible here: the transaction reads its own writes.
+    let key = match &dedup {
+        DedupRule::EventId => format!("id:{fingerprint}"),
+        DedupRule::LatestForEntity(entity) => format!("latest:{entity}"),
+    };
+    if let Some(known) = dedup_entry(statements, &key)? {
+        let same = match dedup {
+            DedupRule::EventId => true,
+            DedupRule::LatestForEntity(_) => known.id == fingerprint,
+        };
+        if same && known.created_at >= batch.fresh_since_ms {
+            return duplicate_of(statements.conn, known, batch);
+        }
+    }
+    event.id.clone_from(&fingerprint);
+    store(statements, event, Some((&key, &fingerprint)), batch).map(Ok)
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events \
+    (sequence, id, provider, source, type, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// The same, doing nothing when the id is taken.
+const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
+    (sequence, id, provider, source, type, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+/// Inserts the event, its refs and its dedup key (`(key, fingerprint)`). When `event.id` is
+/// taken, the event is stored under a unique variant of it.
+fn store(
+    statements: &mut Statements<'_>,
+    mut event: Event,
+    dedup: Option<(&str, &str)>,
+    batch: &mut Batch<'_>,
+) -> rusqlite::Result<Appended> {
+    let sequence = *batch.next_sequence;
+    let sql_sequence = sequence_to_sql(sequence)?;
+    event.sequence = sequence;
+    let received_at_ms = event
+        .received_at
+        .as_ref()
+        .and_then(from_timestamp)
+        .map_or(batch.now_ms, |time| time.timestamp_millis());
+    let insert = |statement: &mut CachedStatement<'_>, event: &Event| {
+        statement.execute((
+            sql_sequence,
+            &event.id,
+            event.provider,
+            &event.source,
+            &event.r#type,
+            received_at_ms,
+            event.encode_to_vec(),
+        ))
+    };
+    // Optimistic: the id is almost always free, and the unique index answers that while
+    // inserting, saving a separate lookup per append.
+    if insert(&mut statements.insert_event_if_id_free, &event)? == 0 {
+        event.id = unique_id(statements.conn, &event.id, sequence)?;
+        insert(&mut statements.conn.prepare_cached(INSERT_EVENT)?, &event)?;
+    }
+    for resource in event.subject.iter().chain(&event.related) {
+        statements
+            .insert_ref
+            .execute((&resource.kind, &resource.id, sql_sequence))?;
+    }
+    if let Some((key, fingerprint)) = dedup {
+        statements
+            .upsert_dedup
+            .execute((key, sql_sequence, fingerprint, batch.now_ms))?;
+    }
+    *batch.next_sequence += 1;
+    batch.stored_index.insert(sequence, batch.stored.len());
+    let appended = Appended {
+        event: event.clone(),
+        duplicate: false,
+    };
+    batch.stored.push(event);
+    Ok(appended)
+}
+
+fn dedup_entry(statements: &mut Statements<'_>, key: &str) -> rusqlite::Result<Option<DedupEntry>> {
+    statements
+        .dedup_entry
+        .query_row([key], |row| {
+            Ok(DedupEntry {
+                sequence: sequence_column(row, 0)?,
+                id: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .optional()
+}
+
+/// The answer for a duplicate: the event as first stored or, when retention has removed it, a
+/// minimal event with the remembered id and sequence.
+fn duplicate_of(
+    conn: &Connection,
+    known: DedupEntry,
+    batch: &Batch<'_>,
+) -> rusqlite::Result<Result<Appended, LogError>> {
+    let in_batch = batch
+        .stored_index
+        .get(&known.sequence)
+        .and_then(|index| batch.stored.get(*index));
+    let event = match in_batch {
+        Some(event) => event.clone(),
+        None => {
+            let body: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT body FROM events WHERE sequence = ?1")?
+                .query_row([sequence_to_sql(known.sequence)?], |row| row.get(0))
+                .optional()?;
+            match body {
+                Some(body) => {
+                    let sequence = i64::try_from(known.sequence).unwrap_or(i64::MAX);
+                    match decode(sequence, &body) {
+                        Ok(event) => event,
+                        Err(error) => return Ok(Err(error)),
+                    }
+                }
+                None => Event {
+                    id: known.id,
+                    sequence: known.sequence,
+                    ..Event::default()
+                },
+            }
+        }
+    };
+    Ok(Ok(Appended {
+        event,
+        duplicate: true,
+    }))
+}
+
+/// `<id>-<sequence>` for an id that is taken (the same state seen again, or an id redelivered
+/// after its dedup window), with a counter in the unlikely case that is taken too.
+fn unique_id(conn: &Connection, fingerprint: &str, sequence: u64) -> rusqlite::Result<String> {
+    let mut candidate = format!("{fingerprint}-{sequence}");
+    let mut attempt = 1u32;
+    while id_taken(conn, &candidate)? {
+        attempt += 1;
+        candidate = format!("{fingerprint}-{sequence}-{attempt}");
+    }
+    Ok(candidate)
+}
+
+fn id_taken(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+        .exists([id])
+}

@@ -1,0 +1,308 @@
+//! Reads: a small pool of read-only connections, used on blocking threads, and the translation
+//! of an [`EventFilter`] into SQL so the database, not Rust, skips what does not match.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use prost::Message;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use super::schema;
+use crate::log::{EventFilter, LogError, TypePattern};
+use crate::proto::v1::Event;
+
+/// Read-only connections kept for reuse; more are opened when all are busy.
+pub(super) struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+    max_idle: usize,
+}
+
+impl ReadPool {
+    pub(super) fn new(path: PathBuf, max_idle: usize) -> ReadPool {
+        ReadPool {
+            path,
+            idle: Mutex::new(Vec::with_capacity(max_idle)),
+            max_idle: max_idle.max(1),
+        }
+    }
+
+    /// Opens one connection and keeps it idle.
+    pub(super) fn warm(&self) -> rusqlite::Result<()> {
+        let conn = schema::open_reader(&self.path)?;
+        self.put_back(conn);
+        Ok(())
+    }
+
+    /// Runs `read` on a pooled connection on a blocking thread.
+    pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, LogError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+    {
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || pool.with_connection(read))
+            .await
+            .map_err(|error| LogError::Unavailable {
+                reason: format!("read task failed: {error}"),
+            })?
+    }
+
+    fn with_connection<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, LogError>,
+    ) -> Result<T, LogError> {
+        // The guarded `Vec` is valid whatever a panicking holder did, so poisoning is harmless.
+        let pooled = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => schema::open_reader(&self.path).map_err(unavailable)?,
+        };
+        let result = read(&conn);
+        self.put_back(conn);
+        result
+    }
+
+    fn put_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.max_idle {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Which side of a sequence a read wants.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Range {
+    /// Greater than, ascending.
+    After(u64),
+    /// Less than (everything when `None`), descending.
+    Before(Option<u64>),
+}
+
+/// A filtered read, built on the async side and run on a blocking thread.
+#[derive(Debug)]
+pub(super) struct EventQuery {
+    sql: String,
+    params: Vec<Value>,
+}
+
+impl EventQuery {
+    /// The query for `filter` over `range`, or `None` when it cannot match anything.
+    pub(super) fn build(filter: &EventFilter, range: Range, limit: usize) -> Option<EventQuery> {
+        if limit == 0 {
+            return None;
+        }
+        let mut conditions: Vec<String> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        // A resource filter walks the refs index, which is already in sequence order, and
+        // looks up only the events it names.
+        let (from, sequence) = match &filter.resource {
+            Some(resource) => {
+                conditions.push("r.kind = ?".to_owned());
+                conditions.push("r.id = ?".to_owned());
+                params.push(Value::Text(resource.kind.clone()));
+                params.push(Value::Text(resource.id.clone()));
+                (
+                    // CROSS JOIN makes SQLite keep refs as the outer loop.
+                    "refs AS r CROSS JOIN events AS e ON e.sequence = r.sequence",
+                    "r.sequence",
+                )
+            }
+            None => ("events AS e", "e.sequence"),
+        };
+        let order = match range {
+            Range::After(after) => {
+                // Sequences are stored as i64; nothing lies beyond i64::MAX.
+                let after = i64::try_from(after).ok()?;
+                conditions.push(format!("{sequence} > ?"));
+                params.push(Value::Integer(after));
+                "ASC"
+            }
+            Range::Before(before) => {
+                if let Some(before) = before {
+                    conditions.push(format!("{sequence} < ?"));
+                    params.push(Value::Integer(i64::try_from(before).unwrap_or(i64::MAX)));
+                }
+                "DESC"
+            }
+        };
+        if !filter.providers.is_empty() {
+            conditions.push(format!(
+                "e.provider IN ({})",
+                placeholders(filter.providers.len())
+            ));
+            params.extend(
+                filter
+                    .providers
+                    .iter()
+                    .map(|provider| Value::Integer(i64::from(*provider))),
+            );
+        }
+        if !filter.sources.is_empty() {
+            conditions.push(format!(
+                "e.source IN ({})",
+                placeholders(filter.sources.len())
+            ));
+            params.extend(filter.sources.iter().cloned().map(Value::Text));
+        }
+        if let Some(types) = type_condition(&filter.types, &mut params) {
+            conditions.push(types);
+        }
+        let mut sql = format!("SELECT e.sequence, e.body FROM {from}");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(&format!(" ORDER BY {sequence} {order} LIMIT ?"));
+        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
+        Some(EventQuery { sql, params })
+    }
+
+    pub(super) fn run(&self, conn: &Connection) -> Result<Vec<Event>, LogError> {
+        let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
+        let mut rows = statement
+            .query(params_from_iter(self.params.iter()))
+            .map_err(unavailable)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            events.push(decode_row(row)?);
+        }
+        Ok(events)
+    }
+}
+
+/// `(type = ? OR (type >= ? AND type < ?) ...)`, or `None` when any type matches.
+///
+/// A prefix is matched as a range of strings rather than with `LIKE`: the range is exact (`LIKE`
+/// folds ASCII case and would need `%` and `_` escaped), and it walks the `type` index.
+fn type_condition(types: &[TypePattern], params: &mut Vec<Value>) -> Option<String> {
+    let matches_all =
+        |pattern: &TypePattern| matches!(pattern, TypePattern::Prefix(p) if p.is_empty());
+    if types.is_empty() || types.iter().any(matches_all) {
+        return None;
+    }
+    let mut alternatives = Vec::with_capacity(types.len());
+    for pattern in types {
+        match pattern {
+            TypePattern::Exact(name) => {
+                alternatives.push("e.type = ?");
+                params.push(Value::Text(name.clone()));
+            }
+            TypePattern::Prefix(prefix) => {
+                params.push(Value::Text(prefix.clone()));
+                match prefix_upper_bound(prefix) {
+                    Some(upper) => {
+                        alternatives.push("(e.type >= ? AND e.type < ?)");
+                        params.push(Value::Text(upper));
+                    }
+                    None => alternatives.push("e.type >= ?"),
+                }
+            }
+        }
+    }
+    Some(format!("({})", alternatives.join(" OR ")))
+}
+
+/// The least string greater than every string starting with `prefix` (`order.` -> `order/`), or
+/// `None` when there is none. SQLite compares text bytewise, and UTF-8 byte order is code point
+/// order, so `[prefix, upper)` is exactly the strings starting with `prefix`.
+pub(super) fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match u32::from(last) + 1 {
+            // Skip the surrogate gap, which holds no chars.
+            0xD800 => Some('\u{E000}'),
+            next => char::from_u32(next),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+        // `char::MAX` cannot be incremented: bump the char before it instead.
+    }
+    None
+}
+
+fn placeholders(count: usize) -> String {
+    let mut out = String::with_capacity(count * 3);
+    for index in 0..count {
+        if index > 0 {
+            out.push_str(", ");
+        }
+        out.push('?');
+    }
+    out
+}
+
+/// The stored event with this id.
+pub(super) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Event>, LogError> {
+    let mut statement = conn
+        .prepare_cached("SELECT sequence, body FROM events WHERE id = ?1")
+        .map_err(unavailable)?;
+    let mut rows = statement.query([id]).map_err(unavailable)?;
+    match rows.next().map_err(unavailable)? {
+        Some(row) => decode_row(row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The smallest sequence received at or after `since_ms`. Events may be stored out of receive
+/// order (a caller-supplied receive time), so this is the minimum over all of them, which the
+/// `received_at` index (carrying the rowid) answers without touching the table.
+pub(super) fn first_sequence_received_since(
+    conn: &Connection,
+    since_ms: i64,
+) -> Result<Option<u64>, LogError> {
+    conn.prepare_cached("SELECT MIN(sequence) FROM events WHERE received_at >= ?1")
+        .and_then(|mut statement| {
+            statement.query_row([since_ms], |row| schema::optional_sequence_column(row, 0))
+        })
+        .map_err(unavailable)
+}
+
+/// The sequence of the `rank`-th newest stored event (1 = newest), `None` when there are fewer.
+pub(super) fn sequence_ranked(conn: &Connection, rank: u64) -> Result<Option<u64>, LogError> {
+    let offset = i64::try_from(rank.saturating_sub(1)).unwrap_or(i64::MAX);
+    conn.prepare_cached("SELECT sequence FROM events ORDER BY sequence DESC LIMIT 1 OFFSET ?1")
+        .and_then(|mut statement| {
+            statement
+                .query_row([offset], |row| schema::sequence_column(row, 0))
+                .optional()
+        })
+        .map_err(unavailable)
+}
+
+/// Decodes a `(sequence, body)` row.
+fn decode_row(row: &rusqlite::Row<'_>) -> Result<Event, LogError> {
+    let sequence: i64 = row.get(0).map_err(unavailable)?;
+    let body = row.get_ref(1).map_err(unavailable)?;
+    let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
+    decode(sequence, body)
+}
+
+/// Decodes a stored event, with the sequence from its row.
+pub(super) fn decode(sequence: i64, body: &[u8]) -> Result<Event, LogError> {
+    let stored_sequence = u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?;
+    let mut event = Event::decode(body).map_err(|error| corrupt(sequence, &error))?;
+    event.sequence = stored_sequence;
+    Ok(event)
+}
+
+fn corrupt(sequence: i64, error: &dyn std::fmt::Display) -> LogError {
+    LogError::Corrupt {
+        sequence: u64::try_from(sequence).unwrap_or(0),
+        reason: error.to_string(),
+    }
+}
+
+pub(super) fn unavailable(error: rusqlite::Error) -> LogError {
+    LogError::Unavailable {
+        reason: error.to_string(),
+    }
+}

@@ -1,0 +1,136 @@
+//! Retention passes, run by the writer thread one small transaction at a time between group
+//! commits, so an append never waits for more than one chunk of deletes.
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::oneshot;
+
+use crate::log::{LogError, RetentionReport};
+
+/// Rows removed per transaction: small enough to keep appends waiting only milliseconds.
+const CHUNK: usize = 512;
+
+/// What one pass removes; cut-offs are computed by the caller when the pass is asked for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RetentionPlan {
+    /// Events with a smaller sequence go (retention by count).
+    pub below_sequence: Option<u64>,
+    /// Events received before this time go (retention by age), unix ms.
+    pub received_before_ms: Option<i64>,
+    /// Dedup keys created before this time go (the dedup window), unix ms.
+    pub dedup_before_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    ByCount,
+    ByAge,
+    DedupKeys,
+}
+
+/// A pass in progress and everyone waiting for it.
+pub(super) struct RetentionJob {
+    plan: RetentionPlan,
+    phase: Phase,
+    report: RetentionReport,
+    replies: Vec<oneshot::Sender<Result<RetentionReport, LogError>>>,
+}
+
+impl RetentionJob {
+    pub(super) fn new(
+        plan: RetentionPlan,
+        reply: oneshot::Sender<Result<RetentionReport, LogError>>,
+    ) -> RetentionJob {
+        RetentionJob {
+            plan,
+            phase: Phase::ByCount,
+            report: RetentionReport::default(),
+            replies: vec![reply],
+        }
+    }
+
+    /// Another request while a pass runs joins it rather than queueing a second pass.
+    pub(super) fn join(&mut self, reply: oneshot::Sender<Result<RetentionReport, LogError>>) {
+        self.replies.push(reply);
+    }
+
+    /// Runs one chunk in its own transaction; `true` when the pass is complete.
+    pub(super) fn step(&mut self, conn: &mut Connection) -> rusqlite::Result<bool> {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (events_removed, dedup_keys_removed, phase_done) = match self.phase {
+            Phase::ByCount => match self.plan.below_sequence {
+                Some(below) => {
+                    let removed = delete_events(
+                        &tx,
+                        "SELECT sequence FROM events WHERE sequence < ?1 ORDER BY sequence LIMIT ?2",
+                        below_to_sql(below),
+                    )?;
+                    (removed, 0, removed < CHUNK)
+                }
+                None => (0, 0, true),
+            },
+            Phase::ByAge => match self.plan.received_before_ms {
+                Some(before) => {
+                    let removed = delete_events(
+                        &tx,
+                        "SELECT sequence FROM events WHERE received_at < ?1 LIMIT ?2",
+                        before,
+                    )?;
+                    (removed, 0, removed < CHUNK)
+                }
+                None => (0, 0, true),
+            },
+            Phase::DedupKeys => {
+                let removed = tx
+                    .prepare_cached(
+                        "DELETE FROM dedup WHERE key IN \
+                         (SELECT key FROM dedup WHERE created_at < ?1 LIMIT ?2)",
+                    )?
+                    .execute((self.plan.dedup_before_ms, CHUNK as i64))?;
+                (0, removed, removed < CHUNK)
+            }
+        };
+        tx.commit()?;
+        // Counted only once committed.
+        self.report.events_removed += events_removed as u64;
+        self.report.dedup_keys_removed += dedup_keys_removed as u64;
+        if !phase_done {
+            return Ok(false);
+        }
+        self.phase = match self.phase {
+            Phase::ByCount => Phase::ByAge,
+            Phase::ByAge => Phase::DedupKeys,
+            Phase::DedupKeys => return Ok(true),
+        };
+        Ok(false)
+    }
+
+    /// Answers everyone waiting: the report so far, or why the pass stopped.
+    pub(super) fn finish(self, outcome: Result<(), LogError>) {
+        let answer = outcome.map(|()| self.report);
+        for reply in self.replies {
+            // The caller may have given up waiting; nothing to do then.
+            let _ = reply.send(answer.clone());
+        }
+    }
+}
+
+/// Sequences are stored as i64; a bound beyond that removes everything.
+fn below_to_sql(below: u64) -> i64 {
+    i64::try_from(below).unwrap_or(i64::MAX)
+}
+
+/// Deletes up to [`CHUNK`] events chosen by `select` (`?1` = `bound`, `?2` = limit) together
+/// with their refs; returns how many.
+fn delete_events(conn: &Connection, select: &str, bound: i64) -> rusqlite::Result<usize> {
+    let sequences = conn
+        .prepare_cached(select)?
+        .query_map((bound, CHUNK as i64), |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let mut delete_refs = conn.prepare_cached("DELETE FROM refs WHERE sequence = ?1")?;
+    let mut delete_event = conn.prepare_cached("DELETE FROM events WHERE sequence = ?1")?;
+    for sequence in &sequences {
+        delete_refs.execute([sequence])?;
+        delete_event.execute([sequence])?;
+    }
+    Ok(sequences.len())
+}

@@ -1,0 +1,156 @@
+//! Connections and the versioned schema (`PRAGMA user_version`), created idempotently.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+/// The schema this build writes; a file with a newer version is refused rather than misread.
+pub(super) const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The writer's page cache (negative = KiB): the id, dedup and refs indexes are written at
+/// random places, and pages found in the cache need no `read(2)`.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// Bounds the WAL file after checkpoints so one burst does not keep gigabytes on disk.
+const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+
+/// Version 1.
+///
+/// - `events`: the prost-encoded `Event` (with its sequence) plus the columns reads filter on.
+///   `AUTOINCREMENT` keeps the sequence high-water mark in `sqlite_sequence`, so sequences are
+///   never reused, even after retention deletes the newest rows. The index on `type` ends in
+///   the rowid, so it also orders by sequence.
+/// - `refs`: one row per distinct subject or related resource of an event; its primary key
+///   `(kind, id, sequence)` is the index resource filters walk in sequence order.
+/// - `dedup`: keys recognizing redeliveries; `id` is the event id (fingerprint) as received.
+/// - `meta`: small key-value state (the writability probe's heartbeat).
+const SCHEMA_V1: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    provider INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    type TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_received_at ON events (received_at);
+CREATE INDEX IF NOT EXISTS events_type ON events (type);
+CREATE TABLE IF NOT EXISTS refs (
+    kind TEXT NOT NULL,
+    id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    PRIMARY KEY (kind, id, sequence)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refs_sequence ON refs (sequence);
+CREATE TABLE IF NOT EXISTS dedup (
+    key TEXT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_created_at ON dedup (created_at);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+";
+
+/// Why the file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum SchemaError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("journal mode is {0}, wal is required")]
+    NotWal(String),
+    #[error("schema version {0} is newer than this build supports ({SCHEMA_VERSION})")]
+    TooNew(i64),
+}
+
+/// Opens the write connection: WAL, `synchronous=FULL` (a commit returns only once fsync'd),
+/// busy timeout, and the schema brought to [`SCHEMA_VERSION`].
+pub(super) fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(SchemaError::NotWal(mode));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    // The writer runs a dozen distinct statements per batch; keep them all prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection (readers never take the write lock).
+pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
+    // Checked inside the write transaction so two processes opening at once agree.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(SchemaError::TooNew(version));
+    }
+    tx.execute_batch(SCHEMA_V1)?;
+    if version != SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The highest sequence ever assigned (0 for a new log), deleted events included.
+pub(super) fn last_sequence(conn: &Connection) -> rusqlite::Result<u64> {
+    let high_water = conn
+        .query_row(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+            [],
+            |row| sequence_column(row, 0),
+        )
+        .optional()?;
+    let newest = conn.query_row("SELECT MAX(sequence) FROM events", [], |row| {
+        optional_sequence_column(row, 0)
+    })?;
+    Ok(high_water.unwrap_or(0).max(newest.unwrap_or(0)))
+}
+
+/// A sequence as SQLite stores it (INTEGER is i64; sequences never get near `i64::MAX`).
+pub(super) fn sequence_to_sql(sequence: u64) -> rusqlite::Result<i64> {
+    i64::try_from(sequence)
+        .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
+}
+
+/// Reads a sequence column, refusing negative values.
+pub(super) fn sequence_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+}
+
+/// Reads a nullable sequence column (`MAX`, `MIN`), refusing negative values.
+pub(super) fn optional_sequence_column(
+    row: &rusqlite::Row<'_>,
+    index: usize,
+) -> rusqlite::Result<Option<u64>> {
+    let value: Option<i64> = row.get(index)?;
+    value
+        .map(|value| {
+            u64::try_from(value).map_err(|_| rusqlite::Error::IntegralValueOutOfRange(index, value))
+        })
+        .transpose()
+}

@@ -1,0 +1,248 @@
+//! Retention, a failing disk, closing and the schema version.
+
+use super::*;
+
+#[tokio::test]
+async fn retention_by_count_removes_old_events_and_refs_but_keeps_dedup_keys() {
+    let fixture = Fixture::with(|config| config.retention_max_count = Some(2));
+    let log = fixture.open();
+    for index in 1..=5 {
+        log.append(by_id(about(
+            event(&format!("e{index}"), "t.x"),
+            resource("sim", format!("s{index}")),
+            vec![resource("pool", "p")],
+        )))
+        .await
+        .unwrap();
+    }
+    let report = log.enforce_retention().await.unwrap();
+    assert_eq!(
+        report,
+        RetentionReport {
+            events_removed: 3,
+            dedup_keys_removed: 0
+        }
+    );
+    assert_eq!(sequences(&all(&log).await), [4, 5]);
+    assert_eq!(
+        fixture.count("SELECT COUNT(*) FROM refs WHERE sequence <= 3"),
+        0
+    );
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 4);
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM dedup"), 5);
+    // A second pass has nothing left to do.
+    assert_eq!(
+        log.enforce_retention().await.unwrap(),
+        RetentionReport::default()
+    );
+
+    // The dedup key outlives its event: a redelivery is still recognized, answered with what
+    // is remembered.
+    let again = log.append(by_id(event("e1", "t.x"))).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(
+        again.event,
+        Event {
+            id: "e1".to_owned(),
+            sequence: 1,
+            ..Event::default()
+        }
+    );
+    log.close().await;
+}
+
+#[tokio::test]
+async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
+    let fixture = Fixture::with(|config| {
+        config.retention_max_age_seconds = Some(3600);
+        config.dedup_window_seconds = 600;
+    });
+    let log = fixture.open();
+    let old = about(
+        received(event("old", "t.x"), T0_MS - 7_200_000),
+        resource("sim", "s1"),
+        vec![],
+    );
+    log.append(by_id(old)).await.unwrap();
+    log.append(by_id(received(event("recent", "t.x"), T0_MS - 10_000)))
+        .await
+        .unwrap();
+    fixture.advance(300_000);
+    log.append(by_id(received(event("new", "t.x"), T0_MS + 300_000)))
+        .await
+        .unwrap();
+
+    let report = log.enforce_retention().await.unwrap();
+    assert_eq!(
+        report,
+        RetentionReport {
+            events_removed: 1,
+            dedup_keys_removed: 0
+        }
+    );
+    assert_eq!(ids(&all(&log).await), ["recent", "new"]);
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 0);
+
+    // Past the window for the first two keys, not for the third.
+    fixture.advance(400_000);
+    let report = log.enforce_retention().await.unwrap();
+    assert_eq!(
+        report,
+        RetentionReport {
+            events_removed: 0,
+            dedup_keys_removed: 2
+        }
+    );
+    assert_eq!(
+        fixture.count("SELECT COUNT(*) FROM dedup WHERE key = 'id:new'"),
+        1
+    );
+    assert!(
+        log.append(by_id(event("new", "t.x")))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    log.close().await;
+}
+
+#[tokio::test]
+async fn spawned_retention_runs_until_close() {
+    let fixture = Fixture::with(|config| config.retention_max_count = Some(1));
+    let log = Arc::new(fixture.open());
+    log.append(by_id(event("a", "t.x"))).await.unwrap();
+    log.append(by_id(event("b", "t.x"))).await.unwrap();
+    let task = log.spawn_retention(Duration::from_millis(10));
+    for _ in 0..100 {
+        if all(&log).await.len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(ids(&all(&log).await), ["b"]);
+    log.close().await;
+    tokio::time::timeout(Duration::from_secs(1), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+fn big_event(id: &str) -> Event {
+    let mut event = event(id, "t.big");
+    event.provider_event_type = "x".repeat(64 * 1024);
+    event
+}
+
+#[tokio::test]
+async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    log.append(by_id(event("before", "t.x"))).await.unwrap();
+
+    // A "full disk": the file may not grow beyond its current size.
+    log.execute_on_writer("PRAGMA max_page_count = 1")
+        .await
+        .unwrap();
+    let (a, b, c) = tokio::join!(
+        log.append(by_id(event("small", "t.x"))),
+        log.append(by_id(big_event("big_1"))),
+        log.append(by_id(big_event("big_2"))),
+    );
+    for result in [a, b, c] {
+        assert!(
+            matches!(result, Err(LogError::Unavailable { .. })),
+            "{result:?}"
+        );
+    }
+    // Nothing of the failed batch is stored, not even the append that would have fit.
+    assert_eq!(ids(&all(&log).await), ["before"]);
+    assert_eq!(log.head(), 1);
+    assert!(log.get("small").await.unwrap().is_none());
+
+    log.execute_on_writer("PRAGMA max_page_count = 1073741823")
+        .await
+        .unwrap();
+    let recovered = log.append(by_id(big_event("big_1"))).await.unwrap();
+    assert!(!recovered.duplicate);
+    assert_eq!(recovered.event.sequence, 2);
+    let small = log.append(by_id(event("small", "t.x"))).await.unwrap();
+    assert!(
+        !small.duplicate,
+        "the failed batch left no dedup key behind"
+    );
+    assert_eq!(ids(&all(&log).await), ["before", "big_1", "small"]);
+    log.check_writable().await.unwrap();
+    log.close().await;
+}
+
+#[tokio::test]
+async fn close_finishes_queued_appends_then_refuses() {
+    let fixture = Fixture::new();
+    let log = Arc::new(fixture.open());
+    let queued: Vec<_> = (0..20)
+        .map(|index| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move { log.append(by_id(event(&format!("e{index}"), "t.x"))).await })
+        })
+        .collect();
+    // Let every task queue its append (the runtime is single-threaded), then close.
+    tokio::task::yield_now().await;
+    log.close().await;
+    for task in queued {
+        task.await.unwrap().unwrap();
+    }
+    log.close().await;
+    assert!(matches!(
+        log.append(by_id(event("late", "t.x"))).await,
+        Err(LogError::Closed)
+    ));
+    assert!(matches!(log.check_writable().await, Err(LogError::Closed)));
+    assert!(matches!(
+        log.enforce_retention().await,
+        Err(LogError::Closed)
+    ));
+    // Reads still work on a closed log.
+    assert_eq!(all(&log).await.len(), 20);
+    assert_eq!(log.head(), 20);
+    // The WAL was folded into the database on close.
+    let wal = fixture.config.path.join(format!("{DB_FILE_NAME}-wal"));
+    assert!(std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0));
+}
+
+#[tokio::test]
+async fn close_lets_in_flight_appends_finish() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    // `join!` polls the append first, which queues it before `close` drops the queue.
+    let (appended, ()) = tokio::join!(log.append(by_id(event("a", "t.x"))), log.close());
+    assert_eq!(appended.unwrap().event.sequence, 1);
+    let log = fixture.open();
+    assert_eq!(ids(&all(&log).await), ["a"]);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn schema_is_versioned_and_a_newer_one_is_refused() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    log.close().await;
+    let raw = fixture.raw();
+    let version: i64 = raw
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, schema::SCHEMA_VERSION);
+    let mode: String = raw
+        .pragma_query_value(None, "journal_mode", |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    // Opening again is a no-op on the schema.
+    fixture.open().close().await;
+
+    raw.pragma_update(None, "user_version", 99).unwrap();
+    drop(raw);
+    let error = SqliteEventLog::open(&fixture.config).unwrap_err();
+    assert!(
+        matches!(&error, LogError::Unavailable { reason } if reason.contains("newer")),
+        "{error:?}"
+    );
+}

@@ -1,0 +1,270 @@
+//! The writer thread: owns the only write connection and turns queued appends into group
+//! commits, then publishes what they stored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::{Connection, TransactionBehavior};
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::Clock;
+use super::batch::{Batch, write_batch};
+use super::retention::{RetentionJob, RetentionPlan};
+use crate::log::{AppendRequest, Appended, LogError, RetentionReport};
+use crate::proto::v1::Event;
+
+/// Work for the writer thread.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "appends are nearly every message; boxing them would cost an allocation each"
+)]
+pub(super) enum Command {
+    Append {
+        request: AppendRequest,
+        reply: oneshot::Sender<Result<Appended, LogError>>,
+    },
+    /// Anything else; runs after the batch being collected commits.
+    Control(Control),
+}
+
+pub(super) enum Control {
+    Retention {
+        plan: RetentionPlan,
+        reply: oneshot::Sender<Result<RetentionReport, LogError>>,
+    },
+    /// Commits a tiny write, proving the file takes writes right now.
+    Probe {
+        reply: oneshot::Sender<Result<(), LogError>>,
+    },
+    #[cfg(test)]
+    Execute {
+        sql: String,
+        reply: oneshot::Sender<Result<(), LogError>>,
+    },
+}
+
+type AppendReply = oneshot::Sender<Result<Appended, LogError>>;
+
+pub(super) struct Writer {
+    conn: Connection,
+    /// The sequence the next stored event gets.
+    next_sequence: u64,
+    /// Published after each commit; read by `head()` and by `cursor_at`.
+    head: Arc<AtomicU64>,
+    events: broadcast::Sender<Arc<Event>>,
+    clock: Clock,
+    dedup_window_ms: i64,
+    group_commit_max: usize,
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: Connection,
+        last_sequence: u64,
+        head: Arc<AtomicU64>,
+        events: broadcast::Sender<Arc<Event>>,
+        clock: Clock,
+        dedup_window_ms: i64,
+        group_commit_max: usize,
+    ) -> Writer {
+        Writer {
+            conn,
+            next_sequence: last_sequence.saturating_add(1),
+            head,
+            events,
+            clock,
+            dedup_window_ms,
+            group_commit_max,
+        }
+    }
+
+    /// Serves commands until every sender is gone (the log was closed or dropped), then
+    /// checkpoints the WAL.
+    pub(super) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut requests = Vec::with_capacity(self.group_commit_max);
+        let mut replies = Vec::with_capacity(self.group_commit_max);
+        let mut controls = Vec::new();
+        let mut retention: Option<RetentionJob> = None;
+        loop {
+            // Wait for work only when no retention pass needs to make progress.
+            let first = if retention.is_none() {
+                match commands.blocking_recv() {
+                    Some(command) => Some(command),
+                    None => break,
+                }
+            } else {
+                match commands.try_recv() {
+                    Ok(command) => Some(command),
+                    Err(TryRecvError::Empty) => None,
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            };
+            let mut closing = false;
+            if let Some(command) = first {
+                route(command, &mut requests, &mut replies, &mut controls);
+                // Everything already queued joins this commit.
+                while requests.len() < self.group_commit_max {
+                    match commands.try_recv() {
+                        Ok(command) => route(command, &mut requests, &mut replies, &mut controls),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => {
+                            closing = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if !requests.is_empty() {
+                self.commit_batch(&mut requests, &mut replies);
+            }
+            for control in controls.drain(..) {
+                self.serve(control, &mut retention);
+            }
+            if let Some(mut job) = retention.take() {
+                match job.step(&mut self.conn) {
+                    Ok(false) => retention = Some(job),
+                    Ok(true) => job.finish(Ok(())),
+                    Err(error) => {
+                        tracing::warn!(%error, "retention chunk failed");
+                        job.finish(Err(unavailable(&error)));
+                    }
+                }
+            }
+            if closing {
+                break;
+            }
+        }
+        if let Some(job) = retention {
+            // Closing: report what was removed so far rather than hold shutdown up.
+            job.finish(Ok(()));
+        }
+        self.shutdown();
+    }
+
+    fn serve(&mut self, control: Control, retention: &mut Option<RetentionJob>) {
+        match control {
+            Control::Retention { plan, reply } => match retention {
+                Some(job) => job.join(reply),
+                None => *retention = Some(RetentionJob::new(plan, reply)),
+            },
+            Control::Probe { reply } => {
+                let now_ms = (self.clock)().timestamp_millis();
+                let outcome = probe(&mut self.conn, now_ms).map_err(|error| {
+                    tracing::warn!(%error, "event log is not writable");
+                    unavailable(&error)
+                });
+                let _ = reply.send(outcome);
+            }
+            #[cfg(test)]
+            Control::Execute { sql, reply } => {
+                let outcome = self
+                    .conn
+                    .execute_batch(&sql)
+                    .map_err(|error| unavailable(&error));
+                let _ = reply.send(outcome);
+            }
+        }
+    }
+
+    /// Stores the batch in one transaction, then publishes and answers. On failure nothing of
+    /// the batch is stored, every append in it gets `Unavailable`, and its sequences are
+    /// handed out again (no one ever saw them).
+    fn commit_batch(&mut self, requests: &mut Vec<AppendRequest>, replies: &mut Vec<AppendReply>) {
+        let count = requests.len();
+        let now_ms = (self.clock)().timestamp_millis();
+        let first_sequence = self.next_sequence;
+        let mut stored = Vec::new();
+        let result = write_batch(
+            &mut self.conn,
+            requests.drain(..),
+            &mut Batch {
+                now_ms,
+                fresh_since_ms: now_ms.saturating_sub(self.dedup_window_ms),
+                next_sequence: &mut self.next_sequence,
+                stored: &mut stored,
+                stored_index: HashMap::new(),
+            },
+        );
+        match result {
+            Ok(outcomes) => {
+                if !stored.is_empty() {
+                    // Before broadcasting, so a subscriber that sees an event also sees a head
+                    // at least as new.
+                    self.head.store(self.next_sequence - 1, Ordering::Release);
+                }
+                for event in stored {
+                    // No subscribers is fine: the event is durable and readable.
+                    let _ = self.events.send(Arc::new(event));
+                }
+                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                    // The caller may have given up waiting; the event is stored all the same.
+                    let _ = reply.send(outcome);
+                }
+            }
+            Err(error) => {
+                self.next_sequence = first_sequence;
+                tracing::warn!(%error, batch = count, "group commit failed");
+                let error = unavailable(&error);
+                for reply in replies.drain(..) {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+
+    fn shutdown(self) {
+        // Leave a compact file behind: fold the WAL into the database and truncate it.
+        if let Err(error) = self.conn.execute_batch("PRAGMA optimize") {
+            tracing::debug!(%error, "optimize on close failed");
+        }
+        let checkpoint = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            });
+        match checkpoint {
+            Ok(0) => {}
+            Ok(_) => tracing::debug!("wal checkpoint on close was blocked by a reader"),
+            Err(error) => tracing::warn!(%error, "wal checkpoint on close failed"),
+        }
+        if let Err((_, error)) = self.conn.close() {
+            tracing::warn!(%error, "closing the write connection failed");
+        }
+    }
+}
+
+/// Appends go into the batch; anything else runs after the batch commits.
+fn route(
+    command: Command,
+    requests: &mut Vec<AppendRequest>,
+    replies: &mut Vec<AppendReply>,
+    controls: &mut Vec<Control>,
+) {
+    match command {
+        Command::Append { request, reply } => {
+            requests.push(request);
+            replies.push(reply);
+        }
+        Command::Control(control) => controls.push(control),
+    }
+}
+
+/// Commits a heartbeat row: it fails the way an append would (full disk, I/O error, a lock
+/// held by another process), so readiness tracks whether appends can succeed.
+fn probe(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES ('probe', ?1) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([now_ms])?;
+    tx.commit()
+}
+
+pub(super) fn unavailable(error: &rusqlite::Error) -> LogError {
+    LogError::Unavailable {
+        reason: error.to_string(),
+    }
+}
