@@ -136,7 +136,7 @@ impl Server {
             .build_v1alpha()?;
 
         let log = self.pipeline.log().clone();
-        let retention = spawn_retention(log.clone(), self.retention_interval);
+        let retention = crate::log::spawn_retention(&log, self.retention_interval);
         let (stop_tx, stop_rx) = watch::channel(false);
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
@@ -180,29 +180,6 @@ impl Server {
         tracing::info!("stopped");
         result
     }
-}
-
-/// Enforces retention periodically in the background; appends never wait for it.
-fn spawn_retention(log: Arc<dyn EventLog>, interval: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticker.tick().await;
-            match log.enforce_retention().await {
-                Ok(report) if report.events_removed > 0 || report.dedup_keys_removed > 0 => {
-                    tracing::info!(
-                        events_removed = report.events_removed,
-                        dedup_keys_removed = report.dedup_keys_removed,
-                        "retention applied"
-                    );
-                }
-                Ok(_) => {}
-                Err(LogError::Closed) => return,
-                Err(error) => tracing::warn!(%error, "retention failed"),
-            }
-        }
-    })
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -56,8 +56,12 @@ impl Default for StreamSettings {
 /// One message to a subscriber.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
-    Event(Event),
-    Heartbeat { head: u64, at: DateTime<Utc> },
+    /// Boxed so the channel's slots stay small for heartbeats.
+    Event(Box<Event>),
+    Heartbeat {
+        head: u64,
+        at: DateTime<Utc>,
+    },
 }
 
 /// Why a subscription ended; every variant says where to resume.
@@ -169,7 +173,7 @@ impl Producer {
             let complete = batch.len() < self.settings.catch_up_batch;
             for event in batch {
                 let sequence = event.sequence;
-                self.send(StreamItem::Event(event)).await?;
+                self.send(StreamItem::Event(Box::new(event))).await?;
                 self.cursor = self.cursor.max(sequence);
             }
             if complete {
@@ -195,7 +199,7 @@ impl Producer {
                             return Ok(());
                         }
                         if self.filter.matches(&event) {
-                            self.send(StreamItem::Event(Event::clone(&event))).await?;
+                            self.send(StreamItem::Event(Box::new(Event::clone(&event)))).await?;
                         }
                         // Only after the send: a subscriber ended mid-send resumes before it.
                         self.cursor = event.sequence;

@@ -4,62 +4,24 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 
-struct Running {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `hooknorm serve` and waits for its "grpc listening" log line.
-fn serve(config: &Path) -> Running {
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("HOOKNORM_LOG_FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
-    while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
-            let parsed: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|_| panic!("log line is not json: {line}"));
-            if parsed["message"] == "grpc listening" {
-                let addr = parsed["addr"].as_str().expect("addr field").to_owned();
-                return Running { child, addr };
-            }
-            seen.push(line);
-        }
-    }
-    panic!("server did not report its address; log: {seen:#?}");
+fn serve(config: &Path) -> common::Running {
+    common::serve_binary(BIN, config)
 }
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("hooknorm.toml");
-    std::fs::write(&path, common::test_config_toml(1024 * 1024)).expect("config written");
+    let toml = format!(
+        "{}\n[store]\npath = {:?}\n",
+        common::test_config_toml(1024 * 1024),
+        dir.join("store").display().to_string()
+    );
+    std::fs::write(&path, toml).expect("config written");
     path
 }
 

@@ -130,7 +130,7 @@ impl NormalizerService for NormalizerGrpc {
         );
         let stream = ReceiverStream::new(subscription).map(|item| match item {
             Ok(StreamItem::Event(event)) => Ok(StreamEventsResponse {
-                message: Some(Message::Event(event)),
+                message: Some(Message::Event(*event)),
             }),
             Ok(StreamItem::Heartbeat { head, at }) => Ok(StreamEventsResponse {
                 message: Some(Message::Heartbeat(Heartbeat {

@@ -114,3 +114,33 @@ pub trait EventLog: Send + Sync + 'static {
     /// Finishes in-flight appends and refuses new ones.
     async fn close(&self);
 }
+
+/// Runs [`EventLog::enforce_retention`] every `interval` (the first pass right away) until the
+/// log is closed or dropped, in the background so appends never wait for a whole pass; failures
+/// are logged and retried on the next tick.
+pub fn spawn_retention(
+    log: &Arc<dyn EventLog>,
+    interval: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    // Weak, so the task never keeps a dropped log (and its writer thread) alive.
+    let log = Arc::downgrade(log);
+    tokio::spawn(async move {
+        // `interval` panics on zero; a tiny floor keeps a misconfiguration from spinning.
+        let mut ticker = tokio::time::interval(interval.max(std::time::Duration::from_millis(10)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let Some(log) = log.upgrade() else { break };
+            match log.enforce_retention().await {
+                Ok(report) if report != RetentionReport::default() => tracing::info!(
+                    events_removed = report.events_removed,
+                    dedup_keys_removed = report.dedup_keys_removed,
+                    "retention applied"
+                ),
+                Ok(_) => {}
+                Err(LogError::Closed) => break,
+                Err(error) => tracing::warn!(%error, "retention failed"),
+            }
+        }
+    })
+}

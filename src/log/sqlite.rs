@@ -12,20 +12,29 @@
 //! survives deletes and restarts.
 //!
 //! Dedup keys live in their own table so they outlive the events they point to:
-//! - [`DedupRule::EventId`] keys on `id:<event id>`; a hit within the dedup window returns the
-//!   event as first stored.
-//! - [`DedupRule::LatestForEntity`] keys on `latest:<entity>` and remembers the id (content
-//!   fingerprint) of the entity's latest event; only the same fingerprint again, within the
-//!   window, is a duplicate. The same state after a different one is stored, and when its id is
-//!   already taken by an older event it is stored as `<id>-<sequence>` so ids stay unique.
+//! - [`EventId`](crate::log::DedupRule::EventId) keys on `id:<event id>`; a hit within the
+//!   dedup window returns the event as first stored.
+//! - [`LatestForEntity`](crate::log::DedupRule::LatestForEntity) keys on `latest:<entity>` and
+//!   remembers the id (content fingerprint) of the entity's latest event; only the same
+//!   fingerprint again, within the window, is a duplicate. The same state after a different one
+//!   is stored, and when its id is already taken by an older event it is stored as
+//!   `<id>-<sequence>` so ids stay unique.
 //! - When the original was since removed by retention, a duplicate is answered with a minimal
 //!   event carrying only the remembered id and sequence.
 //! - An event with an empty id cannot be recognized again: it is always stored, under its
 //!   sequence number as id.
 //!
+//! Time: `received_at` is what [`EventLog::cursor_at`] and retention by age go by; an event
+//! without one is indexed at its append time (the stored event is left as given). Dedup keys are
+//! stamped with the append time.
+//!
 //! Retention runs on the writer thread in small transactions between group commits, so appends
-//! wait for at most one small chunk. [`SqliteEventLog::spawn_retention`] schedules it; callers may
+//! wait for at most one small chunk. [`crate::log::spawn_retention`] schedules it; callers may
 //! also call [`EventLog::enforce_retention`] themselves.
+//!
+//! Files: `schema` (connections, pragmas, tables), `writer` (the thread and its commands),
+//! `batch` (one group commit: dedup and inserts), `read` (pool and filter -> SQL), `retention`
+//! (chunked deletes).
 
 mod batch;
 mod read;
@@ -39,7 +48,6 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -191,32 +199,6 @@ impl SqliteEventLog {
         &self.path
     }
 
-    /// Runs [`EventLog::enforce_retention`] every `interval` (the first pass right away) until
-    /// the log is closed or dropped; failures are logged and retried on the next tick.
-    pub fn spawn_retention(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
-        // Weak, so the task never keeps a dropped log (and its writer thread) alive.
-        let log = Arc::downgrade(self);
-        tokio::spawn(async move {
-            // `interval` panics on zero; a tiny floor keeps a misconfiguration from spinning.
-            let mut ticker = tokio::time::interval(interval.max(Duration::from_millis(10)));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let Some(log) = log.upgrade() else { break };
-                match log.enforce_retention().await {
-                    Ok(report) if report != RetentionReport::default() => tracing::info!(
-                        events_removed = report.events_removed,
-                        dedup_keys_removed = report.dedup_keys_removed,
-                        "retention pass"
-                    ),
-                    Ok(_) => {}
-                    Err(LogError::Closed) => break,
-                    Err(error) => tracing::warn!(%error, "retention pass failed"),
-                }
-            }
-        })
-    }
-
     fn sender(&self) -> Result<mpsc::Sender<Command>, LogError> {
         // The guarded data is an `Option` that is always valid, so a poisoned lock is harmless.
         let commands = self.commands.lock().unwrap_or_else(PoisonError::into_inner);
@@ -244,6 +226,25 @@ impl SqliteEventLog {
         let sql = sql.to_owned();
         self.ask(|reply| Command::Control(Control::Execute { sql, reply }))
             .await
+    }
+
+    /// Holds the writer until the returned sender sends (or is dropped): appends made
+    /// meanwhile queue up and then share one batch.
+    #[cfg(test)]
+    async fn pause_writer(&self) -> std::sync::mpsc::Sender<()> {
+        let (resume_tx, resume) = std::sync::mpsc::channel();
+        let paused = self
+            .ask(|paused| Command::Control(Control::Pause { paused, resume }))
+            .await;
+        assert!(paused.is_ok(), "{paused:?}");
+        resume_tx
+    }
+
+    /// Commands waiting for the writer.
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.sender()
+            .map_or(0, |sender| sender.max_capacity() - sender.capacity())
     }
 }
 

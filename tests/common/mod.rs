@@ -269,3 +269,57 @@ pub fn gigs_event_request(n: u64, event_type: &str) -> VerifyAndNormalizeRequest
         chrono::Utc::now().timestamp(),
     )
 }
+
+/// A `hooknorm serve` child process; killed (SIGKILL) when dropped.
+pub struct Running {
+    pub child: std::process::Child,
+    pub addr: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary's `serve` and waits for its "grpc listening" log line.
+pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let child = std::process::Command::new(bin)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("HOOKNORM_LOG_FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    // Owned by `Running` from here on, so every path (including a panic) kills and reaps it.
+    let mut running = Running {
+        child,
+        addr: String::new(),
+    };
+    let stderr = running.child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let parsed: serde_json::Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not json: {line}"));
+            if parsed["message"] == "grpc listening" {
+                running.addr = parsed["addr"].as_str().expect("addr field").to_owned();
+                return running;
+            }
+            seen.push(line);
+        }
+    }
+    panic!("server did not report its address; log: {seen:#?}");
+}

@@ -61,7 +61,8 @@ impl RetentionJob {
                 Some(below) => {
                     let removed = delete_events(
                         &tx,
-                        "SELECT sequence FROM events WHERE sequence < ?1 ORDER BY sequence LIMIT ?2",
+                        "SELECT sequence FROM events WHERE sequence < ?1 \
+                         ORDER BY sequence LIMIT ?2",
                         below_to_sql(below),
                     )?;
                     (removed, 0, removed < CHUNK)

@@ -7,6 +7,8 @@ mod reads;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 

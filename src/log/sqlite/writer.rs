@@ -43,6 +43,12 @@ pub(super) enum Control {
         sql: String,
         reply: oneshot::Sender<Result<(), LogError>>,
     },
+    /// Blocks the writer until `resume` yields (or is dropped), so tests can queue a batch.
+    #[cfg(test)]
+    Pause {
+        paused: oneshot::Sender<Result<(), LogError>>,
+        resume: std::sync::mpsc::Receiver<()>,
+    },
 }
 
 type AppendReply = oneshot::Sender<Result<Appended, LogError>>;
@@ -164,6 +170,11 @@ impl Writer {
                     .execute_batch(&sql)
                     .map_err(|error| unavailable(&error));
                 let _ = reply.send(outcome);
+            }
+            #[cfg(test)]
+            Control::Pause { paused, resume } => {
+                let _ = paused.send(Ok(()));
+                let _ = resume.recv();
             }
         }
     }

@@ -33,12 +33,18 @@ async fn event_id_dedup_returns_the_first_stored_event() {
 async fn event_id_dedup_holds_under_concurrency() {
     let fixture = Fixture::new();
     let log = Arc::new(fixture.open());
+    // All 50 in one batch: the dedup must hold among appends not yet committed.
+    let resume = log.pause_writer().await;
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let log = Arc::clone(&log);
             tokio::spawn(async move { log.append(by_id(event("gigs:evt_1", "t.x"))).await })
         })
         .collect();
+    while log.queued() < 50 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    resume.send(()).unwrap();
     let mut results = Vec::new();
     for task in tasks {
         results.push(task.await.unwrap().unwrap());
@@ -48,6 +54,31 @@ async fn event_id_dedup_holds_under_concurrency() {
     assert!(results.iter().all(|r| r.event.sequence == 1));
     assert!(results.iter().all(|r| r.event.id == "gigs:evt_1"));
     assert_eq!(all(&log).await.len(), 1);
+    log.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_id_dedup_holds_across_concurrent_batches() {
+    let fixture = Fixture::with(|config| config.group_commit_max = 4);
+    let log = Arc::new(fixture.open());
+    let tasks: Vec<_> = (0..60)
+        .map(|index| {
+            let log = Arc::clone(&log);
+            let id = format!("gigs:evt_{}", index % 6);
+            tokio::spawn(async move { log.append(by_id(event(&id, "t.x"))).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap().unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| !r.duplicate).count(), 6);
+    let stored = all(&log).await;
+    assert_eq!(sequences(&stored), [1, 2, 3, 4, 5, 6]);
+    for result in &results {
+        let original = stored.iter().find(|e| e.id == result.event.id).unwrap();
+        assert_eq!(&result.event, original);
+    }
     log.close().await;
 }
 
@@ -127,13 +158,16 @@ async fn dedup_within_one_batch_follows_queue_order() {
     let entity = "mm:alert_1:sim_9";
     let on = || latest(entity, event("mm:fp_on", "alert.triggered"));
     let off = || latest(entity, event("mm:fp_off", "alert.cleared"));
-    // `join!` queues them in order before the writer can answer, so they share batches.
-    let (a, b, c, d, e) = tokio::join!(
+    // `join!` polls in order: all five are queued before the writer is let go, so they
+    // share one batch.
+    let resume = log.pause_writer().await;
+    let (a, b, c, d, e, ()) = tokio::join!(
         log.append(on()),
         log.append(on()),
         log.append(off()),
         log.append(on()),
         log.append(by_id(event("plain", "t.x"))),
+        async { resume.send(()).unwrap() },
     );
     let (a, b, c, d, e) = (a.unwrap(), b.unwrap(), c.unwrap(), d.unwrap(), e.unwrap());
     assert!(!a.duplicate && b.duplicate && !c.duplicate && !d.duplicate && !e.duplicate);

@@ -112,7 +112,9 @@ async fn spawned_retention_runs_until_close() {
     let log = Arc::new(fixture.open());
     log.append(by_id(event("a", "t.x"))).await.unwrap();
     log.append(by_id(event("b", "t.x"))).await.unwrap();
-    let task = log.spawn_retention(Duration::from_millis(10));
+    let dyn_log: Arc<dyn crate::log::EventLog> = log.clone();
+    let task = crate::log::spawn_retention(&dyn_log, Duration::from_millis(10));
+    drop(dyn_log);
     for _ in 0..100 {
         if all(&log).await.len() == 1 {
             break;
@@ -143,10 +145,13 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
     log.execute_on_writer("PRAGMA max_page_count = 1")
         .await
         .unwrap();
-    let (a, b, c) = tokio::join!(
+    // One batch (see `dedup_within_one_batch_follows_queue_order`).
+    let resume = log.pause_writer().await;
+    let (a, b, c, ()) = tokio::join!(
         log.append(by_id(event("small", "t.x"))),
         log.append(by_id(big_event("big_1"))),
         log.append(by_id(big_event("big_2"))),
+        async { resume.send(()).unwrap() },
     );
     for result in [a, b, c] {
         assert!(
@@ -179,14 +184,18 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
 async fn close_finishes_queued_appends_then_refuses() {
     let fixture = Fixture::new();
     let log = Arc::new(fixture.open());
+    let resume = log.pause_writer().await;
     let queued: Vec<_> = (0..20)
         .map(|index| {
             let log = Arc::clone(&log);
             tokio::spawn(async move { log.append(by_id(event(&format!("e{index}"), "t.x"))).await })
         })
         .collect();
-    // Let every task queue its append (the runtime is single-threaded), then close.
-    tokio::task::yield_now().await;
+    while log.queued() < 20 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // Twenty appends are waiting when the close begins.
+    resume.send(()).unwrap();
     log.close().await;
     for task in queued {
         task.await.unwrap().unwrap();
