@@ -117,10 +117,9 @@ impl VerifiedWebhook {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(uri: &str, headers: &[(&str, &str)]) -> RawWebhook {
+impl RawWebhook {
+    /// A bodiless webhook to source `s`, received now, for unit tests of headers and URIs.
+    pub(crate) fn for_test(uri: &str, headers: &[(&str, &str)]) -> RawWebhook {
         RawWebhook {
             source: "s".into(),
             headers: headers
@@ -132,6 +131,15 @@ mod tests {
             remote_addr: None,
             received_at: Utc::now(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(uri: &str, headers: &[(&str, &str)]) -> RawWebhook {
+        RawWebhook::for_test(uri, headers)
     }
 
     #[test]

@@ -266,6 +266,27 @@ pub(crate) mod testing {
         )
     }
 
+    /// Checks that `fixtures` (path, body) are exactly expected.json's entries under `provider/`
+    /// and that each normalizes (through `run`) to its expected type, subject and related.
+    pub fn assert_fixtures(
+        provider: &str,
+        fixtures: &[(&str, &str)],
+        run: impl Fn(&str) -> Result<Event, crate::providers::NormalizeError>,
+    ) {
+        let mut listed: Vec<&str> = fixtures.iter().map(|(path, _)| *path).collect();
+        listed.sort_unstable();
+        let mut expected = expected_paths(provider);
+        expected.sort_unstable();
+        assert_eq!(
+            listed, expected,
+            "fixtures and expected.json list different files"
+        );
+        for (path, body) in fixtures {
+            let event = run(body).unwrap_or_else(|error| panic!("{path}: {error}"));
+            assert_expected(path, &event);
+        }
+    }
+
     /// Asserts the event's type, subject and related match expected.json's entry for `path`.
     pub fn assert_expected(path: &str, event: &Event) {
         let all = expected();

@@ -86,17 +86,7 @@ mod tests {
     use super::*;
 
     fn webhook(headers: &[(&str, &str)]) -> RawWebhook {
-        RawWebhook {
-            source: "s".into(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.to_string(), v.to_string()))
-                .collect(),
-            body: Vec::new(),
-            request_uri: "/w".into(),
-            remote_addr: None,
-            received_at: chrono::Utc::now(),
-        }
+        RawWebhook::for_test("/w", headers)
     }
 
     fn authorization(user_pass: &str) -> String {

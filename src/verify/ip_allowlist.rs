@@ -78,12 +78,8 @@ mod tests {
 
     fn from(address: Option<&str>) -> RawWebhook {
         RawWebhook {
-            source: "s".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            request_uri: "/w".into(),
             remote_addr: address.map(|a| a.parse().unwrap()),
-            received_at: chrono::Utc::now(),
+            ..RawWebhook::for_test("/w", &[])
         }
     }
 

@@ -61,14 +61,7 @@ mod tests {
     use super::*;
 
     fn webhook(uri: &str) -> RawWebhook {
-        RawWebhook {
-            source: "s".into(),
-            headers: Vec::new(),
-            body: Vec::new(),
-            request_uri: uri.into(),
-            remote_addr: None,
-            received_at: chrono::Utc::now(),
-        }
+        RawWebhook::for_test(uri, &[])
     }
 
     fn verifier(tokens: &[&str]) -> QueryTokenVerifier {

@@ -1,9 +1,7 @@
 //! Unit tests of the gigs normalizer, including its fixtures under `tests/fixtures/gigs/`.
 
 use super::*;
-use crate::providers::fields::testing::{
-    assert_expected, context, expected_paths, parse, reference,
-};
+use crate::providers::fields::testing::{assert_fixtures, context, parse, reference};
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
     normalize(parse(body), &context())
@@ -60,18 +58,7 @@ const FIXTURES: &[(&str, &str)] = &[
 
 #[test]
 fn every_fixture_matches_expected_json() {
-    let mut listed: Vec<&str> = FIXTURES.iter().map(|(path, _)| *path).collect();
-    listed.sort_unstable();
-    let mut expected = expected_paths("gigs");
-    expected.sort_unstable();
-    assert_eq!(
-        listed, expected,
-        "fixtures and expected.json list different files"
-    );
-    for (path, body) in FIXTURES {
-        let event = run(body).unwrap_or_else(|error| panic!("{path}: {error}"));
-        assert_expected(path, &event);
-    }
+    assert_fixtures("gigs", FIXTURES, run);
 }
 
 #[test]

@@ -2,9 +2,7 @@
 
 use super::*;
 use crate::proto::v1::{MobileManagerOrderState, MobileManagerOrderType};
-use crate::providers::fields::testing::{
-    assert_expected, context, expected_paths, parse, reference,
-};
+use crate::providers::fields::testing::{assert_fixtures, context, parse, reference};
 
 const ORDER: &str = "7d5b2f8e-3c41-4a9b-b1e2-6f0a9c8d4e21";
 const SIM: &str = "b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34";
@@ -55,18 +53,7 @@ const FIXTURES: &[(&str, &str)] = &[
 
 #[test]
 fn every_fixture_matches_expected_json() {
-    let mut listed: Vec<&str> = FIXTURES.iter().map(|(path, _)| *path).collect();
-    listed.sort_unstable();
-    let mut expected = expected_paths("mobile_manager");
-    expected.sort_unstable();
-    assert_eq!(
-        listed, expected,
-        "fixtures and expected.json list different files"
-    );
-    for (path, body) in FIXTURES {
-        let event = run(body).unwrap_or_else(|error| panic!("{path}: {error}"));
-        assert_expected(path, &event);
-    }
+    assert_fixtures("mobile_manager", FIXTURES, run);
 }
 
 #[test]
