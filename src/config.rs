@@ -4,12 +4,16 @@
 //! Kubernetes mounts them). Resolved secrets are held in [`Secret`], whose `Debug` never shows
 //! the value.
 
+mod http;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::providers::ProviderKind;
+
+pub use http::HttpConfig;
 
 /// Where the config file is looked for when neither `--config` nor `HOOKNORM_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "hooknorm.toml";
@@ -47,6 +51,8 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
     pub log: LogConfig,
@@ -65,6 +71,10 @@ pub struct ServerConfig {
     /// gRPC listen address.
     #[serde(default = "default_grpc_listen")]
     pub grpc_listen: SocketAddr,
+    /// HTTP listen address: webhook ingress (`POST /webhooks/{source}`) and the `/healthz`,
+    /// `/readyz` probes. Always on: probes need it even where only gRPC takes webhooks.
+    #[serde(default = "default_http_listen")]
+    pub http_listen: SocketAddr,
     /// How long in-flight requests get to finish after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
@@ -72,6 +82,10 @@ pub struct ServerConfig {
 
 fn default_grpc_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
 fn default_shutdown_grace() -> u64 {
@@ -82,6 +96,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             grpc_listen: default_grpc_listen(),
+            http_listen: default_http_listen(),
             shutdown_grace_seconds: default_shutdown_grace(),
         }
     }
@@ -443,12 +458,17 @@ impl Config {
         })
     }
 
-    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`,
+    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`,
     /// `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`.
     pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(value) = var("HOOKNORM_GRPC_LISTEN") {
             self.server.grpc_listen = value.parse().map_err(|error| {
                 ConfigError::invalid("HOOKNORM_GRPC_LISTEN", format!("{error}"))
+            })?;
+        }
+        if let Some(value) = var("HOOKNORM_HTTP_LISTEN") {
+            self.server.http_listen = value.parse().map_err(|error| {
+                ConfigError::invalid("HOOKNORM_HTTP_LISTEN", format!("{error}"))
             })?;
         }
         if let Some(value) = var("HOOKNORM_MAX_BODY_BYTES") {
@@ -515,6 +535,14 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
         }
+        if self.server.http_listen == self.server.grpc_listen && self.server.http_listen.port() != 0
+        {
+            return Err(ConfigError::invalid(
+                "server.http_listen",
+                "must differ from server.grpc_listen",
+            ));
+        }
+        self.http.validate()?;
         if self.limits.max_body_bytes == 0 {
             return Err(ConfigError::invalid(
                 "limits.max_body_bytes",
@@ -679,11 +707,13 @@ mod tests {
         config
             .apply_env(|name| match name {
                 "HOOKNORM_GRPC_LISTEN" => Some("127.0.0.1:9999".into()),
+                "HOOKNORM_HTTP_LISTEN" => Some("[::1]:8081".into()),
                 "HOOKNORM_LOG_FORMAT" => Some("json".into()),
                 _ => None,
             })
             .unwrap();
         assert_eq!(config.server.grpc_listen.port(), 9999);
+        assert_eq!(config.server.http_listen, "[::1]:8081".parse().unwrap());
         assert_eq!(config.log.format, LogFormat::Json);
         let error = config
             .apply_env(|name| (name == "HOOKNORM_MAX_BODY_BYTES").then(|| "lots".into()))

@@ -1,7 +1,9 @@
 //! The reasons a webhook is refused, and the one table that maps each to a transport status.
 //!
 //! Domain errors (`VerifyError`, `NormalizeError`, `PipelineError`) each say which [`Reason`] they
-//! are; transports look the reason up here and never decide a status of their own.
+//! are; transports look the reason up here and never decide a status of their own. Each
+//! transport turns an [`ErrorClass`] into its status in exactly one match: `grpc::status` (the
+//! gRPC code) and `http::status_of` (the HTTP status).
 
 use std::fmt;
 
@@ -24,6 +26,16 @@ pub enum Reason {
     StoreUnavailable,
     ShuttingDown,
     SubscriberTooSlow,
+    /// HTTP only: the request's `Content-Type` is not JSON.
+    UnsupportedMediaType,
+    /// HTTP only: a method other than the route's (`POST` for webhooks).
+    MethodNotAllowed,
+    /// HTTP only: no route at this path.
+    UnknownPath,
+    /// The configured ingest rate or concurrency limit is exceeded; retry later.
+    RateLimited,
+    /// The request took longer than the configured timeout; retry later.
+    RequestTimeout,
     Internal,
 }
 
@@ -33,7 +45,15 @@ pub enum ErrorClass {
     NotFound,
     Unauthenticated,
     InvalidArgument,
-    /// Try again later (the store cannot write, the server is stopping).
+    /// The body is over the configured limit.
+    TooLarge,
+    /// The body is declared as something other than JSON.
+    UnsupportedMediaType,
+    /// The resource exists but not for this method.
+    MethodNotAllowed,
+    /// The sender exceeds the configured rate or concurrency; try again later.
+    RateLimited,
+    /// Try again later (the store cannot write, the server is stopping, the request timed out).
     Unavailable,
     /// The operation was cut short; the client resumes from its cursor.
     Aborted,
@@ -62,6 +82,11 @@ impl Reason {
             Reason::StoreUnavailable => "STORE_UNAVAILABLE",
             Reason::ShuttingDown => "SHUTTING_DOWN",
             Reason::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
+            Reason::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Reason::UnknownPath => "UNKNOWN_PATH",
+            Reason::RateLimited => "RATE_LIMITED",
+            Reason::RequestTimeout => "REQUEST_TIMEOUT",
             Reason::Internal => "INTERNAL",
         }
     }
@@ -69,7 +94,9 @@ impl Reason {
     /// The status class: the single table every transport follows.
     pub fn class(self) -> ErrorClass {
         match self {
-            Reason::UnknownSource | Reason::EventNotFound => ErrorClass::NotFound,
+            Reason::UnknownSource | Reason::EventNotFound | Reason::UnknownPath => {
+                ErrorClass::NotFound
+            }
             Reason::MissingSignature
             | Reason::MalformedSignature
             | Reason::SignatureMismatch
@@ -77,10 +104,14 @@ impl Reason {
             | Reason::MissingToken
             | Reason::TokenMismatch
             | Reason::AddressNotAllowed => ErrorClass::Unauthenticated,
-            Reason::MalformedPayload | Reason::PayloadTooLarge | Reason::InvalidRequest => {
-                ErrorClass::InvalidArgument
+            Reason::MalformedPayload | Reason::InvalidRequest => ErrorClass::InvalidArgument,
+            Reason::PayloadTooLarge => ErrorClass::TooLarge,
+            Reason::UnsupportedMediaType => ErrorClass::UnsupportedMediaType,
+            Reason::MethodNotAllowed => ErrorClass::MethodNotAllowed,
+            Reason::RateLimited => ErrorClass::RateLimited,
+            Reason::StoreUnavailable | Reason::ShuttingDown | Reason::RequestTimeout => {
+                ErrorClass::Unavailable
             }
-            Reason::StoreUnavailable | Reason::ShuttingDown => ErrorClass::Unavailable,
             Reason::SubscriberTooSlow => ErrorClass::Aborted,
             Reason::Internal => ErrorClass::Internal,
         }
@@ -111,6 +142,7 @@ mod tests {
             assert_eq!(reason.class(), ErrorClass::Unauthenticated, "{reason}");
         }
         assert_eq!(Reason::UnknownSource.class(), ErrorClass::NotFound);
-        assert_eq!(Reason::PayloadTooLarge.class(), ErrorClass::InvalidArgument);
+        assert_eq!(Reason::PayloadTooLarge.class(), ErrorClass::TooLarge);
+        assert_eq!(Reason::RateLimited.class(), ErrorClass::RateLimited);
     }
 }

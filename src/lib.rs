@@ -1,5 +1,6 @@
 //! hooknorm: receives webhooks from Gigs, Abowire and Mobile Manager, verifies them, normalizes
-//! them into one protobuf `Event` and serves them over gRPC.
+//! them into one protobuf `Event`, stores them durably and serves them over gRPC; providers post
+//! to its HTTP ingress or backends pass webhooks on over gRPC.
 //!
 //! Module map (data walks one way: transport -> pipeline -> verify -> provider):
 //! - [`config`]: the TOML configuration, `HOOKNORM_*` overrides, secrets and their redaction.
@@ -9,11 +10,15 @@
 //! - [`json`]: one-pass parse of a body into `google.protobuf.Struct` values, depth-bounded.
 //! - [`providers`]: provider formats, one file each: parse and normalize into an `Event`.
 //! - [`event`]: canonical type and time rules shared by the providers.
-//! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize.
+//! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize, store.
 //! - [`proto`]: the generated `hooknorm.v1` types and the reflection descriptor set.
+//! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend) and retention.
+//! - [`stream`]: event subscriptions: replay from the log, then live, with no gap at the seam.
 //! - [`grpc`]: the tonic service: proto <-> domain conversion and status mapping only.
-//! - [`server`]: `hooknorm serve`: listeners, health, reflection, graceful shutdown.
-//! - [`cli`]: client subcommands (`send`) and the built-in provider samples.
+//! - [`http`]: the axum ingress (`POST /webhooks/{source}`, probes): HTTP <-> domain only.
+//! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
+//! - [`server`]: `hooknorm serve`: both listeners, health, reflection, graceful shutdown.
+//! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
 
 #![forbid(unsafe_code)]
 
@@ -22,11 +27,13 @@ pub mod config;
 pub mod error;
 pub mod event;
 pub mod grpc;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod pipeline;
 pub mod proto;
 pub mod providers;
+pub mod readiness;
 pub mod server;
 pub mod stream;
 pub mod verify;

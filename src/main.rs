@@ -28,7 +28,8 @@ struct Cli {
 enum Command {
     /// Run the service.
     Serve,
-    /// Authenticate a sample or file as the source's provider would and call VerifyAndNormalize.
+    /// Authenticate a sample or file as the source's provider would and call VerifyAndNormalize
+    /// (or, with --http, post it to the HTTP ingress).
     Send {
         /// Configured source name.
         #[arg(long)]
@@ -40,12 +41,18 @@ enum Command {
         #[arg(long)]
         sample: Option<String>,
         /// Server URL [default: the config's grpc_listen].
-        #[arg(long)]
+        #[arg(long, conflicts_with = "http")]
         server: Option<String>,
-        /// Peer address to report, for ip_allowlist sources.
+        /// Post through the HTTP ingress (POST /webhooks/{source}) as the provider would.
+        #[arg(long, conflicts_with = "dry_run")]
+        http: bool,
+        /// Ingress base URL for --http [default: http:// and the config's http_listen].
+        #[arg(long, requires = "http")]
+        http_server: Option<String>,
+        /// Peer address to report, for ip_allowlist sources (gRPC only).
         #[arg(long, default_value = "127.0.0.1")]
         remote_addr: String,
-        /// Verify and normalize only; store nothing.
+        /// Verify and normalize only; store nothing (gRPC only).
         #[arg(long)]
         dry_run: bool,
     },
@@ -157,6 +164,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             sample,
             server,
+            http,
+            http_server,
             remote_addr,
             dry_run,
         } => {
@@ -165,6 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 file,
                 sample,
                 server,
+                http,
+                http_server,
                 remote_addr,
                 dry_run,
             };

@@ -1,5 +1,6 @@
-//! `hooknorm serve`: opens the event log, binds the listeners, wires health and reflection around
-//! the service, runs retention, and shuts down gracefully when told to.
+//! `hooknorm serve`: opens the event log, binds the listeners (gRPC, and HTTP for the webhook
+//! ingress and probes), wires health and reflection around the service, keeps readiness
+//! current, runs retention, and shuts both listeners down gracefully on one signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,10 +14,11 @@ use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError, StoreBackend};
 use crate::grpc::NormalizerGrpc;
+use crate::http::{HttpSettings, HttpState};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
 use crate::pipeline::Pipeline;
-use crate::proto::v1::normalizer_service_server::NormalizerServiceServer;
+use crate::readiness::{HEALTH_REFRESH, Readiness};
 use crate::stream::StreamSettings;
 
 /// Why the server could not start or stopped with an error.
@@ -33,6 +35,8 @@ pub enum ServerError {
     },
     #[error("grpc server failed: {0}")]
     Grpc(#[from] tonic::transport::Error),
+    #[error("http server failed: {0}")]
+    Http(std::io::Error),
     #[error("reflection service cannot load the descriptor set: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
 }
@@ -60,11 +64,14 @@ pub struct Server {
     retention_interval: Duration,
     grpc_listener: TcpListener,
     grpc_addr: SocketAddr,
+    http_listener: TcpListener,
+    http_addr: SocketAddr,
+    http: HttpSettings,
     shutdown_grace: Duration,
 }
 
 impl Server {
-    /// Validates the sources, opens the event log and binds the gRPC listener.
+    /// Validates the sources, opens the event log and binds the gRPC and HTTP listeners.
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
         let log = open_log(config).await?;
         Self::bind_with_log(config, log).await
@@ -76,6 +83,7 @@ impl Server {
         log: Arc<dyn EventLog>,
     ) -> Result<Server, ServerError> {
         let pipeline = Pipeline::new(config, log)?;
+        let http = HttpSettings::from_config(&config.http)?;
         for source in pipeline.sources() {
             tracing::info!(
                 source = %source.name,
@@ -90,13 +98,8 @@ impl Server {
                 );
             }
         }
-        let addr = config.server.grpc_listen;
-        let grpc_listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServerError::Bind { addr, source })?;
-        let grpc_addr = grpc_listener
-            .local_addr()
-            .map_err(|source| ServerError::Bind { addr, source })?;
+        let (grpc_listener, grpc_addr) = bind(config.server.grpc_listen).await?;
+        let (http_listener, http_addr) = bind(config.server.http_listen).await?;
         Ok(Server {
             pipeline,
             streams: StreamSettings {
@@ -110,6 +113,9 @@ impl Server {
             retention_interval: Duration::from_secs(config.store.retention_interval_seconds),
             grpc_listener,
             grpc_addr,
+            http_listener,
+            http_addr,
+            http,
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
         })
     }
@@ -119,13 +125,16 @@ impl Server {
         self.grpc_addr
     }
 
-    /// Serves until `shutdown` resolves; then ends streams with their resume cursors, lets
-    /// in-flight requests finish for up to the grace period, and closes the log.
+    /// The address the HTTP ingress and probes are listening on.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Serves both listeners until `shutdown` resolves; then turns unready, ends streams with
+    /// their resume cursors, lets in-flight requests on both listeners finish for up to the
+    /// grace period, and closes the log.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<NormalizerServiceServer<NormalizerGrpc>>()
-            .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -137,7 +146,14 @@ impl Server {
 
         let log = self.pipeline.log().clone();
         let retention = crate::log::spawn_retention(&log, self.retention_interval);
+        // The one cancellation signal: listeners stop accepting, streams end, readiness drops.
         let (stop_tx, stop_rx) = watch::channel(false);
+        let readiness = Readiness::new(log.clone(), stop_rx.clone(), Some(health_reporter));
+        let app = crate::http::router(HttpState::new(
+            self.pipeline.clone(),
+            self.http,
+            readiness.clone(),
+        ));
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
@@ -145,29 +161,36 @@ impl Server {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service.into_server());
-        tracing::info!(addr = %self.grpc_addr, "grpc listening");
-        let mut listener_stop = stop_rx;
-        let serving = router.serve_with_incoming_shutdown(
+        let grpc = router.serve_with_incoming_shutdown(
             // Without TCP_NODELAY small unary responses wait on delayed ACKs (tens of ms).
             TcpIncoming::from(self.grpc_listener)
                 .with_nodelay(Some(true))
                 .with_keepalive(Some(Duration::from_secs(60))),
-            async move {
-                let _ = listener_stop.wait_for(|stop| *stop).await;
-            },
+            stopped(stop_rx.clone()),
         );
+        let http = crate::http::serve(self.http_listener, app, stopped(stop_rx));
+        let grpc = async { grpc.await.map_err(ServerError::from) };
+        let http = async { http.await.map_err(ServerError::Http) };
+        // Either listener failing stops the server: half a server would look healthy to one
+        // kind of probe and be dead to the other.
+        let serving = async { tokio::try_join!(grpc, http).map(|_| ()) };
         tokio::pin!(serving);
+        // Both listeners were bound in `bind`, so connections queue from here on.
+        readiness.mark_listening();
+        let _ = readiness.check().await;
+        let refresh = readiness.spawn_refresh(HEALTH_REFRESH);
+        tracing::info!(addr = %self.grpc_addr, "grpc listening");
+        tracing::info!(addr = %self.http_addr, "http listening");
         let result = tokio::select! {
-            result = &mut serving => result.map_err(ServerError::from),
+            result = &mut serving => result,
             () = shutdown => {
                 tracing::info!(grace_seconds = self.shutdown_grace.as_secs(), "shutting down");
-                health_reporter
-                    .set_not_serving::<NormalizerServiceServer<NormalizerGrpc>>()
-                    .await;
-                // Streams see this and end with their resume cursor; unary calls in flight finish.
+                // Streams see this and end with their resume cursor; requests in flight on
+                // either listener finish; probes answer not ready until the listeners close.
                 let _ = stop_tx.send(true);
+                let _ = readiness.check().await;
                 match tokio::time::timeout(self.shutdown_grace, &mut serving).await {
-                    Ok(result) => result.map_err(ServerError::from),
+                    Ok(result) => result,
                     Err(_) => {
                         tracing::warn!("grace period over, closing remaining connections");
                         Ok(())
@@ -175,11 +198,27 @@ impl Server {
                 }
             }
         };
+        refresh.abort();
         retention.abort();
         log.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+/// Resolves once the stop signal is raised (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

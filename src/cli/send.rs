@@ -1,6 +1,7 @@
 //! `hooknorm send`: authenticates a body exactly as the source's provider would (signature,
-//! token, basic auth) using the secrets in the config, calls `VerifyAndNormalize` and prints the
-//! normalized event as JSON.
+//! token, basic auth) using the secrets in the config, then either calls `VerifyAndNormalize`
+//! and prints the normalized event as JSON, or (`--http`) posts it to the HTTP ingress as the
+//! provider itself would and prints the ingress's answer.
 
 use std::path::PathBuf;
 
@@ -25,7 +26,12 @@ pub struct SendArgs {
     pub sample: Option<String>,
     /// Server URL; defaults to the config's gRPC address.
     pub server: Option<String>,
-    /// Peer address to report (for `ip_allowlist` sources).
+    /// Post to the HTTP ingress instead of calling gRPC.
+    pub http: bool,
+    /// Ingress base URL for `http`; defaults to the config's HTTP address.
+    pub http_server: Option<String>,
+    /// Peer address to report (for `ip_allowlist` sources; gRPC only: over HTTP the server sees
+    /// the real one).
     pub remote_addr: String,
     /// Verify and normalize without storing.
     pub dry_run: bool,
@@ -63,6 +69,14 @@ pub enum SendError {
         message: String,
     },
     #[error(transparent)]
+    Http(#[from] super::http_client::HttpClientError),
+    #[error("server refused the webhook: HTTP {status} {reason}: {message}")]
+    HttpRefused {
+        status: u16,
+        reason: String,
+        message: String,
+    },
+    #[error(transparent)]
     Output(#[from] super::output::OutputError),
 }
 
@@ -84,6 +98,13 @@ pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> 
             .to_vec(),
     };
     let mut request = authenticated_request(&format!("sources[{index}]"), source, body)?;
+    if args.http {
+        let base = args
+            .http_server
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.server.http_listen));
+        return post_to_ingress(&base, request).await;
+    }
     request.remote_addr = args.remote_addr.clone();
     request.dry_run = args.dry_run;
 
@@ -114,6 +135,38 @@ pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> 
         &response,
         true,
     )?)
+}
+
+/// Posts the request through the HTTP ingress; the answer's JSON, pretty-printed, on success.
+async fn post_to_ingress(
+    base: &str,
+    request: VerifyAndNormalizeRequest,
+) -> Result<String, SendError> {
+    let headers: Vec<(String, String)> = request
+        .headers
+        .into_iter()
+        .map(|header| (header.name, header.value))
+        .collect();
+    let answer =
+        super::http_client::post(base, &request.request_uri, &headers, request.body).await?;
+    let json: Option<serde_json::Value> = serde_json::from_slice(&answer.body).ok();
+    if !answer.status.is_success() {
+        let text = |key: &str| {
+            json.as_ref()
+                .and_then(|json| json["error"][key].as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        return Err(SendError::HttpRefused {
+            status: answer.status.as_u16(),
+            reason: text("reason"),
+            message: text("message"),
+        });
+    }
+    Ok(match json {
+        Some(json) => serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string()),
+        None => String::from_utf8_lossy(&answer.body).into_owned(),
+    })
 }
 
 fn sample_body(source: &SourceConfig, name: Option<&str>) -> Result<&'static str, SendError> {

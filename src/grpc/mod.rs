@@ -236,7 +236,12 @@ fn status(reason: Reason, message: String, metadata: HashMap<String, String>) ->
     let code = match reason.class() {
         ErrorClass::NotFound => Code::NotFound,
         ErrorClass::Unauthenticated => Code::Unauthenticated,
-        ErrorClass::InvalidArgument => Code::InvalidArgument,
+        // PAYLOAD_TOO_LARGE has always been INVALID_ARGUMENT on gRPC; clients rely on it.
+        ErrorClass::InvalidArgument | ErrorClass::TooLarge | ErrorClass::UnsupportedMediaType => {
+            Code::InvalidArgument
+        }
+        ErrorClass::MethodNotAllowed => Code::Unimplemented,
+        ErrorClass::RateLimited => Code::ResourceExhausted,
         ErrorClass::Unavailable => Code::Unavailable,
         ErrorClass::Aborted => Code::Aborted,
         ErrorClass::Internal => Code::Internal,

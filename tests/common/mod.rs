@@ -1,11 +1,16 @@
 //! Shared harness for the black-box tests: a real hooknorm server on 127.0.0.1:0 with a test
-//! config, a real gRPC client, and helpers to authenticate requests as each provider would.
+//! config, a real gRPC client, a plain HTTP client ([`http`]), and helpers to authenticate
+//! requests as each provider would.
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use hooknorm::config::Config;
+use hooknorm::log::EventLog;
 use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use hooknorm::proto::v1::{Header, VerifyAndNormalizeRequest};
 use hooknorm::server::Server;
@@ -25,6 +30,7 @@ pub fn test_config_toml(max_body_bytes: usize) -> String {
         r#"
 [server]
 grpc_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
 shutdown_grace_seconds = 5
 
 [limits]
@@ -76,7 +82,10 @@ verification = {{ scheme = "none" }}
 
 /// A running server and a connected client; the server stops when this is dropped.
 pub struct TestServer {
+    /// The gRPC address.
     pub addr: SocketAddr,
+    /// The HTTP ingress and probes address.
+    pub http_addr: SocketAddr,
     /// The store directory (kept so a restarted server finds the same log).
     pub store: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -102,6 +111,16 @@ impl TestServer {
 
     /// Starts a server with `toml` whose log lives in `store` (for restart tests).
     pub async fn start_in(toml: &str, store: &std::path::Path) -> TestServer {
+        Self::start_wrapping_log(toml, store, |log| log).await
+    }
+
+    /// As [`TestServer::start_in`], with the opened event log passed through `wrap` first (to
+    /// inject failures).
+    pub async fn start_wrapping_log(
+        toml: &str,
+        store: &std::path::Path,
+        wrap: impl FnOnce(Arc<dyn EventLog>) -> Arc<dyn EventLog>,
+    ) -> TestServer {
         let toml = if toml.contains("[store]") {
             toml.to_owned()
         } else {
@@ -112,8 +131,14 @@ impl TestServer {
         };
         let config = Config::from_toml(&toml).expect("test config parses");
         config.validate().expect("test config is valid");
-        let server = Server::bind(&config).await.expect("server binds");
+        let log = hooknorm::server::open_log(&config)
+            .await
+            .expect("event log opens");
+        let server = Server::bind_with_log(&config, wrap(log))
+            .await
+            .expect("server binds");
         let addr = server.grpc_addr();
+        let http_addr = server.http_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -130,6 +155,7 @@ impl TestServer {
             .expect("client connects");
         TestServer {
             addr,
+            http_addr,
             store: store.to_owned(),
             _dir: None,
             client: NormalizerServiceClient::new(channel.clone())
@@ -273,7 +299,10 @@ pub fn gigs_event_request(n: u64, event_type: &str) -> VerifyAndNormalizeRequest
 /// A `hooknorm serve` child process; killed (SIGKILL) when dropped.
 pub struct Running {
     pub child: std::process::Child,
+    /// The gRPC address.
     pub addr: String,
+    /// The HTTP ingress and probes address.
+    pub http_addr: String,
 }
 
 impl Drop for Running {
@@ -283,7 +312,8 @@ impl Drop for Running {
     }
 }
 
-/// Starts the real binary's `serve` and waits for its "grpc listening" log line.
+/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
+/// lines.
 pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
@@ -300,6 +330,7 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
     let mut running = Running {
         child,
         addr: String::new(),
+        http_addr: String::new(),
     };
     let stderr = running.child.stderr.take().expect("stderr piped");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -314,8 +345,13 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
         if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
             let parsed: serde_json::Value = serde_json::from_str(&line)
                 .unwrap_or_else(|_| panic!("log line is not json: {line}"));
+            let addr = || parsed["addr"].as_str().expect("addr field").to_owned();
             if parsed["message"] == "grpc listening" {
-                running.addr = parsed["addr"].as_str().expect("addr field").to_owned();
+                running.addr = addr();
+            } else if parsed["message"] == "http listening" {
+                running.http_addr = addr();
+            }
+            if !running.addr.is_empty() && !running.http_addr.is_empty() {
                 return running;
             }
             seen.push(line);

@@ -129,39 +129,3 @@ fn the_log_is_shareable_across_tasks() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<SqliteEventLog>();
 }
-
-/// Throughput with fsync: `cargo test --release --lib log::sqlite -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "benchmark"]
-async fn append_throughput() {
-    let fixture = Fixture::new();
-    let log = Arc::new(fixture.open());
-    let total = 100_000usize;
-    let concurrency = 2_000usize;
-    let started = std::time::Instant::now();
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|task| {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move {
-                for index in (task..total).step_by(concurrency) {
-                    let event = about(
-                        event(&format!("gigs:evt_{index}"), "subscription.renewed"),
-                        resource("subscription", format!("sub_{}", index % 1000)),
-                        vec![resource("plan", "pln_1")],
-                    );
-                    log.append(by_id(event)).await.unwrap();
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "{total} appends in {elapsed:?}: {:.0}/s",
-        total as f64 / elapsed.as_secs_f64()
-    );
-    assert_eq!(log.head(), total as u64);
-    log.close().await;
-}

@@ -1,0 +1,243 @@
+//! The HTTP ingress: providers post webhooks straight to `POST /webhooks/{source}`, which runs
+//! exactly the pipeline `VerifyAndNormalize` runs. This module only converts (HTTP request ->
+//! [`RawWebhook`](crate::webhook::RawWebhook), outcome or error -> HTTP answer) and applies the
+//! ingest limits; it decides nothing about webhooks itself.
+//!
+//! Also served here: the `/healthz` and `/readyz` probes.
+
+mod client_ip;
+mod errors;
+mod limits;
+mod probes;
+mod request;
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tower::limit::ConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
+use tower::timeout::TimeoutLayer;
+use tower::{BoxError, ServiceBuilder};
+
+use crate::config::{ConfigError, HttpConfig};
+use crate::error::{ErrorClass, Reason};
+use crate::pipeline::{Pipeline, PipelineError};
+use crate::readiness::Readiness;
+use crate::verify::IpAllowlist;
+
+pub use client_ip::client_ip;
+pub use errors::{HttpError, status_of};
+pub use limits::RateLimiter;
+
+/// The ingress's settings, from `[http]`.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Peers whose forwarding headers are believed for allowlists.
+    pub trusted_proxies: IpAllowlist,
+    /// Webhooks processed at once; more are refused with 429.
+    pub max_concurrency: usize,
+    /// Webhooks accepted per second (burst: one second's worth); `None` for no limit.
+    pub rate_limit_per_second: Option<u32>,
+    /// Longest a webhook may take, upload included.
+    pub request_timeout: Duration,
+    /// `Retry-After` on 429 and 503.
+    pub retry_after_seconds: u64,
+}
+
+impl HttpSettings {
+    pub fn from_config(config: &HttpConfig) -> Result<Self, ConfigError> {
+        Ok(HttpSettings {
+            trusted_proxies: config.trusted_proxies()?,
+            max_concurrency: config.max_concurrency,
+            rate_limit_per_second: config.rate_limit_per_second,
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
+            retry_after_seconds: config.retry_after_seconds,
+        })
+    }
+}
+
+/// What the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct HttpState {
+    pipeline: Pipeline,
+    /// Source names, so an unknown one is refused before its body is read.
+    sources: Arc<HashSet<String>>,
+    trusted_proxies: Arc<IpAllowlist>,
+    rate_limiter: Option<Arc<RateLimiter>>,
+    max_concurrency: usize,
+    request_timeout: Duration,
+    retry_after_seconds: u64,
+    readiness: Readiness,
+}
+
+impl HttpState {
+    pub fn new(pipeline: Pipeline, settings: HttpSettings, readiness: Readiness) -> Self {
+        HttpState {
+            sources: Arc::new(pipeline.sources().map(|s| s.name.clone()).collect()),
+            pipeline,
+            trusted_proxies: Arc::new(settings.trusted_proxies),
+            rate_limiter: settings
+                .rate_limit_per_second
+                .map(|rate| Arc::new(RateLimiter::new(rate))),
+            max_concurrency: settings.max_concurrency,
+            request_timeout: settings.request_timeout,
+            retry_after_seconds: settings.retry_after_seconds,
+            readiness,
+        }
+    }
+}
+
+/// The ingress app. Limits (rate, concurrency with load shedding, timeout) wrap the webhook
+/// route only, so probes answer even when ingestion is saturated.
+pub fn router(state: HttpState) -> Router {
+    let retry_after = state.retry_after_seconds;
+    let limits = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::rate_limit,
+        ))
+        .layer(HandleErrorLayer::new(move |error: BoxError| async move {
+            limits::limit_error(&error, retry_after)
+        }))
+        .layer(LoadShedLayer::new())
+        .layer(ConcurrencyLimitLayer::new(state.max_concurrency))
+        .layer(TimeoutLayer::new(state.request_timeout));
+    Router::new()
+        .route(
+            "/webhooks/{source}",
+            post(receive).fallback(|| async { method_not_allowed("POST") }),
+        )
+        .route_layer(limits)
+        .route(
+            "/healthz",
+            get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .route(
+            "/readyz",
+            get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .fallback(|| async {
+            HttpError::new(
+                Reason::UnknownPath,
+                "no such path; webhooks go to POST /webhooks/{source}",
+            )
+        })
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
+/// Handlers see the peer address (`ConnectInfo<SocketAddr>`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set tcp_nodelay");
+        }
+    });
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+/// The answer once a webhook is durably stored (or was already).
+#[derive(Debug, Serialize)]
+struct Accepted<'a> {
+    id: &'a str,
+    sequence: u64,
+    duplicate: bool,
+}
+
+/// `POST /webhooks/{source}`: request -> `RawWebhook` -> the pipeline -> answer.
+async fn receive(
+    State(state): State<HttpState>,
+    source: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    // A path segment that does not even decode names no source.
+    let source = source.map_or_else(|_| String::new(), |Path(source)| source);
+    if !state.sources.contains(&source) {
+        // It came from the sender: bounded, and logged escaped (`?`).
+        let source_name: String = source.chars().take(64).collect();
+        tracing::info!(source = ?source_name, "webhook refused: unknown source");
+        let error = PipelineError::UnknownSource { source_name };
+        return HttpError::from_pipeline(&error).into_response();
+    }
+    let webhook = match request::raw_webhook(
+        source.clone(),
+        request,
+        state.pipeline.max_body_bytes(),
+        &state.trusted_proxies,
+    )
+    .await
+    {
+        Ok(webhook) => webhook,
+        Err(error) => {
+            tracing::info!(source = %source, reason = %error.reason(), %error, "webhook refused");
+            return error.retry_after(state.retry_after_seconds).into_response();
+        }
+    };
+    match state.pipeline.process(webhook, false).await {
+        Ok(outcome) => {
+            tracing::debug!(
+                source = %source,
+                id = %outcome.event.id,
+                sequence = outcome.event.sequence,
+                duplicate = outcome.duplicate,
+                "webhook accepted"
+            );
+            let body = Accepted {
+                id: &outcome.event.id,
+                sequence: outcome.event.sequence,
+                duplicate: outcome.duplicate,
+            };
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Err(error) => {
+            let reason = error.reason();
+            if matches!(
+                reason.class(),
+                ErrorClass::Unavailable | ErrorClass::Internal
+            ) {
+                tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
+            } else {
+                tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
+            }
+            HttpError::from_pipeline(&error)
+                .retry_after(state.retry_after_seconds)
+                .into_response()
+        }
+    }
+}
+
+fn method_not_allowed(allow: &'static str) -> HttpError {
+    HttpError::new(
+        Reason::MethodNotAllowed,
+        format!("method not allowed; use {allow}"),
+    )
+    .allow(allow)
+}
+
+#[cfg(test)]
+mod tests;

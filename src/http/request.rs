@@ -1,0 +1,169 @@
+//! An HTTP request, as a provider sent it, into a [`RawWebhook`]: the content type is checked,
+//! the body is read under the size limit (refused as soon as it is exceeded, never buffered
+//! whole), and the headers, path and query, and client address are kept as they came.
+
+use std::net::SocketAddr;
+
+use axum::body::{Body, HttpBody};
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, header};
+use chrono::Utc;
+use http_body_util::BodyExt;
+
+use super::client_ip::client_ip;
+use super::errors::HttpError;
+use crate::error::Reason;
+use crate::pipeline::PipelineError;
+use crate::verify::IpAllowlist;
+use crate::webhook::RawWebhook;
+
+/// Converts the request; `source` comes from the path. Every early refusal (type, declared size)
+/// happens before a byte of the body is read.
+pub async fn raw_webhook(
+    source: String,
+    request: Request,
+    max_body_bytes: usize,
+    trusted_proxies: &IpAllowlist,
+) -> Result<RawWebhook, HttpError> {
+    // Signature timestamps are checked against arrival, not against the end of a slow upload.
+    let received_at = Utc::now();
+    let (parts, body) = request.into_parts();
+    check_content_type(&parts.headers)?;
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let body = read_body(body, max_body_bytes).await?;
+    Ok(RawWebhook {
+        source,
+        headers: headers(&parts.headers),
+        body,
+        request_uri: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+        remote_addr: client_ip(peer, &parts.headers, trusted_proxies),
+        received_at,
+    })
+}
+
+/// `application/json` and `application/<anything>+json`, with any parameters. A missing type is
+/// accepted: the body is parsed as JSON either way (and refused as `MALFORMED_PAYLOAD` if it is
+/// not), so refusing it would only lose events from a sender that leaves the header out.
+pub fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let text = value.to_str().unwrap_or_default();
+    if is_json(text) {
+        return Ok(());
+    }
+    let shown: String = text.chars().take(64).collect();
+    Err(HttpError::new(
+        Reason::UnsupportedMediaType,
+        format!("content type `{shown}` is not json; send application/json"),
+    ))
+}
+
+fn is_json(content_type: &str) -> bool {
+    let media_type = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let Some((kind, subtype)) = media_type.split_once('/') else {
+        return false;
+    };
+    kind == "application" && (subtype == "json" || subtype.ends_with("+json"))
+}
+
+/// Reads the body, refusing as soon as it is known to be over `limit`: from `Content-Length`
+/// before reading anything, otherwise at the first chunk that crosses it.
+pub async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, HttpError> {
+    let declared = HttpBody::size_hint(&body).lower();
+    if declared > limit as u64 {
+        let error = PipelineError::PayloadTooLarge {
+            size: usize::try_from(declared).unwrap_or(usize::MAX),
+            limit,
+        };
+        return Err(HttpError::from_pipeline(&error));
+    }
+    let capacity = usize::try_from(declared).unwrap_or(limit).min(limit);
+    let mut bytes = Vec::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            tracing::debug!(%error, "request body read failed");
+            HttpError::new(Reason::InvalidRequest, "cannot read the request body")
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers carry nothing we use
+        };
+        if bytes.len() + data.len() > limit {
+            return Err(HttpError::new(
+                Reason::PayloadTooLarge,
+                format!("body is over the limit of {limit} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(bytes)
+}
+
+/// Every header as received, in order; values that are not text are kept as lossy UTF-8 (none
+/// of the schemes' headers can contain such bytes).
+fn headers(map: &HeaderMap) -> Vec<(String, String)> {
+    map.iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types() {
+        for accepted in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/cloudevents+json",
+            "application/json;charset=UTF-8",
+        ] {
+            assert!(is_json(accepted), "{accepted}");
+        }
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "text/json",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json(refused), "{refused}");
+        }
+        assert!(check_content_type(&HeaderMap::new()).is_ok());
+    }
+
+    #[tokio::test]
+    async fn bodies_are_limited_while_reading() {
+        let body = Body::from(vec![b'x'; 10]);
+        assert_eq!(read_body(body, 10).await.unwrap().len(), 10);
+        let error = read_body(Body::from(vec![b'x'; 11]), 10).await.unwrap_err();
+        assert_eq!(error.reason(), Reason::PayloadTooLarge);
+        // A stream of unknown length is cut at the first chunk past the limit.
+        let chunks = futures_chunks(100, 4);
+        let error = read_body(chunks, 10).await.unwrap_err();
+        assert_eq!(error.reason(), Reason::PayloadTooLarge);
+    }
+
+    fn futures_chunks(count: usize, size: usize) -> Body {
+        let stream =
+            tokio_stream::iter((0..count).map(move |_| Ok::<_, std::io::Error>(vec![b'y'; size])));
+        Body::from_stream(stream)
+    }
+}

@@ -1,0 +1,134 @@
+//! The ingress app as a value (`Router` + `oneshot`, no socket): routing, refusals before the
+//! pipeline, and one accepted webhook through a real SQLite log.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+use super::*;
+use crate::config::Config;
+use crate::log::sqlite::SqliteEventLog;
+
+struct App {
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+fn app(extra: &str) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[store]\npath = {:?}\n{extra}\n[[sources]]\nname = \"open\"\nprovider = \"mobile_manager\"\n\
+         verification = {{ scheme = \"none\" }}\n",
+        dir.path().display().to_string()
+    );
+    let config = Config::from_toml(&toml).unwrap();
+    config.validate().unwrap();
+    let log: Arc<dyn crate::log::EventLog> = Arc::new(SqliteEventLog::open(&config.store).unwrap());
+    let pipeline = Pipeline::new(&config, log.clone()).unwrap();
+    let (_stop, stopping) = watch::channel(false);
+    let readiness = Readiness::new(log, stopping, None);
+    let settings = HttpSettings::from_config(&config.http).unwrap();
+    App {
+        router: router(HttpState::new(pipeline, settings, readiness)),
+        _dir: dir,
+    }
+}
+
+async fn call(app: &App, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+fn post(uri: &str, content_type: &str, body: &'static str) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", content_type)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+const ORDER: &str = include_str!("../../tests/fixtures/mobile_manager/order.complete.json");
+
+#[tokio::test]
+async fn routes_and_early_refusals() {
+    let app = app("");
+    for (request, status, reason) in [
+        (
+            post("/webhooks/nope", "application/json", "{}"),
+            404,
+            "UNKNOWN_SOURCE",
+        ),
+        (
+            post("/nowhere", "application/json", "{}"),
+            404,
+            "UNKNOWN_PATH",
+        ),
+        (
+            post("/webhooks/open", "text/plain", ORDER),
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+        ),
+        (
+            Request::get("/webhooks/open").body(Body::empty()).unwrap(),
+            405,
+            "METHOD_NOT_ALLOWED",
+        ),
+        (
+            post("/webhooks/open", "application/json", "[]"),
+            400,
+            "MALFORMED_PAYLOAD",
+        ),
+    ] {
+        let (got, json) = call(&app, request).await;
+        assert_eq!(got.as_u16(), status, "{json}");
+        assert_eq!(json["error"]["reason"], reason);
+    }
+}
+
+#[tokio::test]
+async fn accepted_then_duplicate() {
+    let app = app("");
+    let (status, first) = call(&app, post("/webhooks/open", "application/json", ORDER)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["sequence"], 1);
+    assert_eq!(first["duplicate"], false);
+    let (_, again) = call(&app, post("/webhooks/open", "application/json", ORDER)).await;
+    assert_eq!(
+        (&again["id"], &again["duplicate"]),
+        (&first["id"], &true.into())
+    );
+}
+
+#[tokio::test]
+async fn probes_without_listeners_are_not_ready() {
+    let app = app("");
+    let live = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(call(&app, live).await.0, StatusCode::OK);
+    // Nothing marked the listeners as serving: this app is a value, not a server.
+    let ready = Request::get("/readyz").body(Body::empty()).unwrap();
+    let (status, json) = call(&app, ready).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json["reason"], "starting");
+}
+
+#[tokio::test]
+async fn rate_limit_applies_to_webhooks_only() {
+    let app = app("[http]\nrate_limit_per_second = 1\n");
+    let (status, _) = call(&app, post("/webhooks/open", "application/json", ORDER)).await;
+    assert_eq!(status, StatusCode::OK);
+    let response = app
+        .router
+        .clone()
+        .oneshot(post("/webhooks/open", "application/json", ORDER))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "300");
+    let live = Request::get("/healthz").body(Body::empty()).unwrap();
+    assert_eq!(call(&app, live).await.0, StatusCode::OK);
+}

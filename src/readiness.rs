@@ -1,0 +1,190 @@
+//! Readiness: whether this instance should be sent webhooks now. One answer for every probe:
+//! HTTP `/readyz` asks it directly, and the gRPC health service is kept in step with it, so a
+//! Kubernetes HTTP probe and a gRPC health check never disagree.
+//!
+//! Ready means the listeners are serving, the server is not shutting down, and the event log
+//! takes a write right now (a full disk makes the instance unready rather than answering 503 to
+//! every webhook while still receiving traffic). That last check is a tiny fsync'd write, so its
+//! answer is reused for [`STORE_CHECK_TTL`]: a flood of `/readyz` requests cannot turn into a
+//! flood of fsyncs competing with appends.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, watch};
+use tonic::server::NamedService;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::grpc::NormalizerGrpc;
+use crate::log::{EventLog, LogError};
+use crate::proto::v1::normalizer_service_server::NormalizerServiceServer;
+
+/// How often the gRPC health status is refreshed when nothing asks `/readyz`.
+pub const HEALTH_REFRESH: Duration = Duration::from_secs(5);
+
+/// How long a store check's answer is reused.
+pub const STORE_CHECK_TTL: Duration = Duration::from_secs(1);
+
+/// Why the instance is not ready.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NotReady {
+    #[error("listeners are not serving yet")]
+    Starting,
+    #[error("server is shutting down")]
+    ShuttingDown,
+    #[error("event log is not writable: {0}")]
+    Store(LogError),
+}
+
+impl NotReady {
+    /// A stable, detail-free word for probe bodies (which may be reachable from the internet).
+    pub fn code(&self) -> &'static str {
+        match self {
+            NotReady::Starting => "starting",
+            NotReady::ShuttingDown => "shutting_down",
+            NotReady::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// The shared readiness of one server; cheap to clone.
+#[derive(Clone)]
+pub struct Readiness {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    log: Arc<dyn EventLog>,
+    stopping: watch::Receiver<bool>,
+    listening: AtomicBool,
+    health: Option<HealthReporter>,
+    /// The last store check and when it finished (a std lock: never held across an await).
+    store_checked: std::sync::Mutex<Option<(Instant, Result<(), LogError>)>>,
+    /// What was last published, so watchers and logs hear only changes. Async because
+    /// publishing awaits the reporter; holding it there keeps publications in order.
+    published: Mutex<Option<bool>>,
+}
+
+impl std::fmt::Debug for Readiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Readiness")
+            .field("listening", &self.inner.listening.load(Ordering::Relaxed))
+            .field("stopping", &*self.inner.stopping.borrow())
+            .finish()
+    }
+}
+
+impl Readiness {
+    /// `stopping` turning true makes the instance unready; `health`, when given, is kept in step.
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        stopping: watch::Receiver<bool>,
+        health: Option<HealthReporter>,
+    ) -> Self {
+        Readiness {
+            inner: Arc::new(Inner {
+                log,
+                stopping,
+                listening: AtomicBool::new(false),
+                health,
+                store_checked: std::sync::Mutex::new(None),
+                published: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Records that every listener is serving.
+    pub fn mark_listening(&self) {
+        self.inner.listening.store(true, Ordering::Release);
+    }
+
+    /// Checks readiness now (probing the log with a tiny write) and publishes the answer to the
+    /// gRPC health service.
+    pub async fn check(&self) -> Result<(), NotReady> {
+        let outcome = self.evaluate().await;
+        self.publish(&outcome).await;
+        outcome
+    }
+
+    async fn evaluate(&self) -> Result<(), NotReady> {
+        let stopping = *self.inner.stopping.borrow();
+        if stopping {
+            return Err(NotReady::ShuttingDown);
+        }
+        if !self.inner.listening.load(Ordering::Acquire) {
+            return Err(NotReady::Starting);
+        }
+        self.store_writable().await.map_err(NotReady::Store)
+    }
+
+    async fn store_writable(&self) -> Result<(), LogError> {
+        let cached = self
+            .inner
+            .store_checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < STORE_CHECK_TTL)
+            .map(|(_, outcome)| outcome.clone());
+        if let Some(outcome) = cached {
+            return outcome;
+        }
+        let outcome = self.inner.log.check_writable().await;
+        *self
+            .inner
+            .store_checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), outcome.clone()));
+        outcome
+    }
+
+    async fn publish(&self, outcome: &Result<(), NotReady>) {
+        let ready = outcome.is_ok();
+        let mut published = self.inner.published.lock().await;
+        if *published == Some(ready) {
+            return;
+        }
+        match outcome {
+            Ok(()) => tracing::info!("ready"),
+            Err(error @ NotReady::ShuttingDown) => tracing::info!(%error, "not ready"),
+            Err(error) => tracing::warn!(%error, "not ready"),
+        }
+        if let Some(health) = &self.inner.health {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            // "" is the whole server, as `grpc_health_probe` and Kubernetes gRPC probes ask.
+            health.set_service_status("", status).await;
+            health
+                .set_service_status(
+                    <NormalizerServiceServer<NormalizerGrpc> as NamedService>::NAME,
+                    status,
+                )
+                .await;
+        }
+        *published = Some(ready);
+    }
+
+    /// Re-checks every `interval` so the gRPC health status follows the log even when no one
+    /// asks `/readyz`; stops when the server starts shutting down (which publishes itself).
+    pub fn spawn_refresh(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
+        let readiness = self.clone();
+        let mut stopping = self.inner.stopping.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        let _ = readiness.check().await;
+                    }
+                    () = async { drop(stopping.wait_for(|stop| *stop).await) } => break,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,373 @@
+//! The HTTP ingress under load and failure, over real sockets: a 100 MiB body is refused with
+//! 413 while the server's memory stays flat, a store that cannot write gives 503 and the retried
+//! webhook is stored once, the rate, concurrency and time limits answer 429/503 with
+//! `Retry-After`, and shutdown finishes an upload in flight.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use common::http::*;
+use common::*;
+use hooknorm::log::{AppendRequest, Appended, EventFilter, EventLog, LogError, RetentionReport};
+use hooknorm::proto::v1::{Event, ListEventsRequest};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::broadcast;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
+
+/// Reads `/proc/<pid>/status` field `name` (kB) in bytes.
+fn proc_status_bytes(pid: u32, name: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {status}"));
+    kb * 1024
+}
+
+/// Streams a 100 MiB body in 64 KiB writes while reading the answer; returns the answer and
+/// how much of the body the server let through before refusing.
+async fn upload_100_mib(addr: SocketAddr, chunked: bool) -> (RawAnswer, u64) {
+    const TOTAL: usize = 100 * MIB;
+    const CHUNK: usize = 64 * 1024;
+    let uri = abowire_uri();
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_owned()
+    } else {
+        format!("content-length: {TOTAL}")
+    };
+    let upload = RawUpload::start(addr, &uri, &["content-type: application/json", &framing]).await;
+    let (mut reader, mut writer) = upload.stream.into_split();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    let writing = tokio::spawn(async move {
+        let payload = vec![b'x'; CHUNK];
+        let frame = if chunked {
+            let mut frame = format!("{CHUNK:x}\r\n").into_bytes();
+            frame.extend_from_slice(&payload);
+            frame.extend_from_slice(b"\r\n");
+            frame
+        } else {
+            payload
+        };
+        for _ in 0..TOTAL / CHUNK {
+            if writer.write_all(&frame).await.is_err() {
+                return;
+            }
+            counter.fetch_add(CHUNK as u64, Ordering::Relaxed);
+        }
+        if chunked {
+            let _ = writer.write_all(b"0\r\n\r\n").await;
+        }
+    });
+    let answer = read_answer(&mut reader).await;
+    // Once refused, the server closes the connection, which ends the writer; a writer still
+    // blocked would only mean the server stopped reading, which is the point.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writing.abort();
+    (answer, sent.load(Ordering::Relaxed))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mib_body_is_refused_with_413_and_memory_stays_flat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hooknorm.toml");
+    let toml = format!(
+        "{}\n[store]\npath = {:?}\n",
+        test_config_toml(MIB),
+        dir.path().join("store").display().to_string()
+    );
+    std::fs::write(&config, toml).expect("config written");
+    let running = serve_binary(BIN, &config);
+    let pid = running.child.id();
+    let addr: SocketAddr = running.http_addr.parse().expect("http addr");
+
+    // Warm up: one accepted webhook and one refused upload, so lazy allocations are done.
+    let body = fixture("abowire/api-key.revoke.json");
+    let request = token_request("abowire", "token", ABOWIRE_TOKEN, &body);
+    assert_accepted(&post_webhook(addr, &request).await, "warm-up");
+    let answer = post_webhook(
+        addr,
+        &token_request("abowire", "token", ABOWIRE_TOKEN, &vec![b'x'; MIB + 1]),
+    )
+    .await;
+    assert_eq!(answer.status, 413);
+
+    let before = proc_status_bytes(pid, "VmRSS");
+    for chunked in [false, true] {
+        let (answer, sent) = upload_100_mib(addr, chunked).await;
+        assert_eq!(answer.status, 413, "chunked {chunked}: {answer:?}");
+        assert_eq!(answer.json()["error"]["reason"], "PAYLOAD_TOO_LARGE");
+        eprintln!(
+            "100 MiB upload (chunked: {chunked}): refused after the client wrote {:.1} MiB",
+            sent as f64 / MIB as f64
+        );
+        assert!(sent < 50 * MIB as u64, "server kept reading: {sent} bytes");
+    }
+    let after = proc_status_bytes(pid, "VmRSS");
+    let peak = proc_status_bytes(pid, "VmHWM");
+    eprintln!(
+        "server RSS before {:.1} MiB, after {:.1} MiB, peak {:.1} MiB",
+        before as f64 / MIB as f64,
+        after as f64 / MIB as f64,
+        peak as f64 / MIB as f64
+    );
+    assert!(
+        after.saturating_sub(before) < 20 * MIB as u64,
+        "RSS grew from {before} to {after}"
+    );
+    assert!(
+        peak.saturating_sub(before) < 20 * MIB as u64,
+        "RSS peaked at {peak} from {before}"
+    );
+    // Still serving.
+    let answer = post_webhook(
+        addr,
+        &token_request(
+            "abowire",
+            "token",
+            ABOWIRE_TOKEN,
+            &fixture("abowire/payment.accepted.json"),
+        ),
+    )
+    .await;
+    assert_accepted(&answer, "after the uploads");
+}
+
+/// An event log that refuses every write while `failing` is set, as a full disk would.
+struct FailingLog {
+    inner: Arc<dyn EventLog>,
+    failing: Arc<AtomicBool>,
+}
+
+impl FailingLog {
+    fn check(&self) -> Result<(), LogError> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(LogError::Unavailable {
+                reason: "database or disk is full at /var/lib/secret-path".into(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl EventLog for FailingLog {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
+        self.check()?;
+        self.inner.append(request).await
+    }
+    async fn read_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        self.inner.read_after(after, filter, limit).await
+    }
+    async fn list(
+        &self,
+        filter: &EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        self.inner.list(filter, before, limit).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
+        self.inner.get(id).await
+    }
+    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
+        self.inner.cursor_at(time).await
+    }
+    fn head(&self) -> u64 {
+        self.inner.head()
+    }
+    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.inner.subscribe()
+    }
+    async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
+        self.inner.enforce_retention().await
+    }
+    async fn check_writable(&self) -> Result<(), LogError> {
+        self.check()?;
+        self.inner.check_writable().await
+    }
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let switch = failing.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_wrapping_log(&test_config_toml(MIB), dir.path(), move |inner| {
+        Arc::new(FailingLog {
+            inner,
+            failing: switch,
+        })
+    })
+    .await;
+    let addr = server.http_addr;
+    let request = gigs_event_request(42, "subscription.renewed");
+    assert_eq!(get(addr, "/readyz").await.status, 200);
+
+    failing.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        let answer = post_webhook(addr, &request).await;
+        assert_refused(&answer, 503, "STORE_UNAVAILABLE", "store failing");
+        assert_eq!(answer.header("retry-after"), Some("300"));
+        let body = String::from_utf8_lossy(&answer.body);
+        assert!(
+            !body.contains("secret-path") && !body.contains("disk"),
+            "{body}"
+        );
+    }
+    // Unready on both probes while it lasts; alive all along.
+    let ready = readyz_becomes(addr, 503).await;
+    assert_eq!(ready.json["reason"], "store_unavailable");
+    assert_eq!(get(addr, "/healthz").await.status, 200);
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        assert_eq!(
+            grpc_health(&server, service).await,
+            ServingStatus::NotServing as i32
+        );
+    }
+
+    failing.store(false, Ordering::SeqCst);
+    readyz_becomes(addr, 200).await;
+    assert_eq!(
+        grpc_health(&server, "").await,
+        ServingStatus::Serving as i32
+    );
+    let (id, sequence, duplicate) = assert_accepted(&post_webhook(addr, &request).await, "retry");
+    assert!(!duplicate);
+    let again = assert_accepted(&post_webhook(addr, &request).await, "second retry");
+    assert_eq!(again, (id.clone(), sequence, true));
+
+    let mut client = server.client.clone();
+    let stored = client
+        .list_events(ListEventsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .events;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!((&stored[0].id, stored[0].sequence), (&id, sequence));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after() {
+    let toml =
+        test_config_toml(MIB) + "\n[http]\nrate_limit_per_second = 1\nretry_after_seconds = 2\n";
+    let server = TestServer::start_with(&toml).await;
+    let addr = server.http_addr;
+    let order = fixture("mobile_manager/order.complete.json");
+    let request = token_request("mm", "key", MM_TOKEN, &order);
+    assert_accepted(&post_webhook(addr, &request).await, "first");
+    let answer = post_webhook(addr, &request).await;
+    assert_refused(&answer, 429, "RATE_LIMITED", "second in the same second");
+    assert_eq!(answer.header("retry-after"), Some("2"));
+    // Probes are not rate limited.
+    assert_eq!(get(addr, "/readyz").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (_, _, duplicate) = assert_accepted(&post_webhook(addr, &request).await, "next second");
+    assert!(duplicate);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_concurrency_limit_sheds_with_429() {
+    let toml = test_config_toml(MIB) + "\n[http]\nmax_concurrency = 1\n";
+    let server = TestServer::start_with(&toml).await;
+    let addr = server.http_addr;
+    let body = fixture("abowire/api-key.revoke.json");
+    // One upload in flight, holding the only slot.
+    let mut slow = RawUpload::start(
+        addr,
+        &abowire_uri(),
+        &[
+            "content-type: application/json",
+            &format!("content-length: {}", body.len()),
+        ],
+    )
+    .await;
+    slow.write(&body[..10]).await.expect("part written");
+    let probe = token_request("abowire", "token", "wrong", &body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shed = loop {
+        let answer = post_webhook(addr, &probe).await;
+        if answer.status == 429 || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_refused(&shed, 429, "RATE_LIMITED", "slot busy");
+    assert_eq!(shed.header("retry-after"), Some("300"));
+    slow.write(&body[10..]).await.expect("rest written");
+    let answer = slow.answer().await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    // The slot is free again.
+    let answer = post_webhook(addr, &probe).await;
+    assert_refused(&answer, 401, "TOKEN_MISMATCH", "slot free");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stalled_upload_times_out_with_503() {
+    let toml = test_config_toml(MIB) + "\n[http]\nrequest_timeout_seconds = 1\n";
+    let server = TestServer::start_with(&toml).await;
+    let mut stalled = RawUpload::start(
+        server.http_addr,
+        &abowire_uri(),
+        &["content-type: application/json", "content-length: 100"],
+    )
+    .await;
+    stalled.write(b"{\"a\":").await.expect("part written");
+    let started = Instant::now();
+    let answer = stalled.answer().await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.json()["error"]["reason"], "REQUEST_TIMEOUT");
+    assert_eq!(answer.header("retry-after").as_deref(), Some("300"));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_an_upload_in_flight() {
+    let server = TestServer::start().await;
+    let addr = server.http_addr;
+    let body = fixture("abowire/payment.accepted.json");
+    let mut upload = RawUpload::start(
+        addr,
+        &abowire_uri(),
+        &[
+            "content-type: application/json",
+            &format!("content-length: {}", body.len()),
+        ],
+    )
+    .await;
+    upload.write(&body[..5]).await.expect("part written");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(server.shutdown());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // No new connections once shutting down...
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    // ...but the one in flight is answered, after its event is stored.
+    upload.write(&body[5..]).await.expect("rest written");
+    let answer = upload.answer().await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json()["duplicate"], false);
+    stopping.await.expect("server stops");
+}
