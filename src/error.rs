@@ -118,6 +118,20 @@ impl Reason {
     }
 }
 
+impl Reason {
+    /// The message a client sees for an error with this reason: the error's own text, except
+    /// for store and internal failures, whose text may carry file paths or SQLite detail that
+    /// only the server log should see.
+    pub fn public_message(self, error: &dyn fmt::Display) -> String {
+        match self {
+            Reason::StoreUnavailable => "the event log is unavailable now; retry later".into(),
+            Reason::ShuttingDown => "server is shutting down; retry later".into(),
+            Reason::Internal => "internal error".into(),
+            _ => error.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -198,7 +198,8 @@ impl NormalizerService for NormalizerGrpc {
 pub fn pipeline_status(source: &str, error: &PipelineError) -> Status {
     let mut metadata = HashMap::new();
     metadata.insert("source".to_owned(), source.to_owned());
-    status(error.reason(), error.to_string(), metadata)
+    let reason = error.reason();
+    status(reason, reason.public_message(error), metadata)
 }
 
 fn log_status(error: &LogError) -> Status {
@@ -208,7 +209,7 @@ fn log_status(error: &LogError) -> Status {
         LogError::Corrupt { .. } => Reason::Internal,
     };
     tracing::warn!(%error, "event log read failed");
-    status(reason, error.to_string(), HashMap::new())
+    status(reason, reason.public_message(error), HashMap::new())
 }
 
 /// Every stream end carries `resume_after_sequence` so clients reconnect without loss.
@@ -225,7 +226,12 @@ fn stream_end_status(end: &StreamEnd) -> Status {
         "resume_after_sequence".to_owned(),
         end.resume_after().to_string(),
     )]);
-    status(reason, end.to_string(), metadata)
+    let message = match end {
+        StreamEnd::Log { .. } => reason.public_message(end),
+        // Says where to resume; carries no internal detail.
+        StreamEnd::TooSlow { .. } | StreamEnd::ShuttingDown { .. } => end.to_string(),
+    };
+    status(reason, message, metadata)
 }
 
 fn invalid_request(error: RequestError) -> Status {

@@ -66,15 +66,7 @@ impl HttpError {
     /// they may carry file paths or SQLite text, which a provider has no use for.
     pub fn from_pipeline(error: &PipelineError) -> Self {
         let reason = error.reason();
-        let message = match reason {
-            Reason::StoreUnavailable => {
-                "the event log cannot take the event now; retry later".into()
-            }
-            Reason::ShuttingDown => "server is shutting down; retry later".into(),
-            _ if reason.class() == ErrorClass::Internal => "internal error".into(),
-            _ => error.to_string(),
-        };
-        HttpError::new(reason, message)
+        HttpError::new(reason, reason.public_message(error))
     }
 
     /// Sets `Retry-After`, sent when the class says retrying helps (429, 503).
