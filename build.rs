@@ -1,5 +1,5 @@
 //! Compiles the public protobuf contract with protox (pure Rust, so no system `protoc`) and writes
-//! the descriptor set that server reflection serves.
+//! the descriptor set that server reflection serves; also the load generator's echo service.
 
 use std::path::PathBuf;
 
@@ -17,5 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    // The load generator's echo service: compiled on its own so reflection never lists it.
+    let bench = protox::compile(["proto/hooknorm/bench/v1/echo.proto"], ["proto"])?;
+    tonic_prost_build::configure().compile_fds(bench)?;
     Ok(())
 }

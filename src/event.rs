@@ -37,6 +37,16 @@ pub fn resource(kind: impl Into<String>, id: impl Into<String>) -> ResourceRef {
     }
 }
 
+/// The parts concatenated into one string allocated at its final size (`format!` goes through the
+/// formatting machinery and guesses the size): event types and namespaced ids are built this way.
+pub fn join(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|part| part.len()).sum());
+    for part in parts {
+        out.push_str(part);
+    }
+    out
+}
+
 /// Converts a camelCase, PascalCase, kebab-case or spaced name to snake_case.
 ///
 /// An acronym stays one word (`APNId` -> `apn_id`, `SIM` -> `sim`); any run of characters that are

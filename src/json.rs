@@ -32,17 +32,18 @@ pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(JsonError::Empty);
     }
-    if let Err(error) = std::str::from_utf8(body) {
-        return Err(JsonError::NotUtf8 {
-            offset: error.valid_up_to(),
-        });
-    }
+    // serde_json validates UTF-8 itself (every byte outside a string is ASCII syntax and every
+    // string is checked), so a separate pass over the body is needed only to explain a failure.
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = ValueSeed
         .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
         .map_err(|error| {
-            if error.to_string().starts_with("recursion limit exceeded") {
+            if let Err(invalid) = std::str::from_utf8(body) {
+                JsonError::NotUtf8 {
+                    offset: invalid.valid_up_to(),
+                }
+            } else if error.to_string().starts_with("recursion limit exceeded") {
                 JsonError::TooDeep
             } else {
                 JsonError::Syntax {

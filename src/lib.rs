@@ -19,9 +19,11 @@
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: both listeners, health, reflection, graceful shutdown.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
+//! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hooknorm::bench::BenchArgs;
 use hooknorm::cli::events::{self, FilterArgs, TailStart};
 use hooknorm::cli::send::{self, SendArgs};
 use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
@@ -94,6 +95,16 @@ enum Command {
     Samples,
     /// Load and validate the config, then exit.
     CheckConfig,
+    /// Load-test a `hooknorm serve` child process (and a bare echo server) and report
+    /// throughput, latency and memory; ignores --config.
+    Bench(BenchArgs),
+    /// The bare gRPC echo server `bench` compares against.
+    #[command(hide = true)]
+    BenchEchoServer {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 /// Event filter flags shared by `tail` and `events`.
@@ -142,14 +153,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    // The bench builds its own configs, one per server it starts.
+    if let Command::Bench(args) = cli.command {
+        let report = runtime()?.block_on(hooknorm::bench::run(args))?;
+        print!("{report}");
+        return Ok(());
+    }
+    if let Command::BenchEchoServer { listen } = cli.command {
+        runtime()?.block_on(hooknorm::bench::echo_server::serve(listen))?;
+        return Ok(());
+    }
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let config = Config::load(&path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = runtime()?;
     match cli.command {
         Command::Serve => {
             init_tracing(&config)?;
@@ -225,8 +243,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("config ok: {} sources", config.sources.len());
             Ok(())
         }
-        Command::Samples => Ok(()),
+        Command::Samples | Command::Bench(_) | Command::BenchEchoServer { .. } => Ok(()),
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn init_tracing(config: &Config) -> anyhow::Result<()> {

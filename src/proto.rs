@@ -10,5 +10,12 @@ pub mod v1 {
     tonic::include_proto!("hooknorm.v1");
 }
 
+/// `hooknorm.bench.v1`: the bare echo service `hooknorm bench` compares against (bench only).
+pub mod bench {
+    pub mod v1 {
+        tonic::include_proto!("hooknorm.bench.v1");
+    }
+}
+
 /// Encoded `FileDescriptorSet` of the contract (and the well-known types it imports).
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("hooknorm_descriptor");

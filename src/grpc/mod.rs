@@ -130,7 +130,8 @@ impl NormalizerService for NormalizerGrpc {
         );
         let stream = ReceiverStream::new(subscription).map(|item| match item {
             Ok(StreamItem::Event(event)) => Ok(StreamEventsResponse {
-                message: Some(Message::Event(*event)),
+                // Copied only here, as it is encoded; the last subscriber takes it without a copy.
+                message: Some(Message::Event(std::sync::Arc::unwrap_or_clone(event))),
             }),
             Ok(StreamItem::Heartbeat { head, at }) => Ok(StreamEventsResponse {
                 message: Some(Message::Heartbeat(Heartbeat {

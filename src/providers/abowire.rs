@@ -141,7 +141,7 @@ fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
     if kind.is_empty() || past.is_empty() {
         return Err(invalid());
     }
-    let provider_event_type = format!("{resource_name}:{verb}");
+    let provider_event_type = event::join(&[resource_name, ":", verb]);
     let (timestamp_text, occurred_at) = timestamp(envelope.timestamp, context)?;
     let (data, subject, related) = payload(envelope.payload, &kind)?;
     let detail = AbowireDetail {
@@ -157,7 +157,7 @@ fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
         ..AbowireDetail::default()
     };
     Ok(Event {
-        r#type: format!("{kind}.{past}"),
+        r#type: event::join(&[&kind, ".", &past]),
         provider_event_type,
         subject: Some(subject),
         related,

@@ -182,9 +182,9 @@ fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
     let pool_id = guid(&fields, "PoolId")?;
     let apn_id = guid(&fields, "APNId")?;
 
-    let action = match &state {
-        Code::Known(index) => ORDER_ACTIONS[*index].to_owned(),
-        Code::UnknownNumber(number) => format!("state_{number}"),
+    let action: Cow<'_, str> = match &state {
+        Code::Known(index) => ORDER_ACTIONS[*index].into(),
+        Code::UnknownNumber(number) => format!("state_{number}").into(),
         Code::UnknownName(name) => {
             let action = event::snake_case(name);
             if action.is_empty() {
@@ -193,7 +193,7 @@ fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
                     format!("expected a state name, found {name:?}"),
                 ));
             }
-            action
+            action.into()
         }
     };
     // Case-insensitive GUIDs: the same order in another case is the same order.
@@ -231,7 +231,7 @@ fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
     };
     Ok(Event {
         id,
-        r#type: format!("order.{action}"),
+        r#type: event::join(&["order.", &action]),
         provider_event_type: "orders_update".to_owned(),
         subject: Some(resource("order", order_id)),
         related,
@@ -317,7 +317,7 @@ fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
     };
     Ok(Event {
         id,
-        r#type: format!("alert.{action}"),
+        r#type: event::join(&["alert.", &action]),
         provider_event_type: "alert".to_owned(),
         subject: Some(resource(kind, entity_id)),
         related,

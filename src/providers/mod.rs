@@ -97,7 +97,7 @@ impl ProviderKind {
             ProviderKind::Abowire => abowire::normalize(fields, &context)?,
             ProviderKind::MobileManager => mobile_manager::normalize(fields, &context)?,
         };
-        event.id = format!("{source}:{}", event.id);
+        event.id = crate::event::join(&[source, ":", &event.id]);
         event.provider = self.proto() as i32;
         event.source = source.to_owned();
         event.received_at = Some(crate::event::timestamp(raw.received_at));

@@ -1,0 +1,183 @@
+//! The processes under test: `hooknorm serve` (a fresh temporary store and config per scenario)
+//! or the hidden `hooknorm bench-echo-server`, started from this very executable. Start-up time
+//! is spawn to the `grpc listening` log line; memory is read from `/proc/<pid>/status`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::BenchError;
+use super::payload::BENCH_GIGS_SECRET;
+
+/// How long a child may take to report its listening address.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The server config of a scenario: ephemeral ports, JSON logs at `warn` except the start-up
+/// lines, the store in `store`, one Gigs source.
+pub fn server_config_toml(store: &Path) -> String {
+    format!(
+        r#"
+[server]
+grpc_listen = "127.0.0.1:0"
+http_listen = "127.0.0.1:0"
+shutdown_grace_seconds = 1
+
+[http]
+max_concurrency = 4096
+
+[store]
+path = {store:?}
+
+[log]
+format = "json"
+level = "warn,hooknorm::server=info"
+
+[[sources]]
+name = "gigs"
+provider = "gigs"
+verification = {{ scheme = "standard_webhooks", secrets = ["{BENCH_GIGS_SECRET}"] }}
+"#,
+        store = store.display().to_string()
+    )
+}
+
+/// A running child process; killed (and its temporary directory removed) when dropped.
+#[derive(Debug)]
+pub struct ChildProcess {
+    child: std::process::Child,
+    /// The gRPC address, `host:port`.
+    pub grpc_addr: String,
+    /// The HTTP ingress address, `host:port` (the real server only).
+    pub http_addr: Option<String>,
+    /// Spawn to the `grpc listening` line (for the real server: both listeners bound, the log
+    /// open and readiness checked).
+    pub startup: Duration,
+    dir: Option<PathBuf>,
+}
+
+impl ChildProcess {
+    /// Starts `hooknorm serve` with a fresh store and config under the system temp directory.
+    pub fn serve(exe: &Path, tag: &str) -> Result<ChildProcess, BenchError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_nanos())
+            .unwrap_or_default();
+        let dir = std::env::temp_dir().join(format!(
+            "hooknorm-bench-{}-{tag}-{nanos}",
+            std::process::id()
+        ));
+        let io = |source| BenchError::Io {
+            what: format!("cannot prepare {}", dir.display()),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        let config = dir.join("hooknorm.toml");
+        std::fs::write(&config, server_config_toml(&dir.join("store"))).map_err(io)?;
+        let mut command = Command::new(exe);
+        command.arg("serve").arg("--config").arg(&config);
+        let mut child = Self::spawn(command, true)?;
+        child.dir = Some(dir);
+        Ok(child)
+    }
+
+    /// Starts the bare echo server.
+    pub fn echo(exe: &Path) -> Result<ChildProcess, BenchError> {
+        let mut command = Command::new(exe);
+        command.args(["bench-echo-server", "--listen", "127.0.0.1:0"]);
+        Self::spawn(command, false)
+    }
+
+    fn spawn(mut command: Command, wants_http: bool) -> Result<ChildProcess, BenchError> {
+        let started = Instant::now();
+        let child = command
+            .env_remove("RUST_LOG")
+            .env_remove("HOOKNORM_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| BenchError::Io {
+                what: "cannot start the server process".into(),
+                source,
+            })?;
+        let mut running = ChildProcess {
+            child,
+            grpc_addr: String::new(),
+            http_addr: None,
+            startup: Duration::ZERO,
+            dir: None,
+        };
+        let stderr = running
+            .child
+            .stderr
+            .take()
+            .ok_or_else(|| BenchError::Child("stderr is not piped".into()))?;
+        // Drained for the child's whole life, so a chatty child never blocks on a full pipe.
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let deadline = started + START_TIMEOUT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    return Err(BenchError::Child(format!(
+                        "server did not report its addresses; its log: {seen:?}"
+                    )));
+                }
+            };
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let addr = parsed["addr"].as_str().map(str::to_owned);
+            match parsed["message"].as_str() {
+                Some("grpc listening") => {
+                    running.startup = started.elapsed();
+                    running.grpc_addr = addr.unwrap_or_default();
+                }
+                Some("http listening") => running.http_addr = addr,
+                _ => seen.push(line),
+            }
+            if !running.grpc_addr.is_empty() && (!wants_http || running.http_addr.is_some()) {
+                return Ok(running);
+            }
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ChildProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A `/proc/<pid>/status` field in MiB (`VmRSS`: now; `VmHWM`: the peak so far).
+pub async fn memory_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = tokio::fs::read_to_string(format!("/proc/{pid}/status"))
+        .await
+        .ok()?;
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(field) && line[field.len()..].starts_with(':'))?;
+    let kib: f64 = line[field.len() + 1..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,221 @@
+//! The stream scenarios. Fan-out: many `StreamEvents` subscribers while durable appends arrive
+//! at a fixed rate; each delivery's latency is from its append's send time to its receipt.
+//! Catch-up: one subscriber replays a large stored log from the earliest event.
+//!
+//! Subscribers decode only each event's id and sequence (a slim message sharing the tags of
+//! `StreamEventsResponse`), so the generator's own decoding cost stays small beside the server's.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tonic::Streaming;
+use tonic::transport::Channel;
+
+use super::callers::{self, SendTimes, UnaryCaller};
+use super::drive::{self, Bound, RunResult};
+use super::latency::Latencies;
+use super::payload::index_of;
+use super::report::ScenarioReport;
+use super::{Bench, BenchError, Server};
+use crate::proto::v1::stream_events_request::Start;
+use crate::proto::v1::{StartPosition, StreamEventsRequest};
+
+/// Streams per HTTP/2 connection (under the server's default stream limit of 200).
+const STREAMS_PER_CONNECTION: usize = 100;
+/// How long deliveries may still arrive after the last append, or between catch-up events.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// `StreamEventsResponse` with only the event's id and sequence decoded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SlimStreamEventsResponse {
+    #[prost(message, optional, tag = "1")]
+    pub event: Option<SlimEvent>,
+}
+
+/// `Event` with only its id and sequence decoded.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SlimEvent {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(uint64, tag = "17")]
+    pub sequence: u64,
+}
+
+async fn open_stream(
+    channel: Channel,
+    position: StartPosition,
+) -> Result<Streaming<SlimStreamEventsResponse>, BenchError> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|error| BenchError::Client(format!("channel not ready: {error}")))?;
+    let request = StreamEventsRequest {
+        filter: None,
+        start: Some(Start::Position(position as i32)),
+    };
+    let codec = tonic_prost::ProstCodec::<StreamEventsRequest, SlimStreamEventsResponse>::default();
+    let path = http::uri::PathAndQuery::from_static("/hooknorm.v1.NormalizerService/StreamEvents");
+    grpc.server_streaming(tonic::Request::new(request), path, codec)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| BenchError::Client(format!("cannot subscribe: {status}")))
+}
+
+/// What one fan-out subscriber saw.
+#[derive(Default)]
+struct Received {
+    events: u64,
+    latencies: Latencies,
+    error: Option<String>,
+}
+
+async fn receive(
+    mut stream: Streaming<SlimStreamEventsResponse>,
+    times: Arc<SendTimes>,
+    expected: u64,
+    mut stop: watch::Receiver<bool>,
+) -> Received {
+    let mut received = Received::default();
+    while received.events < expected {
+        tokio::select! {
+            message = stream.message() => match message {
+                Ok(Some(message)) => {
+                    let Some(event) = message.event else { continue };
+                    let now = times.epoch.elapsed();
+                    let sent = index_of(&event.id)
+                        .and_then(|n| times.nanos.get(usize::try_from(n).ok()?))
+                        .map(|slot| slot.load(std::sync::atomic::Ordering::Relaxed));
+                    match sent {
+                        Some(sent) => {
+                            received.events += 1;
+                            received.latencies.record(now.saturating_sub(Duration::from_nanos(sent)));
+                        }
+                        None => received.error = Some(format!("unexpected event {}", event.id)),
+                    }
+                }
+                Ok(None) => break,
+                Err(status) => {
+                    received.error = Some(format!("stream ended: {status}"));
+                    break;
+                }
+            },
+            _ = stop.wait_for(|stop| *stop) => break,
+        }
+    }
+    received
+}
+
+/// N subscribers from LATEST, then appends at a fixed rate; every delivery's latency.
+pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> {
+    let args = &bench.args;
+    let server = Server::start(&bench.exe, "fanout").await?;
+    let addr = server.child.grpc_addr.clone();
+    let connections = args.subscribers.div_ceil(STREAMS_PER_CONNECTION).max(1);
+    let mut channels = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        channels.push(callers::channel(&addr).await.map_err(BenchError::Client)?);
+    }
+    let rate = args.fanout_rate.max(1.0);
+    let planned = (rate * args.fanout_duration.as_secs_f64()).ceil().max(1.0) as u64;
+    let times = Arc::new(SendTimes::new(usize::try_from(planned).unwrap_or_default()));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut subscribers = Vec::with_capacity(args.subscribers);
+    for index in 0..args.subscribers {
+        let stream =
+            open_stream(channels[index % connections].clone(), StartPosition::Latest).await?;
+        subscribers.push(tokio::spawn(receive(
+            stream,
+            times.clone(),
+            planned,
+            stop_rx.clone(),
+        )));
+    }
+    // The answer's headers come once the server has subscribed; a moment more for the last ones.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let appender = callers::channel(&addr).await.map_err(BenchError::Client)?;
+    let caller = UnaryCaller::new(appender, bench.payloads.clone(), false, 0).recording(times);
+    let appended = drive::open_loop(caller, rate, args.fanout_duration).await;
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(DRAIN).await;
+        let _ = stop_tx.send(true);
+    });
+    let mut result = RunResult {
+        errors: appended.errors,
+        first_error: appended.first_error.clone(),
+        elapsed: appended.elapsed,
+        ..RunResult::default()
+    };
+    let mut short = 0;
+    for subscriber in subscribers {
+        let received = subscriber
+            .await
+            .map_err(|error| BenchError::Client(format!("subscriber task failed: {error}")))?;
+        if received.events < appended.ok {
+            short += 1;
+        }
+        result.ok += received.events;
+        result.latencies.merge(received.latencies);
+        if let Some(error) = received.error {
+            result.errors += 1;
+            result.first_error.get_or_insert(error);
+        }
+    }
+    stopper.abort();
+    let note = format!(
+        "{} subscribers, {} appends at {rate:.0}/s ({} failed), {short} subscribers missed events; per s = deliveries",
+        args.subscribers, appended.ok, appended.errors
+    );
+    Ok(server.finish("fan-out", result, note).await)
+}
+
+/// Stores `catchup_events` events, then times one subscriber replaying them from EARLIEST.
+pub(super) async fn catchup(bench: &Bench) -> Result<ScenarioReport, BenchError> {
+    let server = Server::start(&bench.exe, "catchup").await?;
+    let channel = callers::channel(&server.child.grpc_addr)
+        .await
+        .map_err(BenchError::Client)?;
+    let writers = bench.concurrency().max(256);
+    let callers = (0..writers)
+        .map(|_| UnaryCaller::new(channel.clone(), bench.payloads.clone(), false, 0))
+        .collect();
+    let filled = drive::closed_loop(callers, Bound::Requests(bench.args.catchup_events)).await;
+    let started = tokio::time::Instant::now();
+    let mut stream = open_stream(channel, StartPosition::Earliest).await?;
+    let mut result = RunResult {
+        errors: filled.errors,
+        first_error: filled.first_error.clone(),
+        ..RunResult::default()
+    };
+    let mut last = started;
+    while result.ok < filled.ok {
+        match tokio::time::timeout(DRAIN, stream.message()).await {
+            Ok(Ok(Some(message))) => {
+                if message.event.is_some() {
+                    result.ok += 1;
+                    last = tokio::time::Instant::now();
+                }
+            }
+            Ok(Ok(None)) => break,
+            Ok(Err(status)) => {
+                result.errors += 1;
+                result
+                    .first_error
+                    .get_or_insert(format!("stream ended: {status}"));
+                break;
+            }
+            Err(_) => {
+                result.errors += 1;
+                result.first_error.get_or_insert("catch-up stalled".into());
+                break;
+            }
+        }
+    }
+    result.elapsed = last.duration_since(started);
+    let note = format!(
+        "replay of {} stored events from EARLIEST (filled at {:.0}/s with {writers} in flight)",
+        filled.ok,
+        filled.throughput()
+    );
+    Ok(server.finish("catch-up", result, note).await)
+}

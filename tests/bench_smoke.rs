@@ -1,0 +1,48 @@
+//! `hooknorm bench` against the real binary with tiny settings, so the load generator (its
+//! signing, its child-process handling and its report) cannot rot unnoticed.
+
+use std::process::Command;
+
+#[test]
+fn bench_unary_reports_nonzero_throughput() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
+        .args([
+            "bench",
+            "--scenario",
+            "unary",
+            "--requests",
+            "200",
+            "--concurrency",
+            "8",
+            "--json",
+        ])
+        .env_remove("HOOKNORM_CONFIG")
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report is json");
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<_> = scenarios
+        .iter()
+        .filter_map(|row| row["scenario"].as_str())
+        .collect();
+    assert_eq!(names, ["unary durable", "unary dry_run"]);
+    for row in scenarios {
+        assert_eq!(row["ok"], 200, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(
+            row["per_second"].as_f64().expect("per_second") > 0.0,
+            "{row}"
+        );
+        assert!(
+            row["latency"]["p99_ms"].as_f64().expect("p99") > 0.0,
+            "{row}"
+        );
+        assert!(row["startup_ms"].as_f64().expect("startup") > 0.0, "{row}");
+    }
+}
