@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::error::Reason;
+use crate::error::{ErrorClass, Reason};
 use crate::log::{AppendRequest, DedupRule, EventLog, LogError};
 use crate::proto::v1::Event;
 use crate::proto::v1::event::Detail;
@@ -130,7 +130,40 @@ impl Pipeline {
 
     /// Verifies and normalizes one webhook and, unless `dry_run`, stores it durably; returns
     /// only once the event is committed.
+    /// The outcome is logged here, once for every transport: accepted at debug, refusals at
+    /// info, failures to store at warn.
     pub async fn process(
+        &self,
+        webhook: RawWebhook,
+        dry_run: bool,
+    ) -> Result<Outcome, PipelineError> {
+        let source = webhook.source.clone();
+        let result = self.process_unlogged(webhook, dry_run).await;
+        match &result {
+            Ok(outcome) => tracing::debug!(
+                source = %source,
+                id = %outcome.event.id,
+                sequence = outcome.event.sequence,
+                duplicate = outcome.duplicate,
+                dry_run,
+                "webhook accepted"
+            ),
+            Err(error) => {
+                let reason = error.reason();
+                if matches!(
+                    reason.class(),
+                    ErrorClass::Unavailable | ErrorClass::Internal
+                ) {
+                    tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
+                } else {
+                    tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
+                }
+            }
+        }
+        result
+    }
+
+    async fn process_unlogged(
         &self,
         webhook: RawWebhook,
         dry_run: bool,

@@ -77,31 +77,11 @@ impl NormalizerService for NormalizerGrpc {
         let webhook = convert::raw_webhook(request).map_err(invalid_request)?;
         let source = webhook.source.clone();
         match self.pipeline.process(webhook, dry_run).await {
-            Ok(outcome) => {
-                tracing::debug!(
-                    source = %source,
-                    id = %outcome.event.id,
-                    sequence = outcome.event.sequence,
-                    duplicate = outcome.duplicate,
-                    dry_run,
-                    "webhook accepted"
-                );
-                Ok(Response::new(VerifyAndNormalizeResponse {
-                    event: Some(outcome.event),
-                    duplicate: outcome.duplicate,
-                }))
-            }
-            Err(error) => {
-                let reason = error.reason();
-                if reason.class() == ErrorClass::Unavailable
-                    || reason.class() == ErrorClass::Internal
-                {
-                    tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
-                } else {
-                    tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
-                }
-                Err(pipeline_status(&source, &error))
-            }
+            Ok(outcome) => Ok(Response::new(VerifyAndNormalizeResponse {
+                event: Some(outcome.event),
+                duplicate: outcome.duplicate,
+            })),
+            Err(error) => Err(pipeline_status(&source, &error)),
         }
     }
 

@@ -35,7 +35,7 @@ use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::config::{ConfigError, HttpConfig};
-use crate::error::{ErrorClass, Reason};
+use crate::error::Reason;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::readiness::Readiness;
 use crate::verify::IpAllowlist;
@@ -200,13 +200,6 @@ async fn receive(
     };
     match state.pipeline.process(webhook, false).await {
         Ok(outcome) => {
-            tracing::debug!(
-                source = %source,
-                id = %outcome.event.id,
-                sequence = outcome.event.sequence,
-                duplicate = outcome.duplicate,
-                "webhook accepted"
-            );
             let body = Accepted {
                 id: &outcome.event.id,
                 sequence: outcome.event.sequence,
@@ -214,20 +207,9 @@ async fn receive(
             };
             (StatusCode::OK, Json(body)).into_response()
         }
-        Err(error) => {
-            let reason = error.reason();
-            if matches!(
-                reason.class(),
-                ErrorClass::Unavailable | ErrorClass::Internal
-            ) {
-                tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
-            } else {
-                tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
-            }
-            HttpError::from_pipeline(&error)
-                .retry_after(state.retry_after_seconds)
-                .into_response()
-        }
+        Err(error) => HttpError::from_pipeline(&error)
+            .retry_after(state.retry_after_seconds)
+            .into_response(),
     }
 }
 
