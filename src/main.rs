@@ -31,32 +31,7 @@ enum Command {
     Serve,
     /// Authenticate a sample or file as the source's provider would and call VerifyAndNormalize
     /// (or, with --http, post it to the HTTP ingress).
-    Send {
-        /// Configured source name.
-        #[arg(long)]
-        source: String,
-        /// JSON body to send instead of a built-in sample.
-        #[arg(long, conflicts_with = "sample")]
-        file: Option<PathBuf>,
-        /// Built-in sample name (`--list-samples` shows them).
-        #[arg(long)]
-        sample: Option<String>,
-        /// Server URL [default: the config's grpc_listen].
-        #[arg(long, conflicts_with = "http")]
-        server: Option<String>,
-        /// Post through the HTTP ingress (POST /webhooks/{source}) as the provider would.
-        #[arg(long, conflicts_with = "dry_run")]
-        http: bool,
-        /// Ingress base URL for --http [default: http:// and the config's http_listen].
-        #[arg(long, requires = "http")]
-        http_server: Option<String>,
-        /// Peer address to report, for ip_allowlist sources (gRPC only).
-        #[arg(long, default_value = "127.0.0.1")]
-        remote_addr: String,
-        /// Verify and normalize only; store nothing (gRPC only).
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Send(SendArgs),
     /// Stream events (stored, then live) as JSON lines.
     Tail {
         #[command(flatten)]
@@ -177,26 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::Ok(())
             })
         }
-        Command::Send {
-            source,
-            file,
-            sample,
-            server,
-            http,
-            http_server,
-            remote_addr,
-            dry_run,
-        } => {
-            let args = SendArgs {
-                source,
-                file,
-                sample,
-                server,
-                http,
-                http_server,
-                remote_addr,
-                dry_run,
-            };
+        Command::Send(args) => {
             let json = runtime.block_on(send::run(&config, &args))?;
             println!("{json}");
             Ok(())

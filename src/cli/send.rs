@@ -15,25 +15,34 @@ use crate::verify::standard_webhooks::StandardWebhooksSigner;
 
 use super::samples;
 
-/// What `send` needs from the command line.
-#[derive(Debug, Clone)]
+/// What `send` needs from the command line (also its clap flags).
+#[derive(Debug, Clone, clap::Args)]
 pub struct SendArgs {
-    /// Configured source to send to.
+    /// Configured source name.
+    #[arg(long)]
     pub source: String,
-    /// A JSON file to send instead of a built-in sample.
+    /// JSON body to send instead of a built-in sample.
+    #[arg(long, conflicts_with = "sample")]
     pub file: Option<PathBuf>,
-    /// A built-in sample name; the provider's default when neither this nor `file` is given.
+    /// Built-in sample name (`hooknorm samples` lists them); the provider's default when neither
+    /// this nor `--file` is given.
+    #[arg(long)]
     pub sample: Option<String>,
-    /// Server URL; defaults to the config's gRPC address.
+    /// Server URL [default: the config's grpc_listen].
+    #[arg(long, conflicts_with = "http")]
     pub server: Option<String>,
-    /// Post to the HTTP ingress instead of calling gRPC.
+    /// Post through the HTTP ingress (POST /webhooks/{source}) as the provider would.
+    #[arg(long, conflicts_with = "dry_run")]
     pub http: bool,
-    /// Ingress base URL for `http`; defaults to the config's HTTP address.
+    /// Ingress base URL for --http [default: http:// and the config's http_listen].
+    #[arg(long, requires = "http")]
     pub http_server: Option<String>,
-    /// Peer address to report (for `ip_allowlist` sources; gRPC only: over HTTP the server sees
+    /// Peer address to report, for ip_allowlist sources (gRPC only: over HTTP the server sees
     /// the real one).
+    #[arg(long, default_value = "127.0.0.1")]
     pub remote_addr: String,
-    /// Verify and normalize without storing.
+    /// Verify and normalize only; store nothing (gRPC only).
+    #[arg(long)]
     pub dry_run: bool,
 }
 
