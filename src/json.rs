@@ -2,8 +2,8 @@
 //!
 //! Building `prost_types::Value` from the JSON tokens (rather than via `serde_json::Value`) means
 //! every string is allocated once, which keeps normalization close to the cost of the parse
-//! itself. serde_json's recursion limit (128) bounds nesting, so a hostile 10,000-deep body is a
-//! clean error rather than a stack overflow.
+//! itself. Nesting is bounded at [`MAX_DEPTH`], so a hostile 10,000-deep body is a clean error
+//! rather than a stack overflow, and every accepted body still decodes once stored.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +12,17 @@ use prost_types::value::Kind;
 use prost_types::{ListValue, Struct, Value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
+/// The deepest nesting of objects and arrays accepted, the body itself being level 1.
+///
+/// Protobuf decoders (prost, and the official Python, Java and C++ runtimes) refuse messages
+/// nested more than 100 deep, and each JSON object costs three levels as a `Struct` (`Struct`,
+/// its map entry, `Value`) under `StreamEventsResponse` and `Event`. At 32 the deepest event
+/// still decodes everywhere; at 33 it would be stored and then be unreadable by every client.
+pub const MAX_DEPTH: usize = 32;
+
+/// The message a too-deep body fails with inside the parse, told apart from syntax errors.
+const TOO_DEEP: &str = "json nesting is deeper than 32 levels";
+
 /// Why a body is not a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
@@ -19,7 +30,7 @@ pub enum JsonError {
     Empty,
     #[error("body is not valid utf-8 (first invalid byte at offset {offset})")]
     NotUtf8 { offset: usize },
-    #[error("json nesting is deeper than 128 levels")]
+    #[error("{TOO_DEEP}")]
     TooDeep,
     #[error("body is not json: {detail}")]
     Syntax { detail: String },
@@ -35,7 +46,7 @@ pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
     // serde_json validates UTF-8 itself (every byte outside a string is ASCII syntax and every
     // string is checked), so a separate pass over the body is needed only to explain a failure.
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = ValueSeed
+    let value = ValueSeed { depth: 0 }
         .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value))
         .map_err(|error| {
@@ -43,7 +54,9 @@ pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
                 JsonError::NotUtf8 {
                     offset: invalid.valid_up_to(),
                 }
-            } else if error.to_string().starts_with("recursion limit exceeded") {
+            } else if error.to_string().starts_with(TOO_DEEP)
+                || error.to_string().starts_with("recursion limit exceeded")
+            {
                 JsonError::TooDeep
             } else {
                 JsonError::Syntax {
@@ -71,17 +84,35 @@ pub fn kind_name(kind: Option<&Kind>) -> &'static str {
     }
 }
 
-struct ValueSeed;
+/// A value at `depth` objects and arrays below the top (0 for the body itself).
+#[derive(Clone, Copy)]
+struct ValueSeed {
+    depth: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for ValueSeed {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        deserializer.deserialize_any(ValueVisitor)
+        deserializer.deserialize_any(ValueVisitor { depth: self.depth })
     }
 }
 
-struct ValueVisitor;
+struct ValueVisitor {
+    depth: usize,
+}
+
+impl ValueVisitor {
+    /// The seed for the members of this container, refusing one level too many.
+    fn members<E: de::Error>(&self) -> Result<ValueSeed, E> {
+        if self.depth >= MAX_DEPTH {
+            return Err(E::custom(TOO_DEEP));
+        }
+        Ok(ValueSeed {
+            depth: self.depth + 1,
+        })
+    }
+}
 
 fn value(kind: Kind) -> Value {
     Value { kind: Some(kind) }
@@ -127,17 +158,19 @@ impl<'de> Visitor<'de> for ValueVisitor {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let member = self.members::<A::Error>()?;
         let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(item) = seq.next_element_seed(ValueSeed)? {
+        while let Some(item) = seq.next_element_seed(member)? {
             values.push(item);
         }
         Ok(value(Kind::ListValue(ListValue { values })))
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let member = self.members::<A::Error>()?;
         let mut fields = BTreeMap::new();
         while let Some(key) = map.next_key::<String>()? {
-            let item = map.next_value_seed(ValueSeed)?;
+            let item = map.next_value_seed(member)?;
             // Duplicate keys: the last wins, as in serde_json::Value and JavaScript.
             fields.insert(key, item);
         }
@@ -181,6 +214,34 @@ mod tests {
             parse_object(b"not json"),
             Err(JsonError::Syntax { .. })
         ));
+    }
+
+    /// `levels` objects nested in each other, the body being the first.
+    fn nested_objects(levels: usize) -> String {
+        format!("{}1{}", "{\"a\":".repeat(levels), "}".repeat(levels))
+    }
+
+    #[test]
+    fn the_deepest_accepted_body_still_decodes_as_a_streamed_event() {
+        use prost::Message;
+
+        use crate::proto::v1::{Event, StreamEventsResponse, stream_events_response};
+
+        let fields = parse_object(nested_objects(MAX_DEPTH).as_bytes()).unwrap();
+        let response = StreamEventsResponse {
+            message: Some(stream_events_response::Message::Event(Event {
+                data: Some(Struct { fields }),
+                ..Event::default()
+            })),
+        };
+        let decoded = StreamEventsResponse::decode(response.encode_to_vec().as_slice());
+        assert_eq!(decoded.unwrap(), response);
+        assert_eq!(
+            parse_object(nested_objects(MAX_DEPTH + 1).as_bytes()),
+            Err(JsonError::TooDeep)
+        );
+        let arrays = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert_eq!(parse_object(arrays.as_bytes()), Err(JsonError::TooDeep));
     }
 
     #[test]
