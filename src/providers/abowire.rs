@@ -148,8 +148,8 @@ fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
         format: AbowireFormat::V1 as i32,
         webhook_id: scalar(envelope.id, "id")?,
         user_id: scalar(envelope.user_id, "userId")?,
-        origin: string(envelope.origin, "origin")?.unwrap_or_default(),
-        destination: string(envelope.destination, "destination")?.unwrap_or_default(),
+        origin: redact_url(&string(envelope.origin, "origin")?.unwrap_or_default()),
+        destination: redact_url(&string(envelope.destination, "destination")?.unwrap_or_default()),
         timestamp: timestamp_text,
         event_arn,
         component,
@@ -224,6 +224,64 @@ fn timestamp(
             format!("expected an rfc 3339 time or epoch seconds/milliseconds, found {text:?}"),
         )),
     }
+}
+
+/// Stands in for every credential-like part of a URL.
+const REDACTED: &str = "REDACTED";
+
+/// `destination` is the receiving URL as configured at Abowire, which carries hooknorm's own
+/// `?token=` secret (and `origin` might carry one of Abowire's), so the values of its query
+/// parameters and any `user:password@` are replaced before the URL is stored and streamed to
+/// every subscriber. Parameter names, host and path stay, as they say where the event went.
+fn redact_url(url: &str) -> String {
+    let (rest, fragment) = match url.split_once('#') {
+        Some((rest, fragment)) => (rest, Some(fragment)),
+        None => (url, None),
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    match base.split_once("://") {
+        Some((scheme, after)) => {
+            let authority_end = after.find('/').unwrap_or(after.len());
+            let (authority, path) = after.split_at(authority_end);
+            out.push_str(scheme);
+            out.push_str("://");
+            match authority.rsplit_once('@') {
+                Some((_, host)) => {
+                    out.push_str(REDACTED);
+                    out.push('@');
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            }
+            out.push_str(path);
+        }
+        None => out.push_str(base),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        for (index, pair) in query.split('&').enumerate() {
+            if index > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((name, value)) if !value.is_empty() => {
+                    out.push_str(name);
+                    out.push('=');
+                    out.push_str(REDACTED);
+                }
+                _ => out.push_str(pair),
+            }
+        }
+    }
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
 }
 
 /// An optional string field.

@@ -270,3 +270,25 @@ fn malformed_bodies_name_the_field_and_the_reason() {
         assert_eq!(run(body).unwrap_err().to_string(), message, "{body}");
     }
 }
+
+#[test]
+fn urls_never_keep_their_secrets() {
+    let body = r#"{"action":"api-key:revoke","payload":{"id":"x1"},
+        "origin":"https://bot:hunter2@app.abowire.com/hooks?sig=abc#top",
+        "destination":"https://hooks.example.com/webhooks/abowire?token=dev-abowire-token&v=2&flag"}"#;
+    let event = run(body).unwrap();
+    let detail = detail(&event);
+    assert_eq!(
+        detail.destination,
+        "https://hooks.example.com/webhooks/abowire?token=REDACTED&v=REDACTED&flag"
+    );
+    assert_eq!(
+        detail.origin,
+        "https://REDACTED@app.abowire.com/hooks?sig=REDACTED#top"
+    );
+    let stored = format!("{event:?}");
+    assert!(!stored.contains("dev-abowire-token") && !stored.contains("hunter2"));
+    // Plain URLs and text pass through.
+    assert_eq!(redact_url("https://app.abowire.com"), "https://app.abowire.com");
+    assert_eq!(redact_url("d"), "d");
+}
