@@ -341,19 +341,27 @@ pub fn from_epoch(number: f64) -> Option<DateTime<Utc>> {
     if !number.is_finite() {
         return None;
     }
-    let seconds = if number.abs() >= EPOCH_MILLIS_FROM {
-        number / 1000.0
-    } else {
-        number
-    };
-    let mut whole = seconds.floor();
-    let mut nanos = ((seconds - whole) * 1e9).round();
-    if nanos >= 1e9 {
-        whole += 1.0;
-        nanos = 0.0;
-    }
+    // The whole part is split in integers: dividing milliseconds by 1000 in f64 would turn
+    // `…330512` ms into `…330.512000084` s.
+    let whole = number.floor();
+    let fraction = number - whole;
     // Out-of-range values saturate in the cast and are then refused by chrono.
-    DateTime::from_timestamp(whole as i64, nanos as u32)
+    let whole = whole as i64;
+    let (seconds, nanos) = if number.abs() >= EPOCH_MILLIS_FROM {
+        (
+            whole.div_euclid(1000),
+            whole.rem_euclid(1000) * 1_000_000 + (fraction * 1e6).round() as i64,
+        )
+    } else {
+        // An f64 near 1.7e9 resolves ~240 ns: keep whole microseconds, not the rounding noise.
+        (whole, (fraction * 1e6).round() as i64 * 1000)
+    };
+    let (seconds, nanos) = if nanos >= 1_000_000_000 {
+        (seconds.checked_add(1)?, nanos - 1_000_000_000)
+    } else {
+        (seconds, nanos)
+    };
+    DateTime::from_timestamp(seconds, u32::try_from(nanos).ok()?)
 }
 
 /// Parses a time sent as text: epoch seconds or milliseconds in decimal (`"1700000000"`,

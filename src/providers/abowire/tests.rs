@@ -139,12 +139,19 @@ fn v1_timestamps_as_rfc3339_epoch_seconds_or_millis() {
         ("1741083330000", "1741083330000"),
         (r#""1741083330""#, "1741083330"),
         (r#""1741083330000""#, "1741083330000"),
+        ("1741083330512", "1741083330512"),
+        ("1741083330.512", "1741083330.512"),
+        (r#""2025-03-04T10:15:30.512Z""#, "2025-03-04T10:15:30.512Z"),
     ] {
         let event = run(&v1_body(&format!(
             r#""action":"a:create","timestamp":{timestamp}"#
         )))
         .unwrap();
-        assert_eq!(event.occurred_at.unwrap().seconds, seconds, "{timestamp}");
+        let occurred_at = event.occurred_at.unwrap();
+        assert_eq!(occurred_at.seconds, seconds, "{timestamp}");
+        // Exact to the millisecond, not an f64 approximation of it.
+        let expected_nanos = if sent.contains("512") { 512_000_000 } else { 0 };
+        assert_eq!(occurred_at.nanos, expected_nanos, "{timestamp}");
         assert_eq!(detail(&event).timestamp, sent);
     }
     let event = run(&v1_body(r#""action":"a:create""#)).unwrap();
