@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError};
 use crate::error::{ErrorClass, Reason};
 use crate::log::{AppendRequest, DedupRule, EventLog, LogError};
-use crate::proto::v1::Event;
+use crate::proto::v1::{AbowireFormat, Event};
 use crate::proto::v1::event::Detail;
 use crate::providers::{NormalizeError, ProviderKind};
 use crate::verify::{Verifier, VerifyError};
@@ -209,23 +209,40 @@ impl Pipeline {
     }
 }
 
-/// How the log recognizes a redelivery of this event. Gigs ids are the provider's own and
-/// Abowire ids fingerprint the whole delivery, so the id itself is the key. Mobile Manager
-/// re-sends *state*: a redelivery repeats the latest state of the same order, or the latest
-/// trigger of the same alert on the same entity, so it is keyed by that entity.
+/// How the log recognizes a redelivery of this event.
+///
+/// - Gigs ids are the provider's own, and an Abowire v1 delivery's fingerprint includes its
+///   `timestamp`, so the id itself is the key: the same id again is a redelivery.
+/// - Providers that re-send *state* with no id and no time (Mobile Manager; Abowire's current
+///   format, and v1 without a timestamp) are compared with the latest event of the same entity:
+///   a redelivery repeats it, while the same content after a different one (an alert On, Off,
+///   On; a subscription active, paused, active) is a new event. Keying such content on its
+///   fingerprint alone would drop the third as a "duplicate" of the first and lose it.
 pub fn dedup_rule(event: &Event) -> DedupRule {
+    let source = &event.source;
     match &event.detail {
         Some(Detail::MobileManagerOrder(order)) => DedupRule::LatestForEntity(format!(
-            "{}:order:{}",
-            event.source,
+            "{source}:order:{}",
             order.order_id.to_ascii_lowercase()
         )),
         Some(Detail::MobileManagerAlert(alert)) => DedupRule::LatestForEntity(format!(
-            "{}:alert:{}:{}",
-            event.source,
+            "{source}:alert:{}:{}",
             alert.alert_id.to_ascii_lowercase(),
             alert.entity_id.to_ascii_lowercase()
         )),
+        Some(Detail::Abowire(abowire))
+            if abowire.format != AbowireFormat::V1 as i32 || abowire.timestamp.is_empty() =>
+        {
+            // The resource the event is about; an event naming none is compared with the
+            // latest event of its type.
+            let entity = match &event.subject {
+                Some(subject) if !subject.id.is_empty() => {
+                    format!("{source}:abowire:{}:{}", subject.kind, subject.id)
+                }
+                _ => format!("{source}:abowire-type:{}", event.r#type),
+            };
+            DedupRule::LatestForEntity(entity)
+        }
         _ => DedupRule::EventId,
     }
 }
