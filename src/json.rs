@@ -240,7 +240,11 @@ mod tests {
             parse_object(nested_objects(MAX_DEPTH + 1).as_bytes()),
             Err(JsonError::TooDeep)
         );
-        let arrays = format!("{{\"a\":{}{}}}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        let arrays = format!(
+            "{{\"a\":{}{}}}",
+            "[".repeat(MAX_DEPTH),
+            "]".repeat(MAX_DEPTH)
+        );
         assert_eq!(parse_object(arrays.as_bytes()), Err(JsonError::TooDeep));
     }
 

@@ -5,11 +5,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use prost::Message;
+
 use crate::config::{Config, ConfigError};
 use crate::error::{ErrorClass, Reason};
 use crate::log::{AppendRequest, DedupRule, EventLog, LogError};
-use crate::proto::v1::{AbowireFormat, Event};
 use crate::proto::v1::event::Detail;
+use crate::proto::v1::{AbowireFormat, Event};
 use crate::providers::{NormalizeError, ProviderKind};
 use crate::verify::{Verifier, VerifyError};
 use crate::webhook::RawWebhook;
@@ -25,6 +27,8 @@ pub enum PipelineError {
     UnknownSource { source_name: String },
     #[error("body is {size} bytes, over the limit of {limit} bytes")]
     PayloadTooLarge { size: usize, limit: usize },
+    #[error("normalized event is {size} bytes, over the limit of {limit} bytes")]
+    EventTooLarge { size: usize, limit: usize },
     #[error("verification failed: {0}")]
     Verify(#[from] VerifyError),
     #[error("malformed payload: {0}")]
@@ -39,7 +43,9 @@ impl PipelineError {
     pub fn reason(&self) -> Reason {
         match self {
             PipelineError::UnknownSource { .. } => Reason::UnknownSource,
-            PipelineError::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
+            PipelineError::PayloadTooLarge { .. } | PipelineError::EventTooLarge { .. } => {
+                Reason::PayloadTooLarge
+            }
             PipelineError::Verify(error) => error.reason(),
             PipelineError::Normalize(error) => error.reason(),
             PipelineError::Store(LogError::Closed) => Reason::ShuttingDown,
@@ -73,6 +79,7 @@ pub struct Outcome {
 pub struct Pipeline {
     sources: Arc<HashMap<String, Source>>,
     max_body_bytes: usize,
+    max_event_bytes: usize,
     log: Arc<dyn EventLog>,
 }
 
@@ -109,6 +116,7 @@ impl Pipeline {
         Ok(Pipeline {
             sources: Arc::new(build_sources(config)?),
             max_body_bytes: config.limits.max_body_bytes,
+            max_event_bytes: config.limits.max_event_bytes,
             log,
         })
     }
@@ -121,6 +129,11 @@ impl Pipeline {
     /// The largest accepted body, so transports can refuse while reading.
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+
+    /// The largest event stored, so transports can size their messages to carry any of them.
+    pub fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 
     /// The event log behind the pipeline.
@@ -205,7 +218,17 @@ impl Pipeline {
             });
         }
         let verified = webhook.verify(&source.verifier)?;
-        Ok(source.provider.normalize(&source.name, &verified)?)
+        let event = source.provider.normalize(&source.name, &verified)?;
+        // Refused before it is stored: a stored event too large to send would stall every
+        // stream and page that reaches it.
+        let size = event.encoded_len();
+        if size > self.max_event_bytes {
+            return Err(PipelineError::EventTooLarge {
+                size,
+                limit: self.max_event_bytes,
+            });
+        }
+        Ok(event)
     }
 }
 

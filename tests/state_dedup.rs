@@ -79,7 +79,10 @@ async fn abowire_v1_deliveries_with_a_timestamp_dedupe_by_content() {
     let first = at("2026-01-01T00:00:00Z");
     let later = at("2026-01-01T00:05:00Z");
     assert!(!send(&mut server, &first).await.0);
-    assert!(!send(&mut server, &later).await.0, "a later event, not a retry");
+    assert!(
+        !send(&mut server, &later).await.0,
+        "a later event, not a retry"
+    );
     // A retry of the first after the second was stored is still recognized by its content.
     let (duplicate, sequence, _) = send(&mut server, &first).await;
     assert!(duplicate);

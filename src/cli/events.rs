@@ -117,6 +117,7 @@ pub struct TailStart {
 async fn connect(url: &str) -> Result<NormalizerServiceClient<Channel>, ClientError> {
     NormalizerServiceClient::connect(url.to_owned())
         .await
+        .map(|client| client.max_decoding_message_size(super::MAX_RESPONSE_BYTES))
         .map_err(|source| ClientError::Connect {
             url: url.to_owned(),
             source,

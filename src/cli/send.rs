@@ -123,7 +123,8 @@ pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> 
         .unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
     let mut client = NormalizerServiceClient::connect(url.clone())
         .await
-        .map_err(|source| SendError::Connect { url, source })?;
+        .map_err(|source| SendError::Connect { url, source })?
+        .max_decoding_message_size(super::MAX_RESPONSE_BYTES);
     let response = client
         .verify_and_normalize(request)
         .await

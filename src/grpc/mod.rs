@@ -51,18 +51,71 @@ impl NormalizerGrpc {
 
     /// The tonic server for this service. Messages somewhat over the body limit still reach the
     /// pipeline (which names the size); larger ones are refused while decoding, without being
-    /// buffered, and get the same `PAYLOAD_TOO_LARGE`.
+    /// buffered, and get the same `PAYLOAD_TOO_LARGE`. Outgoing messages may be as large as the
+    /// largest stored event or a full ListEvents page, whichever is larger.
     pub fn into_server(self) -> OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>> {
         let max_body = self.pipeline.max_body_bytes();
         let decode_limit = max_body
             .saturating_mul(2)
             .max(max_body.saturating_add(1 << 20));
+        let encode_limit =
+            list_page_bytes(self.pipeline.max_event_bytes()).saturating_add(MESSAGE_OVERHEAD_BYTES);
         let server = NormalizerServiceServer::new(self)
             .max_decoding_message_size(decode_limit)
-            .max_encoding_message_size(decode_limit.saturating_mul(2));
+            .max_encoding_message_size(encode_limit);
         OversizeAsPayloadTooLarge::new(server, max_body)
     }
 }
+
+/// Room for a response's own fields around its events (an event's sequence, a page token).
+const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
+
+/// A ListEvents page stops before its events pass this many bytes, so a page of large events
+/// stays under the 4 MiB gRPC clients accept by default (AIP-158 allows short pages); it holds
+/// at least one event, so it is never less than the largest event.
+const LIST_PAGE_BYTES: usize = crate::config::DEFAULT_MAX_EVENT_BYTES;
+
+fn list_page_bytes(max_event_bytes: usize) -> usize {
+    LIST_PAGE_BYTES.max(max_event_bytes)
+}
+
+impl NormalizerGrpc {
+    /// Up to `page_size` matching events before `before`, newest first, stopping early where the
+    /// page would pass its byte budget; and whether more follow. Read in small chunks, so a page
+    /// of large events never holds more than a chunk beyond what it returns.
+    async fn read_page(
+        &self,
+        filter: &crate::log::EventFilter,
+        before: Option<u64>,
+        page_size: usize,
+    ) -> Result<(Vec<crate::proto::v1::Event>, bool), LogError> {
+        let budget = list_page_bytes(self.pipeline.max_event_bytes());
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        let mut cursor = before;
+        loop {
+            // One extra row tells whether another page exists without a second query.
+            let wanted = (page_size + 1 - events.len()).min(LIST_READ_CHUNK);
+            let chunk = self.pipeline.log().list(filter, cursor, wanted).await?;
+            let exhausted = chunk.len() < wanted;
+            for event in chunk {
+                let size = prost::encoding::message::encoded_len(1, &event);
+                if events.len() == page_size || (!events.is_empty() && bytes + size > budget) {
+                    return Ok((events, true));
+                }
+                bytes += size;
+                cursor = Some(event.sequence);
+                events.push(event);
+            }
+            if exhausted {
+                return Ok((events, false));
+            }
+        }
+    }
+}
+
+/// Events read per query while filling a ListEvents page.
+const LIST_READ_CHUNK: usize = 32;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
 
@@ -133,21 +186,13 @@ impl NormalizerService for NormalizerGrpc {
         let page_size = convert::page_size(request.page_size).map_err(invalid_request)?;
         let before =
             convert::parse_page_token(&request.page_token, &filter).map_err(invalid_request)?;
-        // One extra row tells whether another page exists without a second query.
-        let mut events = self
-            .pipeline
-            .log()
-            .list(&filter, before, page_size + 1)
+        let (events, more) = self
+            .read_page(&filter, before, page_size)
             .await
             .map_err(|error| log_status(&error))?;
-        let next_page_token = if events.len() > page_size {
-            events.truncate(page_size);
-            events
-                .last()
-                .map(|last| convert::page_token(last.sequence, &filter))
-                .unwrap_or_default()
-        } else {
-            String::new()
+        let next_page_token = match events.last() {
+            Some(last) if more => convert::page_token(last.sequence, &filter),
+            _ => String::new(),
         };
         Ok(Response::new(ListEventsResponse {
             events,

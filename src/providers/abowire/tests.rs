@@ -296,6 +296,9 @@ fn urls_never_keep_their_secrets() {
     let stored = format!("{event:?}");
     assert!(!stored.contains("dev-abowire-token") && !stored.contains("hunter2"));
     // Plain URLs and text pass through.
-    assert_eq!(redact_url("https://app.abowire.com"), "https://app.abowire.com");
+    assert_eq!(
+        redact_url("https://app.abowire.com"),
+        "https://app.abowire.com"
+    );
     assert_eq!(redact_url("d"), "d");
 }
