@@ -21,15 +21,20 @@ pub const DEFAULT_CONFIG_PATH: &str = "hooknorm.toml";
 /// Why the configuration cannot be used; every message names the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    /// The I/O error is the `source`, so it is printed once, after this message.
+    #[error("cannot read config file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid config file {path}: {source}")]
+    /// Position and message only: the parser's own rendering quotes the offending line, which
+    /// may hold a literal secret.
+    #[error("invalid config file {path} at line {line}, column {column}: {message}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        line: usize,
+        column: usize,
+        message: String,
     },
     #[error("invalid config key `{key}`: {reason}")]
     Invalid { key: String, reason: String },
@@ -287,7 +292,7 @@ pub enum LogFormat {
 
 /// One `[[sources]]` entry: a name webhooks are addressed to, the provider format to parse and
 /// the scheme to authenticate with.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     /// Unique name; the `source` of requests and the `{source}` of ingress URLs.
@@ -423,6 +428,45 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// The verification table holds literal secrets as written, so only its scheme is shown.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = self
+            .verification_table
+            .as_ref()
+            .and_then(|table| table.get("scheme"))
+            .and_then(toml::Value::as_str)
+            .unwrap_or_else(|| self.provider.default_scheme());
+        f.debug_struct("SourceConfig")
+            .field("name", &self.name)
+            .field("provider", &self.provider)
+            .field("scheme", &scheme)
+            .field("allowed_cidrs", &self.allowed_cidrs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Replaces every string of `table` that `message` quotes: serde's type errors quote the value
+/// they refused (`invalid type: string "whsec_…", expected a sequence`), and a misplaced secret
+/// must not reach the start-up log.
+fn redact_quoted_values(message: &str, table: &toml::Table) -> String {
+    fn strings<'t>(value: &'t toml::Value, out: &mut Vec<&'t str>) {
+        match value {
+            toml::Value::String(text) => out.push(text),
+            toml::Value::Array(items) => items.iter().for_each(|item| strings(item, out)),
+            toml::Value::Table(table) => table.values().for_each(|item| strings(item, out)),
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    table.values().for_each(|value| strings(value, &mut values));
+    let mut message = message.to_owned();
+    for value in values.into_iter().filter(|value| !value.is_empty()) {
+        message = message.replace(&format!("\"{value}\""), "\"<redacted>\"");
+    }
+    message
+}
+
 impl SourceConfig {
     /// The verification scheme and parameters, with `scheme` defaulting to the provider's
     /// (`standard_webhooks` for Gigs, `query_token` otherwise). `key` prefixes error keys.
@@ -443,8 +487,9 @@ impl SourceConfig {
         table
             .entry("scheme")
             .or_insert_with(|| toml::Value::String(self.provider.default_scheme().to_owned()));
-        VerificationConfig::deserialize(toml::Value::Table(table))
-            .map_err(|error| ConfigError::invalid(vkey, error.message().to_owned()))
+        VerificationConfig::deserialize(toml::Value::Table(table.clone())).map_err(|error| {
+            ConfigError::invalid(vkey, redact_quoted_values(error.message(), &table))
+        })
     }
 }
 
@@ -456,9 +501,16 @@ impl Config {
             source,
         })?;
         let mut config = Config::from_toml(&text).map_err(|error| match error {
-            ConfigError::Parse { source, .. } => ConfigError::Parse {
+            ConfigError::Parse {
+                line,
+                column,
+                message,
+                ..
+            } => ConfigError::Parse {
                 path: path.to_owned(),
-                source,
+                line,
+                column,
+                message,
             },
             other => other,
         })?;
@@ -469,9 +521,21 @@ impl Config {
 
     /// Parses TOML text without environment overrides or validation.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: PathBuf::new(),
-            source: Box::new(source),
+        toml::from_str(text).map_err(|error| {
+            let offset = error.span().map_or(0, |span| span.start).min(text.len());
+            let before = text.get(..offset).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before
+                .rsplit('\n')
+                .next()
+                .map_or(0, |tail| tail.chars().count())
+                + 1;
+            ConfigError::Parse {
+                path: PathBuf::new(),
+                line,
+                column,
+                message: error.message().trim_end().to_owned(),
+            }
         })
     }
 
@@ -722,6 +786,53 @@ mod tests {
         assert!(!format!("{literal:?}").contains("hunter2"));
         let secret = literal.resolve("k").unwrap();
         assert!(!format!("{secret:?} {secret}").contains("hunter2"));
+    }
+
+    #[test]
+    fn literal_secrets_reach_neither_debug_nor_errors() {
+        let config = Config::from_toml(
+            r#"
+[[sources]]
+name = "gigs"
+provider = "gigs"
+verification = { secrets = ["whsec_SUPERSECRETVALUE"] }
+"#,
+        )
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("SUPERSECRET"), "{shown}");
+        assert!(shown.contains("standard_webhooks"), "{shown}");
+
+        // A secret where a list belongs: the key is named, the value is not.
+        let misplaced = Config::from_toml(
+            r#"
+[[sources]]
+name = "gigs"
+provider = "gigs"
+verification = { secrets = "whsec_SUPERSECRETVALUE" }
+"#,
+        )
+        .unwrap();
+        let error = misplaced.sources[0]
+            .verification("sources[0]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sources[0].verification"), "{error}");
+        assert!(!error.contains("SUPERSECRET"), "{error}");
+
+        // A syntax error on a secret's line gives its position, not the line.
+        let error = Config::from_toml("[[sources]]\nname = \"x\"\ntoken = \"SUPERSECRET\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("line 3"), "{error}");
+        assert!(!error.contains("SUPERSECRET"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_explained_once() {
+        let error = Config::load(Path::new("/surely/not/here.toml")).unwrap_err();
+        let shown = format!("{:#}", anyhow::Error::from(error));
+        assert_eq!(shown.matches("No such file").count(), 1, "{shown}");
     }
 
     #[test]
