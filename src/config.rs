@@ -593,6 +593,13 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        // Zero would end healthy streams whenever their buffer is momentarily full.
+        if self.streams.slow_subscriber_timeout_seconds == 0 {
+            return Err(ConfigError::invalid(
+                "streams.slow_subscriber_timeout_seconds",
+                "must be greater than 0",
+            ));
+        }
         if self.store.dedup_window_seconds == 0 {
             return Err(ConfigError::invalid(
                 "store.dedup_window_seconds",
@@ -826,6 +833,19 @@ verification = { secrets = "whsec_SUPERSECRETVALUE" }
             .to_string();
         assert!(error.contains("line 3"), "{error}");
         assert!(!error.contains("SUPERSECRET"), "{error}");
+    }
+
+    #[test]
+    fn zero_stream_settings_are_refused() {
+        for key in [
+            "heartbeat_seconds",
+            "buffer",
+            "slow_subscriber_timeout_seconds",
+        ] {
+            let config = Config::from_toml(&format!("[streams]\n{key} = 0\n")).unwrap();
+            let error = config.validate().unwrap_err().to_string();
+            assert!(error.contains(&format!("streams.{key}")), "{error}");
+        }
     }
 
     #[test]
