@@ -48,6 +48,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -70,6 +71,9 @@ pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
 /// Idle read connections kept open by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 
+/// Long enough for a previous process on the same volume to finish its graceful shutdown.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// The wall clock, injectable so tests can move time (dedup window, retention by age).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -82,6 +86,8 @@ pub struct SqliteOptions {
     pub read_connections: usize,
     /// Source of "now" for dedup keys, the dedup window and retention by age.
     pub clock: Clock,
+    /// How long `open` waits for the store's lock before refusing.
+    pub lock_wait: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -90,6 +96,7 @@ impl Default for SqliteOptions {
             broadcast_capacity: DEFAULT_BROADCAST_CAPACITY,
             read_connections: DEFAULT_READ_CONNECTIONS,
             clock: Arc::new(Utc::now),
+            lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 }
@@ -99,7 +106,50 @@ impl std::fmt::Debug for SqliteOptions {
         f.debug_struct("SqliteOptions")
             .field("broadcast_capacity", &self.broadcast_capacity)
             .field("read_connections", &self.read_connections)
+            .field("lock_wait", &self.lock_wait)
             .finish_non_exhaustive()
+    }
+}
+
+/// The lock file that keeps a second process off the same store.
+pub const LOCK_FILE_NAME: &str = "events.lock";
+
+/// Takes the store's exclusive lock, held as long as the returned file is open, waiting up to
+/// `wait` for a previous holder (a log still closing, a process still shutting down). The
+/// writer keeps its next sequence in memory, so a second writer on the same file would fail
+/// every append; it is refused at start-up instead.
+fn lock_store(dir: &Path, wait: Duration) -> Result<std::fs::File, LogError> {
+    let path = dir.join(LOCK_FILE_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| LogError::Unavailable {
+            reason: format!("cannot open lock file {}: {error}", path.display()),
+        })?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(LogError::Unavailable {
+                    reason: format!(
+                        "store {} is in use by another hooknorm process (lock {})",
+                        dir.display(),
+                        path.display()
+                    ),
+                });
+            }
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(LogError::Unavailable {
+                    reason: format!("cannot lock {}: {error}", path.display()),
+                });
+            }
+        }
     }
 }
 
@@ -146,6 +196,7 @@ impl SqliteEventLog {
                 config.path.display()
             ),
         })?;
+        let store_lock = lock_store(&config.path, options.lock_wait)?;
         let path = config.path.join(DB_FILE_NAME);
         let cannot_open = |error: &dyn std::fmt::Display| LogError::Unavailable {
             reason: format!("cannot open {}: {error}", path.display()),
@@ -174,7 +225,11 @@ impl SqliteEventLog {
         );
         let handle = std::thread::Builder::new()
             .name("hooknorm-sqlite-writer".to_owned())
-            .spawn(move || writer.run(receiver))
+            .spawn(move || {
+                writer.run(receiver);
+                // Released only once the write connection is closed.
+                drop(store_lock);
+            })
             .map_err(|error| LogError::Unavailable {
                 reason: format!("cannot start the writer thread: {error}"),
             })?;

@@ -249,9 +249,44 @@ async fn schema_is_versioned_and_a_newer_one_is_refused() {
 
     raw.pragma_update(None, "user_version", 99).unwrap();
     drop(raw);
-    let error = SqliteEventLog::open(&fixture.config).unwrap_err();
+    let options = SqliteOptions {
+        lock_wait: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    };
+    let error = SqliteEventLog::open_with(&fixture.config, options).unwrap_err();
     assert!(
         matches!(&error, LogError::Unavailable { reason } if reason.contains("newer")),
         "{error:?}"
     );
+}
+
+#[tokio::test]
+async fn a_second_log_on_the_same_store_is_refused_until_the_first_closes() {
+    let fixture = Fixture::new();
+    let first = fixture.open();
+    first
+        .append(by_id(event("gigs:evt_1", "t.x")))
+        .await
+        .unwrap();
+    let options = SqliteOptions {
+        lock_wait: Duration::from_millis(100),
+        ..SqliteOptions::default()
+    };
+    let error = SqliteEventLog::open_with(&fixture.config, options).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("in use by another hooknorm process"),
+        "{error}"
+    );
+    // The refused open changed nothing: the first log goes on appending.
+    let next = first
+        .append(by_id(event("gigs:evt_2", "t.x")))
+        .await
+        .unwrap();
+    assert_eq!(next.event.sequence, 2);
+    first.close().await;
+    let reopened = fixture.open();
+    assert_eq!(reopened.head(), 2);
+    reopened.close().await;
 }
