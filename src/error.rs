@@ -26,6 +26,9 @@ pub enum Reason {
     StoreUnavailable,
     ShuttingDown,
     SubscriberTooSlow,
+    /// A resume cursor past the newest stored event: the store was reset or restored, and
+    /// resuming there would silently skip the next events.
+    CursorOutOfRange,
     /// HTTP only: the request's `Content-Type` is not JSON.
     UnsupportedMediaType,
     /// HTTP only: a method other than the route's (`POST` for webhooks).
@@ -57,6 +60,8 @@ pub enum ErrorClass {
     Unavailable,
     /// The operation was cut short; the client resumes from its cursor.
     Aborted,
+    /// A position past the end of what exists.
+    OutOfRange,
     Internal,
 }
 
@@ -82,6 +87,7 @@ impl Reason {
             Reason::StoreUnavailable => "STORE_UNAVAILABLE",
             Reason::ShuttingDown => "SHUTTING_DOWN",
             Reason::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
+            Reason::CursorOutOfRange => "CURSOR_OUT_OF_RANGE",
             Reason::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Reason::UnknownPath => "UNKNOWN_PATH",
@@ -113,6 +119,7 @@ impl Reason {
                 ErrorClass::Unavailable
             }
             Reason::SubscriberTooSlow => ErrorClass::Aborted,
+            Reason::CursorOutOfRange => ErrorClass::OutOfRange,
             Reason::Internal => ErrorClass::Internal,
         }
     }

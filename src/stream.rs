@@ -89,6 +89,38 @@ impl StreamEnd {
     }
 }
 
+/// Why a subscription cannot start where it asks to.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "after_sequence {after} is past the newest stored event ({head}): the store was reset or \
+         restored; resume from EARLIEST, LATEST or a time instead"
+    )]
+    CursorAhead { after: u64, head: u64 },
+}
+
+impl StartError {
+    /// The newest stored sequence when the start was refused.
+    pub fn head(&self) -> u64 {
+        match self {
+            StartError::CursorAhead { head, .. } => *head,
+        }
+    }
+}
+
+/// Refuses a resume cursor past the log's head: every sequence a client was ever sent is at or
+/// below the head, so a larger one means the store is not the one the cursor came from, and
+/// waiting there would silently skip the next events.
+pub fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
+    match start {
+        Start::After(after) if after > log.head() => Err(StartError::CursorAhead {
+            after,
+            head: log.head(),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// What the client side of a subscription receives.
 pub type Subscription = mpsc::Receiver<Result<StreamItem, StreamEnd>>;
 

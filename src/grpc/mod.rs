@@ -154,6 +154,13 @@ impl NormalizerService for NormalizerGrpc {
                 HashMap::new(),
             ));
         }
+        crate::stream::check_start(self.pipeline.log().as_ref(), start).map_err(|error| {
+            status(
+                Reason::CursorOutOfRange,
+                error.to_string(),
+                HashMap::from([("head_sequence".to_owned(), error.head().to_string())]),
+            )
+        })?;
         let subscription = crate::stream::subscribe(
             self.pipeline.log().clone(),
             filter,
@@ -276,6 +283,7 @@ fn status(reason: Reason, message: String, metadata: HashMap<String, String>) ->
         ErrorClass::RateLimited => Code::ResourceExhausted,
         ErrorClass::Unavailable => Code::Unavailable,
         ErrorClass::Aborted => Code::Aborted,
+        ErrorClass::OutOfRange => Code::OutOfRange,
         ErrorClass::Internal => Code::Internal,
     };
     Status::with_error_details(

@@ -15,7 +15,7 @@ pub fn status_of(class: ErrorClass) -> StatusCode {
     match class {
         ErrorClass::NotFound => StatusCode::NOT_FOUND,
         ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorClass::InvalidArgument => StatusCode::BAD_REQUEST,
+        ErrorClass::InvalidArgument | ErrorClass::OutOfRange => StatusCode::BAD_REQUEST,
         ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorClass::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorClass::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
