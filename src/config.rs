@@ -521,7 +521,7 @@ impl Config {
 
     /// Parses TOML text without environment overrides or validation.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|error| {
+        let parse_error = |error: toml::de::Error, key: Option<String>| {
             let offset = error.span().map_or(0, |span| span.start).min(text.len());
             let before = text.get(..offset).unwrap_or_default();
             let line = before.matches('\n').count() + 1;
@@ -530,12 +530,23 @@ impl Config {
                 .next()
                 .map_or(0, |tail| tail.chars().count())
                 + 1;
+            let message = error.message().trim_end();
             ConfigError::Parse {
                 path: PathBuf::new(),
                 line,
                 column,
-                message: error.message().trim_end().to_owned(),
+                message: match key {
+                    Some(key) => format!("key `{key}`: {message}"),
+                    None => message.to_owned(),
+                },
             }
+        };
+        let deserializer =
+            toml::de::Deserializer::parse(text).map_err(|error| parse_error(error, None))?;
+        // The path names the key even where the parser's message does not (a bad address).
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            parse_error(error.into_inner(), (key != ".").then_some(key))
         })
     }
 

@@ -141,18 +141,29 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-    let config = Config::load(&path)?;
+    // Clients given `--server` need no config file: they may run anywhere.
+    let load = || Config::load(&path);
+    let server_url = |server: Option<String>| -> anyhow::Result<String> {
+        match server {
+            Some(url) => Ok(url),
+            None => Ok(format!("http://{}", load()?.server.grpc_listen)),
+        }
+    };
     let runtime = runtime()?;
     match cli.command {
         Command::Serve => {
+            let config = load()?;
             init_tracing(&config)?;
             runtime.block_on(async {
+                // Before binding: a SIGTERM from here on is a graceful stop.
+                let shutdown = shutdown_signal();
                 let server = Server::bind(&config).await?;
-                server.serve(shutdown_signal()).await?;
+                server.serve(shutdown).await?;
                 anyhow::Ok(())
             })
         }
         Command::Send(args) => {
+            let config = load()?;
             let json = runtime.block_on(send::run(&config, &args))?;
             println!("{json}");
             Ok(())
@@ -165,7 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             heartbeats,
             server,
         } => {
-            let url = server.unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
+            let url = server_url(server)?;
             let start = TailStart {
                 earliest,
                 after,
@@ -182,7 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             server,
         } => {
-            let url = server.unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
+            let url = server_url(server)?;
             let filter = FilterArgs::from(filter);
             let mut out = std::io::stdout().lock();
             runtime.block_on(events::events(
@@ -195,6 +206,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
+            let config = load()?;
             hooknorm::pipeline::build_sources(&config)?;
             println!("config ok: {} sources", config.sources.len());
             Ok(())

@@ -87,6 +87,27 @@ fn send_shows_each_provider_end_to_end() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("MALFORMED_PAYLOAD"), "{stderr}");
+
+    // Readers given --server need no config file: run from a directory that has none.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(BIN)
+        .current_dir(elsewhere.path())
+        .env_remove("HOOKNORM_CONFIG")
+        .args(["events", "--limit", "3", "--server"])
+        .arg(format!("http://{}", running.addr))
+        .output()
+        .expect("events runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one json event per line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["type"], "alert.cleared", "newest first");
 }
 
 #[tokio::test]

@@ -1,5 +1,7 @@
 //! Renders protobuf messages as canonical proto3 JSON, for people and `jq`.
 
+use std::sync::OnceLock;
+
 use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 
@@ -19,9 +21,19 @@ pub enum OutputError {
     Json(#[from] serde_json::Error),
 }
 
+/// The descriptors, decoded once: `tail` renders every event it receives.
+fn pool() -> Result<&'static DescriptorPool, OutputError> {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return Ok(pool);
+    }
+    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)?;
+    Ok(POOL.get_or_init(|| pool))
+}
+
 /// Renders `message` (of the fully-qualified proto type `name`) as proto3 JSON.
 pub fn to_json<M: Message>(name: &str, message: &M, pretty: bool) -> Result<String, OutputError> {
-    let pool = DescriptorPool::decode(crate::proto::FILE_DESCRIPTOR_SET)?;
+    let pool = pool()?;
     let descriptor = pool
         .get_message_by_name(name)
         .ok_or_else(|| OutputError::UnknownMessage(name.to_owned()))?;
