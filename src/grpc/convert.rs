@@ -141,34 +141,57 @@ pub fn parse_page_token(token: &str, filter: &EventFilter) -> Result<Option<u64>
         .map_err(|_| RequestError::PageToken)
 }
 
+/// A hash of the filter that outlives deploys: FNV-1a over bytes this function lays out itself
+/// (std's `Hash` impls and `DefaultHasher` are not guaranteed stable across Rust releases), with
+/// lists sorted, since the order a client lists providers or sources in does not change the
+/// events it gets.
 fn filter_hash(filter: &EventFilter) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // FNV-style stable hashing: DefaultHasher is not guaranteed stable across releases, and
-    // tokens may outlive a deploy.
     struct Fnv(u64);
-    impl Hasher for Fnv {
-        fn finish(&self) -> u64 {
-            self.0
-        }
-        fn write(&mut self, bytes: &[u8]) {
+    impl Fnv {
+        fn bytes(&mut self, bytes: &[u8]) {
             for byte in bytes {
                 self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
             }
         }
-    }
-    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
-    filter.providers.hash(&mut hasher);
-    filter.sources.hash(&mut hasher);
-    for pattern in &filter.types {
-        match pattern {
-            TypePattern::Exact(name) => ("=", name).hash(&mut hasher),
-            TypePattern::Prefix(prefix) => ("*", prefix).hash(&mut hasher),
+        /// Length-prefixed, so `["ab", "c"]` and `["a", "bc"]` differ.
+        fn text(&mut self, tag: u8, text: &str) {
+            self.bytes(&[tag]);
+            self.bytes(&(text.len() as u64).to_le_bytes());
+            self.bytes(text.as_bytes());
         }
     }
-    if let Some(resource) = &filter.resource {
-        (&resource.kind, &resource.id).hash(&mut hasher);
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    let mut providers = filter.providers.clone();
+    providers.sort_unstable();
+    providers.dedup();
+    for provider in providers {
+        hasher.bytes(b"p");
+        hasher.bytes(&provider.to_le_bytes());
     }
-    hasher.finish()
+    let mut sources: Vec<&str> = filter.sources.iter().map(String::as_str).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for source in sources {
+        hasher.text(b's', source);
+    }
+    let mut types: Vec<(u8, &str)> = filter
+        .types
+        .iter()
+        .map(|pattern| match pattern {
+            TypePattern::Exact(name) => (b'=', name.as_str()),
+            TypePattern::Prefix(prefix) => (b'*', prefix.as_str()),
+        })
+        .collect();
+    types.sort_unstable();
+    types.dedup();
+    for (tag, text) in types {
+        hasher.text(tag, text);
+    }
+    if let Some(resource) = &filter.resource {
+        hasher.text(b'k', &resource.kind);
+        hasher.text(b'i', &resource.id);
+    }
+    hasher.0
 }
 
 /// Accepts `ip`, `ip:port` and `[ipv6]:port`; empty means unknown.
@@ -207,6 +230,29 @@ mod tests {
         );
         assert!(parse_remote_addr("nope").is_err());
     }
+
+    #[test]
+    fn page_tokens_are_stable_across_builds_and_list_order() {
+        let filter = |sources: [&str; 2]| EventFilter {
+            providers: vec![2, 1],
+            sources: sources.iter().map(|s| (*s).to_owned()).collect(),
+            types: vec![TypePattern::Prefix("order.".into())],
+            resource: None,
+        };
+        let token = page_token(42, &filter(["mm", "gigs"]));
+        assert_eq!(token, page_token(42, &filter(["gigs", "mm"])));
+        // Pinned: a token issued before a deploy must parse after it.
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&token)
+            .unwrap();
+        assert_eq!(String::from_utf8(raw).unwrap(), PINNED_TOKEN);
+        assert_eq!(
+            parse_page_token(&token, &filter(["gigs", "mm"])).unwrap(),
+            Some(42)
+        );
+    }
+
+    const PINNED_TOKEN: &str = "v1:42:8cd22e326508e6d6";
 
     #[test]
     fn page_tokens_round_trip_and_bind_the_filter() {
