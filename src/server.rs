@@ -149,6 +149,7 @@ impl Server {
         // The one cancellation signal: listeners stop accepting, streams end, readiness drops.
         let (stop_tx, stop_rx) = watch::channel(false);
         let readiness = Readiness::new(log.clone(), stop_rx.clone(), Some(health_reporter));
+        let connection_limits = self.http.connections;
         let app = crate::http::router(HttpState::new(
             self.pipeline.clone(),
             self.http,
@@ -168,7 +169,7 @@ impl Server {
                 .with_keepalive(Some(Duration::from_secs(60))),
             stopped(stop_rx.clone()),
         );
-        let http = crate::http::serve(self.http_listener, app, stopped(stop_rx));
+        let http = crate::http::serve(self.http_listener, app, connection_limits, stopped(stop_rx));
         let grpc = async { grpc.await.map_err(ServerError::from) };
         let http = async { http.await.map_err(ServerError::Http) };
         // Either listener failing stops the server: half a server would look healthy to one

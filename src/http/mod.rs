@@ -10,10 +10,9 @@ mod errors;
 mod limits;
 mod probes;
 mod request;
+mod serve;
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,9 +25,7 @@ use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
@@ -43,6 +40,7 @@ use crate::verify::IpAllowlist;
 pub use client_ip::client_ip;
 pub use errors::{HttpError, status_of};
 pub use limits::RateLimiter;
+pub use serve::{ConnectionLimits, serve};
 
 /// The ingress's settings, from `[http]`.
 #[derive(Debug, Clone)]
@@ -57,6 +55,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// `Retry-After` on 429 and 503.
     pub retry_after_seconds: u64,
+    /// How connections are bounded in time and number.
+    pub connections: ConnectionLimits,
 }
 
 impl HttpSettings {
@@ -67,6 +67,10 @@ impl HttpSettings {
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             retry_after_seconds: config.retry_after_seconds,
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+                max_connections: config.max_connections,
+            },
         })
     }
 }
@@ -138,27 +142,6 @@ pub fn router(state: HttpState) -> Router {
             )
         })
         .with_state(state)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
-/// Handlers see the peer address (`ConnectInfo<SocketAddr>`).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set tcp_nodelay");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }
 
 /// The answer once a webhook is durably stored (or was already).
