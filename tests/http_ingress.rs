@@ -343,6 +343,28 @@ async fn traceparent_is_carried_into_the_stored_event() {
         .event
         .expect("event");
     assert_eq!(event.traceparent, traceparent);
+
+    // Invalid ones (uppercase hex, an all-zero trace id) are dropped; the webhook is still taken.
+    for (n, invalid) in [
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut request = gigs_event_request(100 + n as u64, "sim.updated");
+        request.headers.push(header("traceparent", invalid));
+        let (id, _, _) = assert_accepted(&post_webhook(server.http_addr, &request).await, invalid);
+        let event = server
+            .client
+            .get_event(GetEventRequest { id })
+            .await
+            .expect("get")
+            .into_inner()
+            .event
+            .expect("event");
+        assert_eq!(event.traceparent, "", "{invalid}");
+    }
     server.shutdown().await;
 }
 
