@@ -136,6 +136,21 @@ async fn every_refusal_status_is_produced() {
     cases.push(("no token", request, 401, "MISSING_TOKEN"));
     let request = token_request("abowire", "token", "wrong", &abowire);
     cases.push(("wrong token", request, 401, "TOKEN_MISMATCH"));
+    // header_token and basic_auth sources: credentials absent, then wrong.
+    for (source, name, wrong) in [
+        ("abowire-header", "x-abowire-token", "Bearer not-the-token"),
+        (
+            "abowire-basic",
+            "authorization",
+            "Basic YWJvd2lyZTp3cm9uZw==",
+        ),
+    ] {
+        let mut request = token_request(source, "token", ABOWIRE_TOKEN, &abowire);
+        request.request_uri = format!("/webhooks/{source}");
+        cases.push((source, request.clone(), 401, "MISSING_TOKEN"));
+        request.headers.push(header(name, wrong));
+        cases.push((source, request, 401, "TOKEN_MISMATCH"));
+    }
     let request = token_request("mm-allowlisted", "token", MM_TOKEN, &order);
     cases.push(("peer 127.0.0.1", request, 401, "ADDRESS_NOT_ALLOWED"));
     let mut request = token_request("mm-ip", "token", MM_TOKEN, &order);
