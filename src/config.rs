@@ -83,6 +83,12 @@ pub struct ServerConfig {
     /// How long in-flight requests get to finish after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// After SIGTERM, how long readiness already answers "shutting down" while both listeners
+    /// keep serving, before they stop accepting. Kubernetes removes a pod from its endpoints
+    /// only after the signal, so without it deliveries routed meanwhile are refused at connect.
+    /// 0 (the default) stops at once, as a CLI user expects; ~5 s under Kubernetes.
+    #[serde(default)]
+    pub drain_seconds: u64,
 }
 
 fn default_grpc_listen() -> SocketAddr {
@@ -103,6 +109,7 @@ impl Default for ServerConfig {
             grpc_listen: default_grpc_listen(),
             http_listen: default_http_listen(),
             shutdown_grace_seconds: default_shutdown_grace(),
+            drain_seconds: 0,
         }
     }
 }

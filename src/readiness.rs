@@ -5,8 +5,9 @@
 //! Ready means the listeners are serving, the server is not shutting down, and the event log
 //! takes a write right now (a full disk makes the instance unready rather than answering 503 to
 //! every webhook while still receiving traffic). That last check is a tiny fsync'd write, so its
-//! answer is reused for [`STORE_CHECK_TTL`]: a flood of `/readyz` requests cannot turn into a
-//! flood of fsyncs competing with appends.
+//! answer is reused for [`STORE_CHECK_TTL`], and callers arriving while it runs share its answer
+//! (single flight): a flood of `/readyz` requests cannot turn into a flood of fsyncs competing
+//! with appends.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
@@ -62,6 +63,9 @@ struct Inner {
     health: Option<HealthReporter>,
     /// The last store check and when it finished (a std lock: never held across an await).
     store_checked: std::sync::Mutex<Option<(Instant, Result<(), LogError>)>>,
+    /// Held while a store check runs, so callers arriving meanwhile wait for its answer instead
+    /// of running checks of their own (single flight).
+    probing: Mutex<()>,
     /// What was last published, so watchers and logs hear only changes. Async because
     /// publishing awaits the reporter; holding it there keeps publications in order.
     published: Mutex<Option<bool>>,
@@ -90,6 +94,7 @@ impl Readiness {
                 listening: AtomicBool::new(false),
                 health,
                 store_checked: std::sync::Mutex::new(None),
+                probing: Mutex::new(()),
                 published: Mutex::new(None),
             }),
         }
@@ -119,16 +124,15 @@ impl Readiness {
         self.store_writable().await.map_err(NotReady::Store)
     }
 
+    /// The store check's answer: the cached one while fresh, else one new check however many
+    /// callers ask at once.
     async fn store_writable(&self) -> Result<(), LogError> {
-        let cached = self
-            .inner
-            .store_checked
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < STORE_CHECK_TTL)
-            .map(|(_, outcome)| outcome.clone());
-        if let Some(outcome) = cached {
+        if let Some(outcome) = self.cached_store_check() {
+            return outcome;
+        }
+        let _probing = self.inner.probing.lock().await;
+        // Whoever held the lock before us may have just checked.
+        if let Some(outcome) = self.cached_store_check() {
             return outcome;
         }
         let outcome = self.inner.log.check_writable().await;
@@ -138,6 +142,16 @@ impl Readiness {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some((Instant::now(), outcome.clone()));
         outcome
+    }
+
+    fn cached_store_check(&self) -> Option<Result<(), LogError>> {
+        self.inner
+            .store_checked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < STORE_CHECK_TTL)
+            .map(|(_, outcome)| outcome.clone())
     }
 
     async fn publish(&self, outcome: &Result<(), NotReady>) {

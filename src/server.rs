@@ -67,6 +67,7 @@ pub struct Server {
     http_listener: TcpListener,
     http_addr: SocketAddr,
     http: HttpSettings,
+    drain: Duration,
     shutdown_grace: Duration,
 }
 
@@ -116,6 +117,7 @@ impl Server {
             http_listener,
             http_addr,
             http,
+            drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
         })
     }
@@ -130,9 +132,11 @@ impl Server {
         self.http_addr
     }
 
-    /// Serves both listeners until `shutdown` resolves; then turns unready, ends streams with
-    /// their resume cursors, lets in-flight requests on both listeners finish for up to the
-    /// grace period, and closes the log.
+    /// Serves both listeners until `shutdown` resolves; then turns unready at once, keeps
+    /// serving for the drain delay (so load balancers see the probes fail and stop routing here
+    /// before connections are refused), then stops accepting, ends streams with their resume
+    /// cursors, lets in-flight requests on both listeners finish for up to the grace period, and
+    /// closes the log.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -146,9 +150,13 @@ impl Server {
 
         let log = self.pipeline.log().clone();
         let retention = crate::log::spawn_retention(&log, self.retention_interval);
-        // The one cancellation signal: listeners stop accepting, streams end, readiness drops.
+        // Shutdown in two steps: `draining` turns readiness (HTTP and gRPC health) off at once;
+        // `stop`, one drain delay later, is the one cancellation signal for everything else:
+        // listeners stop accepting, streams end.
+        let (draining_tx, draining_rx) = watch::channel(false);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let readiness = Readiness::new(log.clone(), stop_rx.clone(), Some(health_reporter));
+        let readiness = Readiness::new(log.clone(), draining_rx, Some(health_reporter));
+        let connection_limits = self.http.connections;
         let app = crate::http::router(HttpState::new(
             self.pipeline.clone(),
             self.http,
@@ -168,7 +176,7 @@ impl Server {
                 .with_keepalive(Some(Duration::from_secs(60))),
             stopped(stop_rx.clone()),
         );
-        let http = crate::http::serve(self.http_listener, app, stopped(stop_rx));
+        let http = crate::http::serve(self.http_listener, app, connection_limits, stopped(stop_rx));
         let grpc = async { grpc.await.map_err(ServerError::from) };
         let http = async { http.await.map_err(ServerError::Http) };
         // Either listener failing stops the server: half a server would look healthy to one
@@ -184,16 +192,31 @@ impl Server {
         let result = tokio::select! {
             result = &mut serving => result,
             () = shutdown => {
-                tracing::info!(grace_seconds = self.shutdown_grace.as_secs(), "shutting down");
-                // Streams see this and end with their resume cursor; requests in flight on
-                // either listener finish; probes answer not ready until the listeners close.
-                let _ = stop_tx.send(true);
+                tracing::info!(
+                    drain_seconds = self.drain.as_secs(),
+                    grace_seconds = self.shutdown_grace.as_secs(),
+                    "shutting down"
+                );
+                let _ = draining_tx.send(true);
                 let _ = readiness.check().await;
-                match tokio::time::timeout(self.shutdown_grace, &mut serving).await {
+                // Still serving (polling `serving` is what accepts): webhooks routed here while
+                // the endpoint is being removed are taken, not refused at connect.
+                match tokio::time::timeout(self.drain, &mut serving).await {
                     Ok(result) => result,
                     Err(_) => {
-                        tracing::warn!("grace period over, closing remaining connections");
-                        Ok(())
+                        if !self.drain.is_zero() {
+                            tracing::info!("drain over, listeners stop accepting");
+                        }
+                        // Streams see this and end with their resume cursor; requests in flight
+                        // on either listener finish.
+                        let _ = stop_tx.send(true);
+                        match tokio::time::timeout(self.shutdown_grace, &mut serving).await {
+                            Ok(result) => result,
+                            Err(_) => {
+                                tracing::warn!("grace period over, closing remaining connections");
+                                Ok(())
+                            }
+                        }
                     }
                 }
             }

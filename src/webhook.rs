@@ -75,19 +75,16 @@ impl RawWebhook {
             .map(|(_, value)| value)
     }
 
-    /// The W3C `traceparent` header, when present and well-formed.
+    /// The W3C `traceparent` header, when it is valid Trace Context; `None` when it is absent,
+    /// sent more than once or invalid (an invalid one is dropped, never a reason to refuse).
     pub fn traceparent(&self) -> Option<&str> {
-        self.header("traceparent").map(str::trim).filter(|value| {
-            let parts: Vec<&str> = value.split('-').collect();
-            parts.len() >= 4
-                && parts[0].len() == 2
-                && parts[1].len() == 32
-                && parts[2].len() == 16
-                && parts[3].len() == 2
-                && parts
-                    .iter()
-                    .all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
-        })
+        let mut values = self.headers_named("traceparent");
+        let value = values.next()?.trim();
+        // Two would be combined into one list, which is not a traceparent.
+        if values.next().is_some() {
+            return None;
+        }
+        is_valid_traceparent(value).then_some(value)
     }
 
     /// Checks the webhook against its source's verification scheme; the only way to obtain a
@@ -96,6 +93,37 @@ impl RawWebhook {
         verifier.check(&self)?;
         Ok(VerifiedWebhook { raw: self })
     }
+}
+
+/// W3C Trace Context `traceparent`: `version-traceid-parentid-flags`, all lowercase hex; version
+/// not `ff`; trace-id (32) and parent-id (16) not all zeros. Version `00` is exactly those 55
+/// characters; a later version may append `-`-separated fields, which a level-1 parser skips.
+fn is_valid_traceparent(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    if bytes.len() < 55 {
+        return false;
+    }
+    let (head, rest) = bytes.split_at(55);
+    let lower_hex = |part: &[u8]| part.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let not_all_zeros = |part: &[u8]| part.iter().any(|&b| b != b'0');
+    let (version, trace_id, parent_id, flags) =
+        (&head[0..2], &head[3..35], &head[36..52], &head[53..55]);
+    let fields_ok = head[2] == b'-'
+        && head[35] == b'-'
+        && head[52] == b'-'
+        && lower_hex(version)
+        && version != b"ff"
+        && lower_hex(trace_id)
+        && not_all_zeros(trace_id)
+        && lower_hex(parent_id)
+        && not_all_zeros(parent_id)
+        && lower_hex(flags);
+    let tail_ok = if version == b"00" {
+        rest.is_empty()
+    } else {
+        rest.is_empty() || rest[0] == b'-'
+    };
+    fields_ok && tail_ok
 }
 
 /// A webhook whose authenticity its source's scheme has confirmed.
@@ -173,9 +201,52 @@ mod tests {
     }
 
     #[test]
-    fn traceparent_must_be_well_formed() {
+    fn traceparent_follows_w3c_trace_context() {
         let good = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(raw("/", &[("traceparent", good)]).traceparent(), Some(good));
-        assert_eq!(raw("/", &[("traceparent", "garbage")]).traceparent(), None);
+        let trace = |value: &str| {
+            raw("/", &[("traceparent", value)])
+                .traceparent()
+                .map(str::to_owned)
+        };
+        for valid in [
+            good,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            // A later version may carry more fields.
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what-the-future-holds",
+        ] {
+            assert_eq!(trace(valid).as_deref(), Some(valid), "{valid}");
+        }
+        for invalid in [
+            "garbage",
+            "",
+            // Uppercase hex anywhere.
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00F067AA0BA902B7-01",
+            "0A-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0A",
+            // Version ff is forbidden.
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // All-zero ids.
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            // Version 00 has exactly four fields.
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            // A later version's extra fields start with a dash.
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
+            // Wrong lengths and separators.
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e47366-00f067aa0ba902b7-1",
+            "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
+            "0-04bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-é1",
+        ] {
+            assert_eq!(trace(invalid), None, "{invalid}");
+        }
+        // Sent twice: not one traceparent.
+        let twice = raw("/", &[("traceparent", good), ("Traceparent", good)]);
+        assert_eq!(twice.traceparent(), None);
     }
 }

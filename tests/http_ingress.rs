@@ -136,6 +136,21 @@ async fn every_refusal_status_is_produced() {
     cases.push(("no token", request, 401, "MISSING_TOKEN"));
     let request = token_request("abowire", "token", "wrong", &abowire);
     cases.push(("wrong token", request, 401, "TOKEN_MISMATCH"));
+    // header_token and basic_auth sources: credentials absent, then wrong.
+    for (source, name, wrong) in [
+        ("abowire-header", "x-abowire-token", "Bearer not-the-token"),
+        (
+            "abowire-basic",
+            "authorization",
+            "Basic YWJvd2lyZTp3cm9uZw==",
+        ),
+    ] {
+        let mut request = token_request(source, "token", ABOWIRE_TOKEN, &abowire);
+        request.request_uri = format!("/webhooks/{source}");
+        cases.push((source, request.clone(), 401, "MISSING_TOKEN"));
+        request.headers.push(header(name, wrong));
+        cases.push((source, request, 401, "TOKEN_MISMATCH"));
+    }
     let request = token_request("mm-allowlisted", "token", MM_TOKEN, &order);
     cases.push(("peer 127.0.0.1", request, 401, "ADDRESS_NOT_ALLOWED"));
     let mut request = token_request("mm-ip", "token", MM_TOKEN, &order);
@@ -343,6 +358,28 @@ async fn traceparent_is_carried_into_the_stored_event() {
         .event
         .expect("event");
     assert_eq!(event.traceparent, traceparent);
+
+    // Invalid ones (uppercase hex, an all-zero trace id) are dropped; the webhook is still taken.
+    for (n, invalid) in [
+        "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut request = gigs_event_request(100 + n as u64, "sim.updated");
+        request.headers.push(header("traceparent", invalid));
+        let (id, _, _) = assert_accepted(&post_webhook(server.http_addr, &request).await, invalid);
+        let event = server
+            .client
+            .get_event(GetEventRequest { id })
+            .await
+            .expect("get")
+            .into_inner()
+            .event
+            .expect("event");
+        assert_eq!(event.traceparent, "", "{invalid}");
+    }
     server.shutdown().await;
 }
 

@@ -32,6 +32,18 @@ pub struct HttpConfig {
     /// first retry delay: a shorter one would spend those attempts faster.
     #[serde(default = "default_retry_after")]
     pub retry_after_seconds: u64,
+    /// A connection must deliver a complete request head within this long, counted from when it
+    /// starts waiting for one: from accept for a new connection, from the end of the previous
+    /// answer for a kept-alive one. So it also bounds how long an idle keep-alive connection is
+    /// kept, and a sender trickling half a head (slowloris) is cut off. Above the 60 s idle
+    /// timeout of common load balancers and ingress controllers, so they, not we, close a pooled
+    /// connection first and never send a webhook on one we are closing.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: u64,
+    /// Connections open at once; past it new ones wait in the kernel's accept queue until one
+    /// closes, so idle or slow connections cannot exhaust file descriptors or memory.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 fn default_max_concurrency() -> usize {
@@ -46,6 +58,14 @@ fn default_retry_after() -> u64 {
     300
 }
 
+fn default_header_read_timeout() -> u64 {
+    75
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -54,6 +74,8 @@ impl Default for HttpConfig {
             rate_limit_per_second: None,
             request_timeout_seconds: default_request_timeout(),
             retry_after_seconds: default_retry_after(),
+            header_read_timeout_seconds: default_header_read_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -73,6 +95,12 @@ impl HttpConfig {
                 "must be greater than 0",
             ));
         }
+        if self.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be greater than 0",
+            ));
+        }
         if self.rate_limit_per_second == Some(0) {
             return Err(ConfigError::invalid(
                 "http.rate_limit_per_second",
@@ -82,6 +110,10 @@ impl HttpConfig {
         for (key, value) in [
             ("http.request_timeout_seconds", self.request_timeout_seconds),
             ("http.retry_after_seconds", self.retry_after_seconds),
+            (
+                "http.header_read_timeout_seconds",
+                self.header_read_timeout_seconds,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
@@ -104,6 +136,8 @@ mod tests {
         let config = parse("");
         config.validate().unwrap();
         assert_eq!(config.max_concurrency, 256);
+        assert_eq!(config.header_read_timeout_seconds, 75);
+        assert_eq!(config.max_connections, 1024);
         assert_eq!(config.rate_limit_per_second, None);
         assert!(config.trusted_proxies.is_empty());
     }
@@ -122,6 +156,11 @@ mod tests {
                 "http.request_timeout_seconds",
             ),
             ("retry_after_seconds = 0", "http.retry_after_seconds"),
+            (
+                "header_read_timeout_seconds = 0",
+                "http.header_read_timeout_seconds",
+            ),
+            ("max_connections = 0", "http.max_connections"),
         ] {
             let error = parse(toml).validate().unwrap_err().to_string();
             assert!(error.contains(key), "{toml}: {error}");

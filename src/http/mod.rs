@@ -10,10 +10,9 @@ mod errors;
 mod limits;
 mod probes;
 mod request;
+mod serve;
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,12 +22,10 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
-use axum::middleware;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use serde::Serialize;
-use tokio::net::TcpListener;
 use tower::limit::ConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
@@ -43,6 +40,7 @@ use crate::verify::IpAllowlist;
 pub use client_ip::client_ip;
 pub use errors::{HttpError, status_of};
 pub use limits::RateLimiter;
+pub use serve::{ConnectionLimits, serve};
 
 /// The ingress's settings, from `[http]`.
 #[derive(Debug, Clone)]
@@ -57,6 +55,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// `Retry-After` on 429 and 503.
     pub retry_after_seconds: u64,
+    /// How connections are bounded in time and number.
+    pub connections: ConnectionLimits,
 }
 
 impl HttpSettings {
@@ -67,6 +67,10 @@ impl HttpSettings {
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             retry_after_seconds: config.retry_after_seconds,
+            connections: ConnectionLimits {
+                header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+                max_connections: config.max_connections,
+            },
         })
     }
 }
@@ -102,11 +106,14 @@ impl HttpState {
     }
 }
 
-/// The ingress app. Limits (rate, concurrency with load shedding, timeout) wrap the webhook
-/// route only, so probes answer even when ingestion is saturated.
+/// The ingress app. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST`
+/// to a configured source: probes answer even when ingestion is saturated, and a request refused
+/// anyway (404 unknown source or path, 405 wrong method) spends neither a rate token nor a
+/// concurrency slot, so stray traffic cannot crowd out real deliveries.
 pub fn router(state: HttpState) -> Router {
     let retry_after = state.retry_after_seconds;
     let limits = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state(state.clone(), known_source))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::rate_limit,
@@ -120,9 +127,11 @@ pub fn router(state: HttpState) -> Router {
     Router::new()
         .route(
             "/webhooks/{source}",
-            post(receive).fallback(|| async { method_not_allowed("POST") }),
+            // `route_layer`: the method fallback (405) stays outside the limits.
+            post(receive)
+                .route_layer(limits)
+                .fallback(|| async { method_not_allowed("POST") }),
         )
-        .route_layer(limits)
         .route(
             "/healthz",
             get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
@@ -140,25 +149,24 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets in-flight requests finish.
-/// Handlers see the peer address (`ConnectInfo<SocketAddr>`).
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "cannot set tcp_nodelay");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+/// Middleware, outside the limits: refuses an unknown source (404) before it can take a rate
+/// token or a concurrency slot, and before its body is read.
+async fn known_source(
+    State(state): State<HttpState>,
+    source: Result<Path<String>, PathRejection>,
+    request: Request,
+    next: Next,
+) -> Response {
+    // A path segment that does not even decode names no source.
+    let source = source.map_or_else(|_| String::new(), |Path(source)| source);
+    if state.sources.contains(&source) {
+        return next.run(request).await;
+    }
+    // It came from the sender: bounded, and logged escaped (`?`).
+    let source_name: String = source.chars().take(64).collect();
+    tracing::info!(source = ?source_name, "webhook refused: unknown source");
+    let error = PipelineError::UnknownSource { source_name };
+    HttpError::from_pipeline(&error).into_response()
 }
 
 /// The answer once a webhook is durably stored (or was already).
@@ -169,21 +177,14 @@ struct Accepted<'a> {
     duplicate: bool,
 }
 
-/// `POST /webhooks/{source}`: request -> `RawWebhook` -> the pipeline -> answer.
+/// `POST /webhooks/{source}`, a configured source within the limits: request -> `RawWebhook`
+/// -> the pipeline -> answer.
 async fn receive(
     State(state): State<HttpState>,
-    source: Result<Path<String>, PathRejection>,
+    Path(source): Path<String>,
     request: Request,
 ) -> Response {
-    // A path segment that does not even decode names no source.
-    let source = source.map_or_else(|_| String::new(), |Path(source)| source);
-    if !state.sources.contains(&source) {
-        // It came from the sender: bounded, and logged escaped (`?`).
-        let source_name: String = source.chars().take(64).collect();
-        tracing::info!(source = ?source_name, "webhook refused: unknown source");
-        let error = PipelineError::UnknownSource { source_name };
-        return HttpError::from_pipeline(&error).into_response();
-    }
+    // `known_source` has checked the name.
     let webhook = match request::raw_webhook(
         source.clone(),
         request,

@@ -1,6 +1,6 @@
 //! An HTTP request, as a provider sent it, into a [`RawWebhook`]: the content type is checked,
 //! the body is read under the size limit (refused as soon as it is exceeded, never buffered
-//! whole), and the headers, path and query, and client address are kept as they came.
+//! whole), and the headers (grouped by name), path and query, and client address are kept.
 
 use std::net::SocketAddr;
 
@@ -49,11 +49,20 @@ pub async fn raw_webhook(
 
 /// `application/json` and `application/<anything>+json`, with any parameters. A missing type is
 /// accepted: the body is parsed as JSON either way (and refused as `MALFORMED_PAYLOAD` if it is
-/// not), so refusing it would only lose events from a sender that leaves the header out.
+/// not), so refusing it would only lose events from a sender that leaves the header out. More
+/// than one is refused: a body has one type, and checking only the first would let a second,
+/// different one through to whatever reads the headers later.
 pub fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let Some(value) = values.next() else {
         return Ok(());
     };
+    if values.next().is_some() {
+        return Err(HttpError::new(
+            Reason::UnsupportedMediaType,
+            "more than one content type; send one, application/json",
+        ));
+    }
     let text = value.to_str().unwrap_or_default();
     if is_json(text) {
         return Ok(());
@@ -110,8 +119,10 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, HttpErro
     Ok(bytes)
 }
 
-/// Every header as received, in order; values that are not text are kept as lossy UTF-8 (none
-/// of the schemes' headers can contain such bytes).
+/// Every header as received, grouped by name: names in the order they first appeared, each
+/// name's values in the order received (how `HeaderMap` keeps them; the interleaving of
+/// different names is lost, and no scheme depends on it). Values that are not text are kept as
+/// lossy UTF-8 (none of the schemes' headers can contain such bytes).
 fn headers(map: &HeaderMap) -> Vec<(String, String)> {
     map.iter()
         .map(|(name, value)| {
@@ -147,6 +158,12 @@ mod tests {
             assert!(!is_json(refused), "{refused}");
         }
         assert!(check_content_type(&HeaderMap::new()).is_ok());
+        let mut twice = HeaderMap::new();
+        twice.append(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        assert!(check_content_type(&twice).is_ok());
+        twice.append(header::CONTENT_TYPE, "application/json".parse().unwrap());
+        let error = check_content_type(&twice).unwrap_err();
+        assert_eq!(error.reason(), Reason::UnsupportedMediaType);
     }
 
     #[tokio::test]
