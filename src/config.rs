@@ -352,7 +352,9 @@ pub enum VerificationConfig {
     /// Only the peer address is checked.
     IpAllowlist { cidrs: Vec<String> },
     /// No authentication at all; must be chosen explicitly and is warned about at start-up.
-    None,
+    /// A struct variant so `deny_unknown_fields` refuses stray keys (a `tokens` list written
+    /// under `none` was meant for another scheme).
+    None {},
 }
 
 /// Svix and the Standard Webhooks libraries accept five minutes either way.
@@ -851,6 +853,33 @@ verification = { secrets = "whsec_SUPERSECRETVALUE" }
             .to_string();
         assert!(error.contains("line 3"), "{error}");
         assert!(!error.contains("SUPERSECRET"), "{error}");
+    }
+
+    #[test]
+    fn scheme_parameters_that_cannot_work_are_refused() {
+        for (verification, key) in [
+            (
+                r#"{ scheme = "none", tokens = ["t"] }"#,
+                "sources[0].verification",
+            ),
+            (
+                r#"{ scheme = "query_token", param = "", tokens = ["t"] }"#,
+                "sources[0].verification.param",
+            ),
+            (
+                r#"{ scheme = "header_token", header = "x-token\nx-evil", tokens = ["t"] }"#,
+                "sources[0].verification.header",
+            ),
+        ] {
+            let config = Config::from_toml(&format!(
+                "[[sources]]\nname = \"a\"\nprovider = \"abowire\"\nverification = {verification}\n"
+            ))
+            .unwrap();
+            let error = crate::pipeline::build_sources(&config)
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(key), "{verification}: {error}");
+        }
     }
 
     #[test]

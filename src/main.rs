@@ -226,8 +226,10 @@ fn init_tracing(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("RUST_LOG")
         .or_else(|_| EnvFilter::try_new(&config.log.level))
         .with_context(|| format!("invalid config key `log.level`: `{}`", config.log.level))?;
+    // Colour codes only for a person at a terminal, not in files or log collectors.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Text => builder.try_init(),

@@ -85,7 +85,15 @@ impl Server {
     ) -> Result<Server, ServerError> {
         let pipeline = Pipeline::new(config, log)?;
         let http = HttpSettings::from_config(&config.http)?;
-        for source in pipeline.sources() {
+        // In config order, so the start-up log reads like the file.
+        let mut sources: Vec<_> = pipeline.sources().collect();
+        sources.sort_by_key(|source| {
+            config
+                .sources
+                .iter()
+                .position(|configured| configured.name == source.name)
+        });
+        for source in sources {
             tracing::info!(
                 source = %source.name,
                 provider = source.provider.name(),

@@ -248,7 +248,7 @@ pub fn authenticated_request(
                 .encode(format!("{username}:{}", password.expose()));
             headers.push(header("authorization", &format!("Basic {credentials}")));
         }
-        VerificationConfig::IpAllowlist { .. } | VerificationConfig::None => {}
+        VerificationConfig::IpAllowlist { .. } | VerificationConfig::None {} => {}
     }
     Ok(VerifyAndNormalizeRequest {
         source: source.name.clone(),

@@ -111,6 +111,9 @@ impl Verifier {
                 .map_err(|error| ConfigError::invalid(vkey.clone(), error))?,
             ),
             VerificationConfig::QueryToken { param, tokens } => {
+                if param.is_empty() {
+                    return Err(ConfigError::invalid(format!("{vkey}.param"), "is empty"));
+                }
                 Scheme::QueryToken(QueryTokenVerifier::new(
                     param.clone(),
                     require_some(&format!("{vkey}.tokens"), tokens)?,
@@ -123,6 +126,13 @@ impl Verifier {
             } => {
                 if header.is_empty() {
                     return Err(ConfigError::invalid(format!("{vkey}.header"), "is empty"));
+                }
+                // A name no request can carry would refuse every webhook, silently.
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(ConfigError::invalid(
+                        format!("{vkey}.header"),
+                        "is not a valid http header name",
+                    ));
                 }
                 Scheme::HeaderToken(HeaderTokenVerifier::new(
                     header.clone(),
@@ -146,7 +156,7 @@ impl Verifier {
                 allowlists.push(IpAllowlist::parse(&format!("{vkey}.cidrs"), cidrs)?);
                 Scheme::IpAllowlist
             }
-            VerificationConfig::None => Scheme::None,
+            VerificationConfig::None {} => Scheme::None,
         };
         Ok(Verifier { scheme, allowlists })
     }
