@@ -164,6 +164,10 @@ pub struct StreamsConfig {
     /// Messages buffered per subscriber between the log and its connection.
     #[serde(default = "default_stream_buffer")]
     pub buffer: usize,
+    /// Encoded event bytes buffered per subscriber (a single larger event still goes alone);
+    /// bounds what a slow subscriber holds whatever the event sizes.
+    #[serde(default = "default_stream_buffer_bytes")]
+    pub buffer_bytes: usize,
     /// A subscriber that reads nothing for this many seconds while messages wait is ended with
     /// a status telling it where to resume.
     #[serde(default = "default_slow_subscriber_timeout")]
@@ -178,6 +182,10 @@ fn default_stream_buffer() -> usize {
     256
 }
 
+fn default_stream_buffer_bytes() -> usize {
+    crate::stream::DEFAULT_BUFFER_BYTES
+}
+
 fn default_slow_subscriber_timeout() -> u64 {
     60
 }
@@ -187,6 +195,7 @@ impl Default for StreamsConfig {
         StreamsConfig {
             heartbeat_seconds: default_heartbeat(),
             buffer: default_stream_buffer(),
+            buffer_bytes: default_stream_buffer_bytes(),
             slow_subscriber_timeout_seconds: default_slow_subscriber_timeout(),
         }
     }
@@ -509,6 +518,12 @@ impl Config {
         if self.streams.buffer == 0 {
             return Err(ConfigError::invalid(
                 "streams.buffer",
+                "must be greater than 0",
+            ));
+        }
+        if self.streams.buffer_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "streams.buffer_bytes",
                 "must be greater than 0",
             ));
         }

@@ -7,16 +7,20 @@
 //! behind the broadcast ring (`Lagged`) goes back to reading the log from its cursor, so a slow
 //! subscriber costs a bounded amount of memory and never slows ingestion or other subscribers.
 //! One that stops reading altogether for `slow_subscriber_timeout` is ended with a resume cursor.
+//!
+//! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
+//! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
+//! A subscriber's buffer is bounded by count (`buffer`) and by bytes (`buffer_bytes`): what it
+//! holds costs at most one catch-up batch plus `buffer_bytes`, whatever the event sizes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::log::{EventFilter, EventLog, LogError};
-use crate::proto::v1::Event;
+use crate::log::{CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError};
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,10 @@ pub enum Start {
 pub struct StreamSettings {
     /// Items buffered between the producer and the client connection.
     pub buffer: usize,
+    /// Encoded event bytes buffered between the producer and the client connection; an event
+    /// larger than this still goes, alone. Live events' bytes are shared with other
+    /// subscribers, so this is a bound, not what each subscriber costs.
+    pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
     /// one batch of its own, so this bounds memory when many fall behind at once (`hooknorm
     /// bench --scenario fanout`: 512 peaked at ~2.5 GiB with 1,000 subscribers, 64 at ~1.3 GiB,
@@ -45,10 +53,14 @@ pub struct StreamSettings {
     pub slow_subscriber_timeout: Duration,
 }
 
+/// 256 KiB: about 170 events of 1.5 KiB, a quarter second of a busy source.
+pub const DEFAULT_BUFFER_BYTES: usize = 256 * 1024;
+
 impl Default for StreamSettings {
     fn default() -> Self {
         StreamSettings {
             buffer: 256,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
             catch_up_batch: 64,
             heartbeat: Duration::from_secs(15),
             slow_subscriber_timeout: Duration::from_secs(60),
@@ -59,9 +71,9 @@ impl Default for StreamSettings {
 /// One message to a subscriber.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
-    /// Shared with the log's broadcast: a live event is not copied per subscriber while it
-    /// waits in their buffers (and the channel's slots stay small for heartbeats).
-    Event(Arc<Event>),
+    /// The event as stored; its bytes are shared with the log's broadcast and other
+    /// subscribers, not copied per subscriber.
+    Event(EncodedEvent),
     Heartbeat {
         head: u64,
         at: DateTime<Utc>,
@@ -89,8 +101,16 @@ impl StreamEnd {
     }
 }
 
+/// One buffered message; while it exists it holds its share of the subscriber's byte budget,
+/// so drop it once it is written out.
+#[derive(Debug)]
+pub struct Queued {
+    pub item: StreamItem,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
 /// What the client side of a subscription receives.
-pub type Subscription = mpsc::Receiver<Result<StreamItem, StreamEnd>>;
+pub type Subscription = mpsc::Receiver<Result<Queued, StreamEnd>>;
 
 /// Starts a subscription task and returns its receiving end. Dropping the receiver ends the task.
 pub fn subscribe(
@@ -101,12 +121,18 @@ pub fn subscribe(
     shutdown: watch::Receiver<bool>,
 ) -> Subscription {
     let (tx, rx) = mpsc::channel(settings.buffer.max(1));
+    let budget_bytes = settings
+        .buffer_bytes
+        .clamp(1, Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize);
     tokio::spawn(async move {
         let mut producer = Producer {
             log,
             filter,
             settings,
             tx,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
             shutdown,
             cursor: 0,
             last_sent_at: Instant::now(),
@@ -131,7 +157,11 @@ struct Producer {
     log: Arc<dyn EventLog>,
     filter: EventFilter,
     settings: StreamSettings,
-    tx: mpsc::Sender<Result<StreamItem, StreamEnd>>,
+    tx: mpsc::Sender<Result<Queued, StreamEnd>>,
+    /// Bytes of encoded events the subscriber's buffer may hold (permits are bytes).
+    budget: Arc<Semaphore>,
+    /// The budget's size; an event asks for at most this much.
+    budget_bytes: usize,
     shutdown: watch::Receiver<bool>,
     /// Highest sequence already examined (sent, or skipped by the filter).
     cursor: u64,
@@ -171,13 +201,13 @@ impl Producer {
             }
             let batch = self
                 .log
-                .read_after(self.cursor, &self.filter, self.settings.catch_up_batch)
+                .read_encoded_after(self.cursor, &self.filter, self.settings.catch_up_batch)
                 .await
                 .map_err(|error| self.log_end(error))?;
             let complete = batch.len() < self.settings.catch_up_batch;
             for event in batch {
                 let sequence = event.sequence;
-                self.send(StreamItem::Event(Arc::new(event))).await?;
+                self.send(StreamItem::Event(event)).await?;
                 self.cursor = self.cursor.max(sequence);
             }
             if complete {
@@ -189,24 +219,28 @@ impl Producer {
     }
 
     /// Forwards live events until the broadcast reports this subscriber lagged.
-    async fn follow(&mut self, live: &mut broadcast::Receiver<Arc<Event>>) -> Result<(), Stop> {
+    async fn follow(
+        &mut self,
+        live: &mut broadcast::Receiver<Arc<CommittedEvent>>,
+    ) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
             tokio::select! {
                 received = live.recv() => match received {
-                    Ok(event) => {
-                        if event.sequence <= self.cursor {
+                    Ok(committed) => {
+                        let sequence = committed.encoded.sequence;
+                        if sequence <= self.cursor {
                             continue;
                         }
-                        if event.sequence > self.cursor + 1 {
+                        if sequence > self.cursor + 1 {
                             // Something was committed that this receiver did not see: read it.
                             return Ok(());
                         }
-                        if self.filter.matches(&event) {
-                            self.send(StreamItem::Event(event.clone())).await?;
+                        if self.filter.matches(&committed.event) {
+                            self.send(StreamItem::Event(committed.encoded.clone())).await?;
                         }
                         // Only after the send: a subscriber ended mid-send resumes before it.
-                        self.cursor = event.sequence;
+                        self.cursor = sequence;
                     }
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
@@ -226,19 +260,45 @@ impl Producer {
         }
     }
 
-    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space.
+    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space (a free
+    /// slot and, for an event, its bytes within the budget).
     async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
-        let permit = tokio::select! {
-            permit = self.tx.reserve() => permit.map_err(|_| Stop::ClientGone)?,
-            () = tokio::time::sleep(self.settings.slow_subscriber_timeout) => {
-                return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
-            }
-            changed = self.shutdown.changed() => {
-                self.on_shutdown_change(changed.is_err())?;
-                self.tx.reserve().await.map_err(|_| Stop::ClientGone)?
+        let cost = match &item {
+            StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
+            StreamItem::Heartbeat { .. } => None,
+        };
+        let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
+        tokio::pin!(deadline);
+        let budget = Arc::clone(&self.budget);
+        let tx = self.tx.clone();
+        let space = async move {
+            let held = match cost {
+                // The semaphore is never closed; `MAX_PERMITS` and u32 bound `cost`.
+                Some(cost) => Some(
+                    budget
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|_| Stop::ClientGone)?,
+                ),
+                None => None,
+            };
+            let permit = tx.reserve_owned().await.map_err(|_| Stop::ClientGone)?;
+            Ok::<_, Stop>((held, permit))
+        };
+        tokio::pin!(space);
+        let (held, permit) = loop {
+            tokio::select! {
+                ready = &mut space => break ready?,
+                () = &mut deadline => {
+                    return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
+                }
+                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
             }
         };
-        permit.send(Ok(item));
+        permit.send(Ok(Queued {
+            item,
+            _budget: held,
+        }));
         self.last_sent_at = Instant::now();
         Ok(())
     }

@@ -54,7 +54,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::StoreConfig;
-use crate::log::{AppendRequest, Appended, EventFilter, EventLog, LogError, RetentionReport};
+use crate::log::{
+    AppendRequest, Appended, CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError,
+    RetentionReport,
+};
 use crate::proto::v1::Event;
 
 use read::{Range, ReadPool};
@@ -111,7 +114,7 @@ pub struct SqliteEventLog {
     /// Taken by the first `close`; an async mutex so a second `close` waits for the first.
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<CommittedEvent>>,
     reads: Arc<ReadPool>,
     clock: Clock,
     dedup_window_ms: i64,
@@ -266,6 +269,19 @@ impl EventLog for SqliteEventLog {
         self.reads.run(move |conn| query.run(conn)).await
     }
 
+    async fn read_encoded_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<EncodedEvent>, LogError> {
+        let Some(query) = read::EventQuery::build(filter, Range::After(after), limit) else {
+            return Ok(Vec::new());
+        };
+        // The stored body is the encoding subscribers send, so it is passed on as read.
+        self.reads.run(move |conn| query.run_encoded(conn)).await
+    }
+
     async fn list(
         &self,
         filter: &EventFilter,
@@ -301,7 +317,7 @@ impl EventLog for SqliteEventLog {
         self.head.load(Ordering::Acquire)
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
         self.events.subscribe()
     }
 

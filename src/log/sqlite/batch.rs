@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use prost::Message;
 use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 
 use super::read::decode;
 use super::schema::{sequence_column, sequence_to_sql};
 use crate::event::from_timestamp;
-use crate::log::{AppendRequest, Appended, DedupRule, LogError};
+use crate::log::{AppendRequest, Appended, CommittedEvent, DedupRule, EncodedEvent, LogError};
 use crate::proto::v1::Event;
 
 /// State shared by the appends of one batch.
@@ -18,8 +17,9 @@ pub(super) struct Batch<'a> {
     /// Dedup keys created at or after this are within the window.
     pub fresh_since_ms: i64,
     pub next_sequence: &'a mut u64,
-    /// Events this batch stored, in sequence order (to broadcast after commit).
-    pub stored: &'a mut Vec<Event>,
+    /// Events this batch stored, with the encoding written to `body`, in sequence order (to
+    /// broadcast after commit).
+    pub stored: &'a mut Vec<CommittedEvent>,
     /// Sequence -> index in `stored`: a duplicate of an event of the same batch is answered
     /// from memory rather than decoded back.
     pub stored_index: HashMap<u64, usize>,
@@ -139,7 +139,7 @@ fn store(
         .as_ref()
         .and_then(from_timestamp)
         .map_or(batch.now_ms, |time| time.timestamp_millis());
-    let insert = |statement: &mut CachedStatement<'_>, event: &Event| {
+    let insert = |statement: &mut CachedStatement<'_>, event: &Event, body: &[u8]| {
         statement.execute((
             sql_sequence,
             &event.id,
@@ -147,14 +147,26 @@ fn store(
             &event.source,
             &event.r#type,
             received_at_ms,
-            event.encode_to_vec(),
+            body,
         ))
     };
+    // Encoded once: the same bytes are the stored body and what every subscriber is sent.
+    let mut encoded = EncodedEvent::encode(&event);
     // Optimistic: the id is almost always free, and the unique index answers that while
     // inserting, saving a separate lookup per append.
-    if insert(&mut statements.insert_event_if_id_free, &event)? == 0 {
+    if insert(
+        &mut statements.insert_event_if_id_free,
+        &event,
+        &encoded.bytes,
+    )? == 0
+    {
         event.id = unique_id(statements.conn, &event.id, sequence)?;
-        insert(&mut statements.conn.prepare_cached(INSERT_EVENT)?, &event)?;
+        encoded = EncodedEvent::encode(&event);
+        insert(
+            &mut statements.conn.prepare_cached(INSERT_EVENT)?,
+            &event,
+            &encoded.bytes,
+        )?;
     }
     for resource in event.subject.iter().chain(&event.related) {
         statements
@@ -172,7 +184,7 @@ fn store(
         event: event.clone(),
         duplicate: false,
     };
-    batch.stored.push(event);
+    batch.stored.push(CommittedEvent { event, encoded });
     Ok(appended)
 }
 
@@ -201,7 +213,7 @@ fn duplicate_of(
         .get(&known.sequence)
         .and_then(|index| batch.stored.get(*index));
     let event = match in_batch {
-        Some(event) => event.clone(),
+        Some(committed) => committed.event.clone(),
         None => {
             let body: Option<Vec<u8>> = conn
                 .prepare_cached("SELECT body FROM events WHERE sequence = ?1")?

@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use prost::Message;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::schema;
-use crate::log::{EventFilter, LogError, TypePattern};
+use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern};
 use crate::proto::v1::Event;
 
 /// Read-only connections kept for reuse; more are opened when all are busy.
@@ -172,6 +173,26 @@ impl EventQuery {
         let mut events = Vec::new();
         while let Some(row) = rows.next().map_err(unavailable)? {
             events.push(decode_row(row)?);
+        }
+        Ok(events)
+    }
+
+    /// As [`EventQuery::run`], returning each stored body as it is (one copy out of SQLite's
+    /// page, no decode): the writer stored exactly the encoding subscribers send.
+    pub(super) fn run_encoded(&self, conn: &Connection) -> Result<Vec<EncodedEvent>, LogError> {
+        let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
+        let mut rows = statement
+            .query(params_from_iter(self.params.iter()))
+            .map_err(unavailable)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let sequence: i64 = row.get(0).map_err(unavailable)?;
+            let body = row.get_ref(1).map_err(unavailable)?;
+            let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
+            events.push(EncodedEvent {
+                sequence: u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?,
+                bytes: Bytes::copy_from_slice(body),
+            });
         }
         Ok(events)
     }

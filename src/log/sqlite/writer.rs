@@ -12,8 +12,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::Clock;
 use super::batch::{Batch, write_batch};
 use super::retention::{RetentionJob, RetentionPlan};
-use crate::log::{AppendRequest, Appended, LogError, RetentionReport};
-use crate::proto::v1::Event;
+use crate::log::{AppendRequest, Appended, CommittedEvent, LogError, RetentionReport};
 
 /// Work for the writer thread.
 #[allow(
@@ -59,7 +58,7 @@ pub(super) struct Writer {
     next_sequence: u64,
     /// Published after each commit; read by `head()` and by `cursor_at`.
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<CommittedEvent>>,
     clock: Clock,
     dedup_window_ms: i64,
     group_commit_max: usize,
@@ -70,7 +69,7 @@ impl Writer {
         conn: Connection,
         last_sequence: u64,
         head: Arc<AtomicU64>,
-        events: broadcast::Sender<Arc<Event>>,
+        events: broadcast::Sender<Arc<CommittedEvent>>,
         clock: Clock,
         dedup_window_ms: i64,
         group_commit_max: usize,
