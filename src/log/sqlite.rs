@@ -135,7 +135,11 @@ impl SqliteEventLog {
     /// Opens (creating if needed) `events.sqlite3` under `config.path` and starts the writer
     /// thread. Blocking; call once at start-up.
     pub fn open(config: &StoreConfig) -> Result<SqliteEventLog, LogError> {
-        SqliteEventLog::open_with(config, SqliteOptions::default())
+        let options = SqliteOptions {
+            broadcast_capacity: config.live_events,
+            ..SqliteOptions::default()
+        };
+        SqliteEventLog::open_with(config, options)
     }
 
     /// [`SqliteEventLog::open`] with non-default tuning or clock.

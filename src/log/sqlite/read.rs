@@ -13,19 +13,25 @@ use super::schema;
 use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern};
 use crate::proto::v1::Event;
 
-/// Read-only connections kept for reuse; more are opened when all are busy.
+/// Read-only connections kept for reuse, and a bound on reads running at once.
 pub(super) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    /// Reads wait here rather than each opening a connection and taking a blocking thread:
+    /// with a thousand subscribers catching up at once, unbounded reads spent their time
+    /// opening connections (parsing the schema) and contending on two cores.
+    running: tokio::sync::Semaphore,
 }
 
 impl ReadPool {
     pub(super) fn new(path: PathBuf, max_idle: usize) -> ReadPool {
+        let max_idle = max_idle.max(1);
         ReadPool {
             path,
             idle: Mutex::new(Vec::with_capacity(max_idle)),
-            max_idle: max_idle.max(1),
+            max_idle,
+            running: tokio::sync::Semaphore::new(max_idle),
         }
     }
 
@@ -42,6 +48,8 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
     {
+        // Never closed, so this only waits.
+        let _running = self.running.acquire().await.map_err(|_| LogError::Closed)?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || pool.with_connection(read))
             .await
