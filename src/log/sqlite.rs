@@ -258,7 +258,11 @@ impl SqliteEventLog {
 #[async_trait]
 impl EventLog for SqliteEventLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
-        self.ask(|reply| Command::Append { request, reply }).await
+        // Encoded here, on the caller's thread: the writer thread is the serial part.
+        let request = batch::Prepared::new(request);
+        let outcome = self.ask(|reply| Command::Append { request, reply }).await?;
+        // Also here: the copy (when a subscriber still holds the event) and the drop.
+        Ok(outcome.into_appended())
     }
 
     async fn read_after(
