@@ -74,7 +74,8 @@ pub(super) enum Outcome {
     /// Shared with the live broadcast; the caller takes the event out (without a copy when no
     /// subscriber holds it any more).
     Stored(Arc<CommittedEvent>),
-    Duplicate(Event),
+    /// Boxed: duplicates are rare, and the common answer stays a pointer wide.
+    Duplicate(Box<Event>),
 }
 
 impl Outcome {
@@ -85,7 +86,7 @@ impl Outcome {
                 duplicate: false,
             },
             Outcome::Duplicate(event) => Appended {
-                event,
+                event: *event,
                 duplicate: true,
             },
         }
@@ -332,7 +333,7 @@ fn duplicate_of(
             }
         }
     };
-    Ok(Ok(Outcome::Duplicate(event)))
+    Ok(Ok(Outcome::Duplicate(Box::new(event))))
 }
 
 /// `<id>-<sequence>` for an id that is taken (the same state seen again, or an id redelivered
