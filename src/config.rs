@@ -181,6 +181,10 @@ pub struct StoreConfig {
     /// Most appends one group commit may hold.
     #[serde(default = "default_group_commit_max")]
     pub group_commit_max: usize,
+    /// Committed events kept in memory for live subscribers (shared by all of them); one that
+    /// falls further behind continues by reading the log.
+    #[serde(default = "default_live_events")]
+    pub live_events: usize,
 }
 
 /// `[streams]`: StreamEvents subscriptions.
@@ -193,6 +197,10 @@ pub struct StreamsConfig {
     /// Messages buffered per subscriber between the log and its connection.
     #[serde(default = "default_stream_buffer")]
     pub buffer: usize,
+    /// Encoded event bytes buffered per subscriber (a single larger event still goes alone);
+    /// bounds what a slow subscriber holds whatever the event sizes.
+    #[serde(default = "default_stream_buffer_bytes")]
+    pub buffer_bytes: usize,
     /// A subscriber that reads nothing for this many seconds while messages wait is ended with
     /// a status telling it where to resume.
     #[serde(default = "default_slow_subscriber_timeout")]
@@ -207,6 +215,10 @@ fn default_stream_buffer() -> usize {
     256
 }
 
+fn default_stream_buffer_bytes() -> usize {
+    crate::stream::DEFAULT_BUFFER_BYTES
+}
+
 fn default_slow_subscriber_timeout() -> u64 {
     60
 }
@@ -216,6 +228,7 @@ impl Default for StreamsConfig {
         StreamsConfig {
             heartbeat_seconds: default_heartbeat(),
             buffer: default_stream_buffer(),
+            buffer_bytes: default_stream_buffer_bytes(),
             slow_subscriber_timeout_seconds: default_slow_subscriber_timeout(),
         }
     }
@@ -249,6 +262,12 @@ fn default_group_commit_max() -> usize {
     1024
 }
 
+/// About four seconds at 1,000 events/s, so a subscriber that stalls briefly (a GC pause, a
+/// burst of other work) catches up from memory rather than with reads of its own.
+fn default_live_events() -> usize {
+    4096
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -259,6 +278,7 @@ impl Default for StoreConfig {
             retention_max_count: None,
             retention_interval_seconds: default_retention_interval(),
             group_commit_max: default_group_commit_max(),
+            live_events: default_live_events(),
         }
     }
 }
@@ -620,6 +640,12 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        if self.streams.buffer_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "streams.buffer_bytes",
+                "must be greater than 0",
+            ));
+        }
         if self.store.dedup_window_seconds == 0 {
             return Err(ConfigError::invalid(
                 "store.dedup_window_seconds",
@@ -638,6 +664,7 @@ impl Config {
                 self.store.retention_interval_seconds,
             ),
             ("store.group_commit_max", self.store.group_commit_max as u64),
+            ("store.live_events", self.store.live_events as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));

@@ -113,6 +113,7 @@ impl Server {
             pipeline,
             streams: StreamSettings {
                 buffer: config.streams.buffer,
+                buffer_bytes: config.streams.buffer_bytes,
                 heartbeat: Duration::from_secs(config.streams.heartbeat_seconds),
                 slow_subscriber_timeout: Duration::from_secs(
                     config.streams.slow_subscriber_timeout_seconds,

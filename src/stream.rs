@@ -7,16 +7,20 @@
 //! behind the broadcast ring (`Lagged`) goes back to reading the log from its cursor, so a slow
 //! subscriber costs a bounded amount of memory and never slows ingestion or other subscribers.
 //! One that stops reading altogether for `slow_subscriber_timeout` is ended with a resume cursor.
+//!
+//! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
+//! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
+//! A subscriber's buffer is bounded by count (`buffer`) and by bytes (`buffer_bytes`): what it
+//! holds costs at most one catch-up batch plus `buffer_bytes`, whatever the event sizes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::log::{EventFilter, EventLog, LogError};
-use crate::proto::v1::Event;
+use crate::log::{CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError};
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,10 @@ pub enum Start {
 pub struct StreamSettings {
     /// Items buffered between the producer and the client connection.
     pub buffer: usize,
+    /// Encoded event bytes buffered between the producer and the client connection; an event
+    /// larger than this still goes, alone. Live events' bytes are shared with other
+    /// subscribers, so this is a bound, not what each subscriber costs.
+    pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
     /// one batch of its own, so this bounds memory when many fall behind at once (`hooknorm
     /// bench --scenario fanout`: 512 peaked at ~2.5 GiB with 1,000 subscribers, 64 at ~1.3 GiB,
@@ -45,10 +53,16 @@ pub struct StreamSettings {
     pub slow_subscriber_timeout: Duration,
 }
 
+/// 64 KiB: about 40 events of 1.5 KiB. Small on purpose: a subscriber that is behind waits in
+/// the shared live ring (or reads the log), not in bytes of its own, and with 1,000 subscribers
+/// catching up this is what they hold (`hooknorm bench --scenario fanout`).
+pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
+
 impl Default for StreamSettings {
     fn default() -> Self {
         StreamSettings {
             buffer: 256,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
             catch_up_batch: 64,
             heartbeat: Duration::from_secs(15),
             slow_subscriber_timeout: Duration::from_secs(60),
@@ -59,9 +73,9 @@ impl Default for StreamSettings {
 /// One message to a subscriber.
 #[derive(Debug, Clone)]
 pub enum StreamItem {
-    /// Shared with the log's broadcast: a live event is not copied per subscriber while it
-    /// waits in their buffers (and the channel's slots stay small for heartbeats).
-    Event(Arc<Event>),
+    /// The event as stored; its bytes are shared with the log's broadcast and other
+    /// subscribers, not copied per subscriber.
+    Event(EncodedEvent),
     Heartbeat {
         head: u64,
         at: DateTime<Utc>,
@@ -121,8 +135,16 @@ pub fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
     }
 }
 
+/// One buffered message; while it exists it holds its share of the subscriber's byte budget,
+/// so drop it once it is written out.
+#[derive(Debug)]
+pub struct Queued {
+    pub item: StreamItem,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
 /// What the client side of a subscription receives.
-pub type Subscription = mpsc::Receiver<Result<StreamItem, StreamEnd>>;
+pub type Subscription = mpsc::Receiver<Result<Queued, StreamEnd>>;
 
 /// Starts a subscription task and returns its receiving end. Dropping the receiver ends the task.
 pub fn subscribe(
@@ -133,12 +155,18 @@ pub fn subscribe(
     shutdown: watch::Receiver<bool>,
 ) -> Subscription {
     let (tx, rx) = mpsc::channel(settings.buffer.max(1));
+    let budget_bytes = settings
+        .buffer_bytes
+        .clamp(1, Semaphore::MAX_PERMITS)
+        .min(u32::MAX as usize);
     tokio::spawn(async move {
         let mut producer = Producer {
             log,
             filter,
             settings,
             tx,
+            budget: Arc::new(Semaphore::new(budget_bytes)),
+            budget_bytes,
             shutdown,
             cursor: 0,
             last_sent_at: Instant::now(),
@@ -163,7 +191,11 @@ struct Producer {
     log: Arc<dyn EventLog>,
     filter: EventFilter,
     settings: StreamSettings,
-    tx: mpsc::Sender<Result<StreamItem, StreamEnd>>,
+    tx: mpsc::Sender<Result<Queued, StreamEnd>>,
+    /// Bytes of encoded events the subscriber's buffer may hold (permits are bytes).
+    budget: Arc<Semaphore>,
+    /// The budget's size; an event asks for at most this much.
+    budget_bytes: usize,
     shutdown: watch::Receiver<bool>,
     /// Highest sequence already examined (sent, or skipped by the filter).
     cursor: u64,
@@ -203,13 +235,13 @@ impl Producer {
             }
             let batch = self
                 .log
-                .read_after(self.cursor, &self.filter, self.settings.catch_up_batch)
+                .read_encoded_after(self.cursor, &self.filter, self.settings.catch_up_batch)
                 .await
                 .map_err(|error| self.log_end(error))?;
             let complete = batch.len() < self.settings.catch_up_batch;
             for event in batch {
                 let sequence = event.sequence;
-                self.send(StreamItem::Event(Arc::new(event))).await?;
+                self.send(StreamItem::Event(event)).await?;
                 self.cursor = self.cursor.max(sequence);
             }
             if complete {
@@ -221,33 +253,46 @@ impl Producer {
     }
 
     /// Forwards live events until the broadcast reports this subscriber lagged.
-    async fn follow(&mut self, live: &mut broadcast::Receiver<Arc<Event>>) -> Result<(), Stop> {
+    async fn follow(
+        &mut self,
+        live: &mut broadcast::Receiver<Arc<CommittedEvent>>,
+    ) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
             tokio::select! {
-                received = live.recv() => match received {
-                    Ok(event) => {
-                        if event.sequence <= self.cursor {
-                            continue;
+                received = live.recv() => {
+                    let mut received = received;
+                    // Everything already in the ring goes now, without a trip through `select!`
+                    // (and its timers) per event: with many subscribers that per-event overhead
+                    // was a large share of the fan-out's CPU.
+                    loop {
+                        match received {
+                            Ok(committed) => {
+                                if !self.forward(&committed).await? {
+                                    // Something was committed that this receiver did not see.
+                                    return Ok(());
+                                }
+                            }
+                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
+                                return Ok(());
+                            }
+                            Err(broadcast::error::RecvError::Closed) => {
+                                return Err(Stop::End(StreamEnd::ShuttingDown { resume_after: self.cursor }));
+                            }
                         }
-                        if event.sequence > self.cursor + 1 {
-                            // Something was committed that this receiver did not see: read it.
-                            return Ok(());
-                        }
-                        if self.filter.matches(&event) {
-                            self.send(StreamItem::Event(event.clone())).await?;
-                        }
-                        // Only after the send: a subscriber ended mid-send resumes before it.
-                        self.cursor = event.sequence;
+                        received = match live.try_recv() {
+                            Ok(committed) => Ok(committed),
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                                Err(broadcast::error::RecvError::Lagged(missed))
+                            }
+                            Err(broadcast::error::TryRecvError::Closed) => {
+                                Err(broadcast::error::RecvError::Closed)
+                            }
+                        };
                     }
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
-                        return Ok(());
-                    }
-                    Err(broadcast::error::RecvError::Closed) => {
-                        return Err(Stop::End(StreamEnd::ShuttingDown { resume_after: self.cursor }));
-                    }
-                },
+                }
                 () = tokio::time::sleep_until(heartbeat_at) => {
                     let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
                     self.send(item).await?;
@@ -258,19 +303,86 @@ impl Producer {
         }
     }
 
-    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space.
+    /// Sends one live event if it is next and matches; `false` when it is past the next
+    /// sequence (the receiver missed something and must read the log).
+    async fn forward(&mut self, committed: &CommittedEvent) -> Result<bool, Stop> {
+        let sequence = committed.encoded.sequence;
+        if sequence <= self.cursor {
+            return Ok(true);
+        }
+        if sequence > self.cursor + 1 {
+            return Ok(false);
+        }
+        if self.filter.matches(&committed.event) {
+            self.send(StreamItem::Event(committed.encoded.clone()))
+                .await?;
+        }
+        // Only after the send: a subscriber ended mid-send resumes before it.
+        self.cursor = sequence;
+        Ok(true)
+    }
+
+    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space (a free
+    /// slot and, for an event, its bytes within the budget).
     async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
-        let permit = tokio::select! {
-            permit = self.tx.reserve() => permit.map_err(|_| Stop::ClientGone)?,
-            () = tokio::time::sleep(self.settings.slow_subscriber_timeout) => {
-                return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
+        let cost = match &item {
+            StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
+            StreamItem::Heartbeat { .. } => None,
+        };
+        // Fast path, the usual case: room right now, so no timer is armed.
+        let held = match cost {
+            Some(cost) => Arc::clone(&self.budget)
+                .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                .ok(),
+            None => None,
+        };
+        if held.is_some() || cost.is_none() {
+            match self.tx.try_reserve() {
+                Ok(permit) => {
+                    permit.send(Ok(Queued {
+                        item,
+                        _budget: held,
+                    }));
+                    self.last_sent_at = Instant::now();
+                    return Ok(());
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::ClientGone),
+                Err(mpsc::error::TrySendError::Full(())) => {}
             }
-            changed = self.shutdown.changed() => {
-                self.on_shutdown_change(changed.is_err())?;
-                self.tx.reserve().await.map_err(|_| Stop::ClientGone)?
+        }
+        let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
+        tokio::pin!(deadline);
+        let budget = Arc::clone(&self.budget);
+        let tx = self.tx.clone();
+        let space = async move {
+            let held = match (held, cost) {
+                (Some(held), _) => Some(held),
+                // The semaphore is never closed; `MAX_PERMITS` and u32 bound `cost`.
+                (None, Some(cost)) => Some(
+                    budget
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|_| Stop::ClientGone)?,
+                ),
+                (None, None) => None,
+            };
+            let permit = tx.reserve_owned().await.map_err(|_| Stop::ClientGone)?;
+            Ok::<_, Stop>((held, permit))
+        };
+        tokio::pin!(space);
+        let (held, permit) = loop {
+            tokio::select! {
+                ready = &mut space => break ready?,
+                () = &mut deadline => {
+                    return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
+                }
+                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
             }
         };
-        permit.send(Ok(item));
+        permit.send(Ok(Queued {
+            item,
+            _budget: held,
+        }));
         self.last_sent_at = Instant::now();
         Ok(())
     }
@@ -299,5 +411,143 @@ impl Producer {
             resume_after: self.cursor,
             error,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::log::sqlite::SqliteEventLog;
+    use crate::log::{AppendRequest, DedupRule};
+    use crate::proto::v1::Event;
+
+    fn open_log(dir: &tempfile::TempDir) -> Arc<dyn EventLog> {
+        let config = StoreConfig {
+            path: dir.path().to_path_buf(),
+            ..StoreConfig::default()
+        };
+        Arc::new(SqliteEventLog::open(&config).unwrap())
+    }
+
+    fn event(id: &str, padding: usize) -> Event {
+        Event {
+            id: id.to_owned(),
+            source: "gigs".to_owned(),
+            r#type: "subscription.activated".to_owned(),
+            provider_event_type: "x".repeat(padding),
+            ..Event::default()
+        }
+    }
+
+    async fn append(log: &Arc<dyn EventLog>, event: Event) -> Event {
+        let request = AppendRequest {
+            event,
+            dedup: DedupRule::EventId,
+        };
+        log.append(request).await.unwrap().event
+    }
+
+    fn settings() -> StreamSettings {
+        StreamSettings {
+            heartbeat: Duration::from_secs(3600),
+            ..StreamSettings::default()
+        }
+    }
+
+    async fn next_event(subscription: &mut Subscription) -> EncodedEvent {
+        let queued = tokio::time::timeout(Duration::from_secs(10), subscription.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        match queued.item {
+            StreamItem::Event(event) => event,
+            StreamItem::Heartbeat { .. } => panic!("expected an event"),
+        }
+    }
+
+    #[tokio::test]
+    async fn replayed_and_live_bytes_decode_to_exactly_the_stored_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir);
+        let stored = append(&log, event("evt_1", 10)).await;
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::Earliest,
+            settings(),
+            shutdown,
+        );
+        let replayed = next_event(&mut subscription).await;
+        let live_stored = append(&log, event("evt_2", 10)).await;
+        let live = next_event(&mut subscription).await;
+        for (encoded, stored) in [(replayed, stored), (live, live_stored)] {
+            assert_eq!(encoded.sequence, stored.sequence);
+            assert_eq!(Event::decode(encoded.bytes.clone()).unwrap(), stored);
+            let listed = log.get(&stored.id).await.unwrap().unwrap();
+            assert_eq!(Event::decode(encoded.bytes).unwrap(), listed);
+        }
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_read_holds_at_most_its_byte_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir);
+        // 32 events of ~16 KiB: 512 KiB in all, far over the budget but under the count bound.
+        for index in 0..32 {
+            append(&log, event(&format!("evt_{index}"), 16 * 1024)).await;
+        }
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::Earliest,
+            StreamSettings {
+                buffer: 256,
+                buffer_bytes: 40 * 1024,
+                ..settings()
+            },
+            shutdown,
+        );
+        // Let the producer fill what it may.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(subscription.len(), 2, "two 16 KiB events fit in 40 KiB");
+        // Reading frees room for more, in order, until everything has arrived.
+        let mut sequences = Vec::new();
+        while sequences.len() < 32 {
+            sequences.push(next_event(&mut subscription).await.sequence);
+            assert!(subscription.len() <= 2);
+        }
+        assert_eq!(sequences, (1..=32).collect::<Vec<u64>>());
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_event_larger_than_the_budget_still_goes_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir);
+        append(&log, event("evt_big", 64 * 1024)).await;
+        append(&log, event("evt_small", 10)).await;
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::Earliest,
+            StreamSettings {
+                buffer_bytes: 1024,
+                ..settings()
+            },
+            shutdown,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(subscription.len(), 1);
+        assert_eq!(next_event(&mut subscription).await.sequence, 1);
+        assert_eq!(next_event(&mut subscription).await.sequence, 2);
+        log.close().await;
     }
 }

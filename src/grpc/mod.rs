@@ -3,10 +3,12 @@
 
 mod convert;
 mod oversize;
+mod stream_events;
 
 use std::collections::HashMap;
 use std::pin::Pin;
 
+use prost::Message as _;
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Request, Response, Status};
@@ -18,14 +20,15 @@ use crate::pipeline::{Pipeline, PipelineError};
 use crate::proto::v1::normalizer_service_server::{NormalizerService, NormalizerServiceServer};
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
-    GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest, ListEventsResponse,
+    Event, GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest, ListEventsResponse,
     StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
     VerifyAndNormalizeResponse,
 };
-use crate::stream::{StreamEnd, StreamItem, StreamSettings};
+use crate::stream::{StreamEnd, StreamItem, StreamSettings, Subscription};
 
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
+pub use stream_events::{FrameCodec, STREAM_EVENTS_PATH, StreamEventsRoute};
 
 /// `hooknorm.v1.NormalizerService` over a [`Pipeline`].
 #[derive(Debug, Clone)]
@@ -52,18 +55,53 @@ impl NormalizerGrpc {
     /// The tonic server for this service. Messages somewhat over the body limit still reach the
     /// pipeline (which names the size); larger ones are refused while decoding, without being
     /// buffered, and get the same `PAYLOAD_TOO_LARGE`. Outgoing messages may be as large as the
-    /// largest stored event or a full ListEvents page, whichever is larger.
-    pub fn into_server(self) -> OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>> {
+    /// largest stored event or a full ListEvents page, whichever is larger. StreamEvents is
+    /// served from pre-encoded frames ([`StreamEventsRoute`]).
+    pub fn into_server(
+        self,
+    ) -> StreamEventsRoute<OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>>> {
         let max_body = self.pipeline.max_body_bytes();
         let decode_limit = max_body
             .saturating_mul(2)
             .max(max_body.saturating_add(1 << 20));
         let encode_limit =
             list_page_bytes(self.pipeline.max_event_bytes()).saturating_add(MESSAGE_OVERHEAD_BYTES);
-        let server = NormalizerServiceServer::new(self)
+        let server = NormalizerServiceServer::new(self.clone())
             .max_decoding_message_size(decode_limit)
             .max_encoding_message_size(encode_limit);
-        OversizeAsPayloadTooLarge::new(server, max_body)
+        StreamEventsRoute::new(
+            OversizeAsPayloadTooLarge::new(server, max_body),
+            self,
+            decode_limit,
+            encode_limit,
+        )
+    }
+
+    /// Validates a StreamEvents request and starts its subscription.
+    fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
+        let filter = convert::filter(request.filter).map_err(invalid_request)?;
+        let start = convert::start(request.start).map_err(invalid_request)?;
+        if *self.shutdown.borrow() {
+            return Err(status(
+                Reason::ShuttingDown,
+                "server is shutting down".into(),
+                HashMap::new(),
+            ));
+        }
+        crate::stream::check_start(self.pipeline.log().as_ref(), start).map_err(|error| {
+            status(
+                Reason::CursorOutOfRange,
+                error.to_string(),
+                HashMap::from([("head_sequence".to_owned(), error.head().to_string())]),
+            )
+        })?;
+        Ok(crate::stream::subscribe(
+            self.pipeline.log().clone(),
+            filter,
+            start,
+            self.streams,
+            self.shutdown.clone(),
+        ))
     }
 }
 
@@ -140,45 +178,32 @@ impl NormalizerService for NormalizerGrpc {
 
     type StreamEventsStream = EventStream;
 
+    /// Reached only when this service is mounted without [`StreamEventsRoute`] (which
+    /// `into_server` puts in front): decodes each stored event for tonic to encode again.
     async fn stream_events(
         &self,
         request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let request = request.into_inner();
-        let filter = convert::filter(request.filter).map_err(invalid_request)?;
-        let start = convert::start(request.start).map_err(invalid_request)?;
-        if *self.shutdown.borrow() {
-            return Err(status(
-                Reason::ShuttingDown,
-                "server is shutting down".into(),
-                HashMap::new(),
-            ));
-        }
-        crate::stream::check_start(self.pipeline.log().as_ref(), start).map_err(|error| {
-            status(
-                Reason::CursorOutOfRange,
-                error.to_string(),
-                HashMap::from([("head_sequence".to_owned(), error.head().to_string())]),
-            )
-        })?;
-        let subscription = crate::stream::subscribe(
-            self.pipeline.log().clone(),
-            filter,
-            start,
-            self.streams,
-            self.shutdown.clone(),
-        );
-        let stream = ReceiverStream::new(subscription).map(|item| match item {
-            Ok(StreamItem::Event(event)) => Ok(StreamEventsResponse {
-                // Copied only here, as it is encoded; the last subscriber takes it without a copy.
-                message: Some(Message::Event(std::sync::Arc::unwrap_or_clone(event))),
-            }),
-            Ok(StreamItem::Heartbeat { head, at }) => Ok(StreamEventsResponse {
-                message: Some(Message::Heartbeat(Heartbeat {
-                    head_sequence: head,
-                    sent_at: Some(crate::event::timestamp(at)),
-                })),
-            }),
+        let subscription = self.open_stream(request.into_inner())?;
+        let stream = ReceiverStream::new(subscription).map(|queued| match queued {
+            Ok(queued) => match queued.item {
+                StreamItem::Event(event) => Event::decode(event.bytes)
+                    .map(|event| StreamEventsResponse {
+                        message: Some(Message::Event(event)),
+                    })
+                    .map_err(|error| {
+                        log_status(&LogError::Corrupt {
+                            sequence: event.sequence,
+                            reason: error.to_string(),
+                        })
+                    }),
+                StreamItem::Heartbeat { head, at } => Ok(StreamEventsResponse {
+                    message: Some(Message::Heartbeat(Heartbeat {
+                        head_sequence: head,
+                        sent_at: Some(crate::event::timestamp(at)),
+                    })),
+                }),
+            },
             Err(end) => Err(stream_end_status(&end)),
         });
         Ok(Response::new(Box::pin(stream)))

@@ -11,7 +11,9 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use prost::Message;
 use tokio::sync::broadcast;
 
 use crate::proto::v1::Event;
@@ -44,6 +46,33 @@ pub struct Appended {
     /// The stored event with its sequence; for a duplicate, the event as first stored.
     pub event: Event,
     pub duplicate: bool,
+}
+
+/// A stored event as subscribers receive it: its prost encoding (sequence included), made once
+/// when it is stored and shared, never copied, by every subscriber it is sent to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedEvent {
+    pub sequence: u64,
+    /// The encoded `hooknorm.v1.Event`; cloning it bumps a reference count.
+    pub bytes: Bytes,
+}
+
+impl EncodedEvent {
+    /// Encodes `event` (whose sequence must already be assigned).
+    pub fn encode(event: &Event) -> EncodedEvent {
+        EncodedEvent {
+            sequence: event.sequence,
+            bytes: Bytes::from(event.encode_to_vec()),
+        }
+    }
+}
+
+/// A just-committed event as the live broadcast carries it: the event, for filters to look at,
+/// and its encoding, for subscribers to send.
+#[derive(Debug, Clone)]
+pub struct CommittedEvent {
+    pub event: Event,
+    pub encoded: EncodedEvent,
 }
 
 /// Why the log could not do what was asked.
@@ -82,6 +111,18 @@ pub trait EventLog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Event>, LogError>;
 
+    /// [`EventLog::read_after`] as encoded events, the form subscribers send. Backends that
+    /// store the encoding return it as stored, without decoding; this default encodes.
+    async fn read_encoded_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<EncodedEvent>, LogError> {
+        let events = self.read_after(after, filter, limit).await?;
+        Ok(events.iter().map(EncodedEvent::encode).collect())
+    }
+
     /// Up to `limit` matching events with sequence less than `before` (all when `None`), newest
     /// first.
     async fn list(
@@ -103,7 +144,7 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Events as they are committed, in sequence order. A receiver that falls more than the
     /// channel's capacity behind gets `Lagged` and must continue from `read_after`.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>>;
+    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>>;
 
     /// Removes events past the configured retention and dedup keys past the dedup window.
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError>;

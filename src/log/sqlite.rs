@@ -55,7 +55,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::StoreConfig;
-use crate::log::{AppendRequest, Appended, EventFilter, EventLog, LogError, RetentionReport};
+use crate::log::{
+    AppendRequest, Appended, CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError,
+    RetentionReport,
+};
 use crate::proto::v1::Event;
 
 use read::{Range, ReadPool};
@@ -161,7 +164,7 @@ pub struct SqliteEventLog {
     /// Taken by the first `close`; an async mutex so a second `close` waits for the first.
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<CommittedEvent>>,
     reads: Arc<ReadPool>,
     clock: Clock,
     dedup_window_ms: i64,
@@ -182,7 +185,11 @@ impl SqliteEventLog {
     /// Opens (creating if needed) `events.sqlite3` under `config.path` and starts the writer
     /// thread. Blocking; call once at start-up.
     pub fn open(config: &StoreConfig) -> Result<SqliteEventLog, LogError> {
-        SqliteEventLog::open_with(config, SqliteOptions::default())
+        let options = SqliteOptions {
+            broadcast_capacity: config.live_events,
+            ..SqliteOptions::default()
+        };
+        SqliteEventLog::open_with(config, options)
     }
 
     /// [`SqliteEventLog::open`] with non-default tuning or clock.
@@ -306,7 +313,11 @@ impl SqliteEventLog {
 #[async_trait]
 impl EventLog for SqliteEventLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
-        self.ask(|reply| Command::Append { request, reply }).await
+        // Encoded here, on the caller's thread: the writer thread is the serial part.
+        let request = batch::Prepared::new(request);
+        let outcome = self.ask(|reply| Command::Append { request, reply }).await?;
+        // Also here: the copy (when a subscriber still holds the event) and the drop.
+        Ok(outcome.into_appended())
     }
 
     async fn read_after(
@@ -319,6 +330,19 @@ impl EventLog for SqliteEventLog {
             return Ok(Vec::new());
         };
         self.reads.run(move |conn| query.run(conn)).await
+    }
+
+    async fn read_encoded_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<Vec<EncodedEvent>, LogError> {
+        let Some(query) = read::EventQuery::build(filter, Range::After(after), limit) else {
+            return Ok(Vec::new());
+        };
+        // The stored body is the encoding subscribers send, so it is passed on as read.
+        self.reads.run(move |conn| query.run_encoded(conn)).await
     }
 
     async fn list(
@@ -356,7 +380,7 @@ impl EventLog for SqliteEventLog {
         self.head.load(Ordering::Acquire)
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
         self.events.subscribe()
     }
 

@@ -2,15 +2,96 @@
 //! one transaction.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
-use prost::Message;
+use bytes::Bytes;
+
 use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 
 use super::read::decode;
 use super::schema::{sequence_column, sequence_to_sql};
 use crate::event::from_timestamp;
-use crate::log::{AppendRequest, Appended, DedupRule, LogError};
+use prost::Message;
+
+use crate::log::{AppendRequest, Appended, CommittedEvent, DedupRule, EncodedEvent, LogError};
 use crate::proto::v1::Event;
+
+/// An append as the writer receives it: the request, and the event already encoded by the
+/// caller (on its own thread, not the writer's) without a sequence.
+pub(super) struct Prepared {
+    pub request: AppendRequest,
+    encoded: PreEncoded,
+}
+
+impl Prepared {
+    /// Encodes `request.event` with sequence 0 (the field is left out) for the writer to splice
+    /// the sequence into.
+    pub fn new(mut request: AppendRequest) -> Prepared {
+        request.event.sequence = 0;
+        let bytes = request.event.encode_to_vec();
+        let traceparent = &request.event.traceparent;
+        let tail = if traceparent.is_empty() {
+            0
+        } else {
+            prost::encoding::string::encoded_len(TRACEPARENT_FIELD, traceparent)
+        };
+        Prepared {
+            encoded: PreEncoded {
+                split: bytes.len() - tail,
+                bytes,
+            },
+            request,
+        }
+    }
+}
+
+/// An event encoded without its sequence.
+struct PreEncoded {
+    bytes: Vec<u8>,
+    /// Where the sequence field goes: before `traceparent`, the only field numbered after it.
+    split: usize,
+}
+
+impl PreEncoded {
+    /// The event's encoding with `sequence` set: what `encode_to_vec` gives for the event with
+    /// that sequence, at the cost of a copy.
+    fn with_sequence(&self, sequence: u64) -> Bytes {
+        let mut body = Vec::with_capacity(self.bytes.len() + 11);
+        body.extend_from_slice(&self.bytes[..self.split]);
+        prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, &mut body);
+        body.extend_from_slice(&self.bytes[self.split..]);
+        Bytes::from(body)
+    }
+}
+
+/// `Event.sequence` and `Event.traceparent`, the two highest field numbers (prost writes fields
+/// in number order; `prepared_encoding_matches_prost` checks the splice).
+const SEQUENCE_FIELD: u32 = 17;
+const TRACEPARENT_FIELD: u32 = 18;
+
+/// What one append did, as the writer reports it.
+pub(super) enum Outcome {
+    /// Shared with the live broadcast; the caller takes the event out (without a copy when no
+    /// subscriber holds it any more).
+    Stored(Arc<CommittedEvent>),
+    /// Boxed: duplicates are rare, and the common answer stays a pointer wide.
+    Duplicate(Box<Event>),
+}
+
+impl Outcome {
+    pub fn into_appended(self) -> Appended {
+        match self {
+            Outcome::Stored(committed) => Appended {
+                event: Arc::unwrap_or_clone(committed).event,
+                duplicate: false,
+            },
+            Outcome::Duplicate(event) => Appended {
+                event: *event,
+                duplicate: true,
+            },
+        }
+    }
+}
 
 /// State shared by the appends of one batch.
 pub(super) struct Batch<'a> {
@@ -18,8 +99,9 @@ pub(super) struct Batch<'a> {
     /// Dedup keys created at or after this are within the window.
     pub fresh_since_ms: i64,
     pub next_sequence: &'a mut u64,
-    /// Events this batch stored, in sequence order (to broadcast after commit).
-    pub stored: &'a mut Vec<Event>,
+    /// Events this batch stored, with the encoding written to `body`, in sequence order (to
+    /// broadcast after commit).
+    pub stored: &'a mut Vec<Arc<CommittedEvent>>,
     /// Sequence -> index in `stored`: a duplicate of an event of the same batch is answered
     /// from memory rather than decoded back.
     pub stored_index: HashMap<u64, usize>,
@@ -59,9 +141,9 @@ impl<'c> Statements<'c> {
 /// transaction failed and rolled back.
 pub(super) fn write_batch(
     conn: &mut Connection,
-    requests: impl Iterator<Item = AppendRequest>,
+    requests: impl Iterator<Item = Prepared>,
     batch: &mut Batch<'_>,
-) -> rusqlite::Result<Vec<Result<Appended, LogError>>> {
+) -> rusqlite::Result<Vec<Result<Outcome, LogError>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(requests.size_hint().0);
     {
@@ -87,17 +169,22 @@ struct DedupEntry {
 /// the batch; the inner one concerns this append only.
 fn append_one(
     statements: &mut Statements<'_>,
-    request: AppendRequest,
+    prepared: Prepared,
     batch: &mut Batch<'_>,
-) -> rusqlite::Result<Result<Appended, LogError>> {
-    let AppendRequest { mut event, dedup } = request;
+) -> rusqlite::Result<Result<Outcome, LogError>> {
+    let Prepared {
+        request: AppendRequest { mut event, dedup },
+        encoded,
+    } = prepared;
     let fingerprint = std::mem::take(&mut event.id);
     let sequence = *batch.next_sequence;
     if fingerprint.is_empty() {
-        // Nothing to recognize it by: always new, named by its sequence.
+        // Nothing to recognize it by: always new, named by its sequence (so the caller's
+        // encoding, with another id, cannot be used).
         event.id = sequence.to_string();
-        return store(statements, event, None, batch).map(Ok);
+        return store(statements, event, None, None, batch).map(Ok);
     }
+
     // Earlier appends of this batch are visible here: the transaction reads its own writes.
     let key = match &dedup {
         DedupRule::EventId => format!("id:{fingerprint}"),
@@ -113,7 +200,14 @@ fn append_one(
         }
     }
     event.id.clone_from(&fingerprint);
-    store(statements, event, Some((&key, &fingerprint)), batch).map(Ok)
+    store(
+        statements,
+        event,
+        Some(&encoded),
+        Some((&key, &fingerprint)),
+        batch,
+    )
+    .map(Ok)
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events \
@@ -128,9 +222,10 @@ const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
 fn store(
     statements: &mut Statements<'_>,
     mut event: Event,
+    pre_encoded: Option<&PreEncoded>,
     dedup: Option<(&str, &str)>,
     batch: &mut Batch<'_>,
-) -> rusqlite::Result<Appended> {
+) -> rusqlite::Result<Outcome> {
     let sequence = *batch.next_sequence;
     let sql_sequence = sequence_to_sql(sequence)?;
     event.sequence = sequence;
@@ -139,7 +234,7 @@ fn store(
         .as_ref()
         .and_then(from_timestamp)
         .map_or(batch.now_ms, |time| time.timestamp_millis());
-    let insert = |statement: &mut CachedStatement<'_>, event: &Event| {
+    let insert = |statement: &mut CachedStatement<'_>, event: &Event, body: &[u8]| {
         statement.execute((
             sql_sequence,
             &event.id,
@@ -147,14 +242,32 @@ fn store(
             &event.source,
             &event.r#type,
             received_at_ms,
-            event.encode_to_vec(),
+            body,
         ))
+    };
+    // Encoded once: the same bytes are the stored body and what every subscriber is sent.
+    let mut encoded = match pre_encoded {
+        Some(pre_encoded) => EncodedEvent {
+            sequence,
+            bytes: pre_encoded.with_sequence(sequence),
+        },
+        None => EncodedEvent::encode(&event),
     };
     // Optimistic: the id is almost always free, and the unique index answers that while
     // inserting, saving a separate lookup per append.
-    if insert(&mut statements.insert_event_if_id_free, &event)? == 0 {
+    if insert(
+        &mut statements.insert_event_if_id_free,
+        &event,
+        &encoded.bytes,
+    )? == 0
+    {
         event.id = unique_id(statements.conn, &event.id, sequence)?;
-        insert(&mut statements.conn.prepare_cached(INSERT_EVENT)?, &event)?;
+        encoded = EncodedEvent::encode(&event);
+        insert(
+            &mut statements.conn.prepare_cached(INSERT_EVENT)?,
+            &event,
+            &encoded.bytes,
+        )?;
     }
     for resource in event.subject.iter().chain(&event.related) {
         statements
@@ -168,12 +281,9 @@ fn store(
     }
     *batch.next_sequence += 1;
     batch.stored_index.insert(sequence, batch.stored.len());
-    let appended = Appended {
-        event: event.clone(),
-        duplicate: false,
-    };
-    batch.stored.push(event);
-    Ok(appended)
+    let committed = Arc::new(CommittedEvent { event, encoded });
+    batch.stored.push(Arc::clone(&committed));
+    Ok(Outcome::Stored(committed))
 }
 
 fn dedup_entry(statements: &mut Statements<'_>, key: &str) -> rusqlite::Result<Option<DedupEntry>> {
@@ -195,13 +305,13 @@ fn duplicate_of(
     conn: &Connection,
     known: DedupEntry,
     batch: &Batch<'_>,
-) -> rusqlite::Result<Result<Appended, LogError>> {
+) -> rusqlite::Result<Result<Outcome, LogError>> {
     let in_batch = batch
         .stored_index
         .get(&known.sequence)
         .and_then(|index| batch.stored.get(*index));
     let event = match in_batch {
-        Some(event) => event.clone(),
+        Some(committed) => committed.event.clone(),
         None => {
             let body: Option<Vec<u8>> = conn
                 .prepare_cached("SELECT body FROM events WHERE sequence = ?1")?
@@ -223,10 +333,7 @@ fn duplicate_of(
             }
         }
     };
-    Ok(Ok(Appended {
-        event,
-        duplicate: true,
-    }))
+    Ok(Ok(Outcome::Duplicate(Box::new(event))))
 }
 
 /// `<id>-<sequence>` for an id that is taken (the same state seen again, or an id redelivered
@@ -244,4 +351,42 @@ fn unique_id(conn: &Connection, fingerprint: &str, sequence: u64) -> rusqlite::R
 fn id_taken(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
     conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
         .exists([id])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::v1::ResourceRef;
+
+    #[test]
+    fn prepared_encoding_matches_prost() {
+        for traceparent in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let mut event = Event {
+                id: "evt_1".to_owned(),
+                source: "gigs".to_owned(),
+                r#type: "subscription.activated".to_owned(),
+                subject: Some(ResourceRef {
+                    kind: "subscription".to_owned(),
+                    id: "sub_1".to_owned(),
+                }),
+                traceparent: traceparent.to_owned(),
+                sequence: 99,
+                ..Event::default()
+            };
+            let prepared = Prepared::new(AppendRequest {
+                event: event.clone(),
+                dedup: DedupRule::EventId,
+            });
+            for sequence in [1, 127, 128, 1 << 40] {
+                event.sequence = sequence;
+                assert_eq!(
+                    prepared.encoded.with_sequence(sequence),
+                    event.encode_to_vec()
+                );
+            }
+        }
+    }
 }

@@ -4,27 +4,34 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::Bytes;
 use prost::Message;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::schema;
-use crate::log::{EventFilter, LogError, TypePattern};
+use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern};
 use crate::proto::v1::Event;
 
-/// Read-only connections kept for reuse; more are opened when all are busy.
+/// Read-only connections kept for reuse, and a bound on reads running at once.
 pub(super) struct ReadPool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     max_idle: usize,
+    /// Reads wait here rather than each opening a connection and taking a blocking thread:
+    /// with a thousand subscribers catching up at once, unbounded reads spent their time
+    /// opening connections (parsing the schema) and contending on two cores.
+    running: tokio::sync::Semaphore,
 }
 
 impl ReadPool {
     pub(super) fn new(path: PathBuf, max_idle: usize) -> ReadPool {
+        let max_idle = max_idle.max(1);
         ReadPool {
             path,
             idle: Mutex::new(Vec::with_capacity(max_idle)),
-            max_idle: max_idle.max(1),
+            max_idle,
+            running: tokio::sync::Semaphore::new(max_idle),
         }
     }
 
@@ -41,6 +48,8 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
     {
+        // Never closed, so this only waits.
+        let _running = self.running.acquire().await.map_err(|_| LogError::Closed)?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || pool.with_connection(read))
             .await
@@ -172,6 +181,26 @@ impl EventQuery {
         let mut events = Vec::new();
         while let Some(row) = rows.next().map_err(unavailable)? {
             events.push(decode_row(row)?);
+        }
+        Ok(events)
+    }
+
+    /// As [`EventQuery::run`], returning each stored body as it is (one copy out of SQLite's
+    /// page, no decode): the writer stored exactly the encoding subscribers send.
+    pub(super) fn run_encoded(&self, conn: &Connection) -> Result<Vec<EncodedEvent>, LogError> {
+        let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
+        let mut rows = statement
+            .query(params_from_iter(self.params.iter()))
+            .map_err(unavailable)?;
+        let mut events = Vec::new();
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let sequence: i64 = row.get(0).map_err(unavailable)?;
+            let body = row.get_ref(1).map_err(unavailable)?;
+            let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
+            events.push(EncodedEvent {
+                sequence: u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?,
+                bytes: Bytes::copy_from_slice(body),
+            });
         }
         Ok(events)
     }

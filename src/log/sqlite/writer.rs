@@ -10,10 +10,9 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::Clock;
-use super::batch::{Batch, write_batch};
+use super::batch::{Batch, Outcome, Prepared, write_batch};
 use super::retention::{RetentionJob, RetentionPlan};
-use crate::log::{AppendRequest, Appended, LogError, RetentionReport};
-use crate::proto::v1::Event;
+use crate::log::{CommittedEvent, LogError, RetentionReport};
 
 /// Work for the writer thread.
 #[allow(
@@ -22,8 +21,8 @@ use crate::proto::v1::Event;
 )]
 pub(super) enum Command {
     Append {
-        request: AppendRequest,
-        reply: oneshot::Sender<Result<Appended, LogError>>,
+        request: Prepared,
+        reply: oneshot::Sender<Result<Outcome, LogError>>,
     },
     /// Anything else; runs after the batch being collected commits.
     Control(Control),
@@ -51,7 +50,7 @@ pub(super) enum Control {
     },
 }
 
-type AppendReply = oneshot::Sender<Result<Appended, LogError>>;
+type AppendReply = oneshot::Sender<Result<Outcome, LogError>>;
 
 pub(super) struct Writer {
     conn: Connection,
@@ -59,7 +58,7 @@ pub(super) struct Writer {
     next_sequence: u64,
     /// Published after each commit; read by `head()` and by `cursor_at`.
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<Event>>,
+    events: broadcast::Sender<Arc<CommittedEvent>>,
     clock: Clock,
     dedup_window_ms: i64,
     group_commit_max: usize,
@@ -70,7 +69,7 @@ impl Writer {
         conn: Connection,
         last_sequence: u64,
         head: Arc<AtomicU64>,
-        events: broadcast::Sender<Arc<Event>>,
+        events: broadcast::Sender<Arc<CommittedEvent>>,
         clock: Clock,
         dedup_window_ms: i64,
         group_commit_max: usize,
@@ -182,7 +181,7 @@ impl Writer {
     /// Stores the batch in one transaction, then publishes and answers. On failure nothing of
     /// the batch is stored, every append in it gets `Unavailable`, and its sequences are
     /// handed out again (no one ever saw them).
-    fn commit_batch(&mut self, requests: &mut Vec<AppendRequest>, replies: &mut Vec<AppendReply>) {
+    fn commit_batch(&mut self, requests: &mut Vec<Prepared>, replies: &mut Vec<AppendReply>) {
         let count = requests.len();
         let now_ms = (self.clock)().timestamp_millis();
         let first_sequence = self.next_sequence;
@@ -205,9 +204,9 @@ impl Writer {
                     // at least as new.
                     self.head.store(self.next_sequence - 1, Ordering::Release);
                 }
-                for event in stored {
+                for committed in stored {
                     // No subscribers is fine: the event is durable and readable.
-                    let _ = self.events.send(Arc::new(event));
+                    let _ = self.events.send(committed);
                 }
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; the event is stored all the same.
@@ -249,7 +248,7 @@ impl Writer {
 /// Appends go into the batch; anything else runs after the batch commits.
 fn route(
     command: Command,
-    requests: &mut Vec<AppendRequest>,
+    requests: &mut Vec<Prepared>,
     replies: &mut Vec<AppendReply>,
     controls: &mut Vec<Control>,
 ) {
