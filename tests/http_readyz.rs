@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use common::http::*;
 use common::*;
-use hooknorm::log::{AppendRequest, Appended, EventFilter, EventLog, LogError, RetentionReport};
+use hooknorm::log::{
+    AppendRequest, Appended, CommittedEvent, EventFilter, EventLog, LogError, RetentionReport,
+};
 use hooknorm::proto::v1::Event;
 use tokio::sync::{broadcast, watch};
 
@@ -53,7 +55,7 @@ impl EventLog for GatedLog {
     fn head(&self) -> u64 {
         self.inner.head()
     }
-    fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
         self.inner.subscribe()
     }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
