@@ -341,16 +341,20 @@ pub fn from_epoch(number: f64) -> Option<DateTime<Utc>> {
     if !number.is_finite() {
         return None;
     }
-    let seconds = if number.abs() >= EPOCH_MILLIS_FROM {
-        number / 1000.0
+    // Milliseconds are split in whole milliseconds, not divided: `1741083330512 / 1000.0` is
+    // not exact in f64 and would put stray nanoseconds on a whole-millisecond time.
+    let (unit, per_second) = if number.abs() >= EPOCH_MILLIS_FROM {
+        (1e6, 1000.0)
     } else {
-        number
+        (1e9, 1.0)
     };
-    let mut whole = seconds.floor();
-    let mut nanos = ((seconds - whole) * 1e9).round();
+    let whole_units = number.floor();
+    let mut whole = (whole_units / per_second).floor();
+    let mut nanos =
+        (whole_units - whole * per_second) * unit + ((number - whole_units) * unit).round();
     if nanos >= 1e9 {
         whole += 1.0;
-        nanos = 0.0;
+        nanos -= 1e9;
     }
     // Out-of-range values saturate in the cast and are then refused by chrono.
     DateTime::from_timestamp(whole as i64, nanos as u32)

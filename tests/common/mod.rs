@@ -273,6 +273,14 @@ pub fn reason_of(status: &tonic::Status) -> (String, String) {
     (info.reason, info.domain)
 }
 
+/// An event as canonical proto3 JSON (as `hooknorm send` prints it): field names in lowerCamelCase,
+/// enums by name, timestamps in RFC 3339, the `detail` oneof under its variant's name.
+pub fn event_json(event: &hooknorm::proto::v1::Event) -> serde_json::Value {
+    let text =
+        hooknorm::cli::output::to_json("hooknorm.v1.Event", event, false).expect("event renders");
+    serde_json::from_str(&text).expect("rendered event is json")
+}
+
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }

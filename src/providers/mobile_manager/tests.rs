@@ -49,6 +49,14 @@ const FIXTURES: &[(&str, &str)] = &[
         "mobile_manager/alert.off.json",
         include_str!("../../../tests/fixtures/mobile_manager/alert.off.json"),
     ),
+    (
+        "mobile_manager/doc.orders-update.json",
+        include_str!("../../../tests/fixtures/mobile_manager/doc.orders-update.json"),
+    ),
+    (
+        "mobile_manager/doc.alert.json",
+        include_str!("../../../tests/fixtures/mobile_manager/doc.alert.json"),
+    ),
 ];
 
 #[test]
