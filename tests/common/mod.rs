@@ -285,6 +285,14 @@ pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `tests/fixtures/event_types.json`: every documented event type and what it normalizes to
+/// (shared with the providers' unit tests).
+pub fn event_types() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures_dir().join("event_types.json"))
+        .expect("event_types.json reads");
+    serde_json::from_str(&text).expect("event_types.json is json")
+}
+
 /// A distinct, minimal Gigs event body (`evt_<n>`), about a subscription and a plan.
 pub fn gigs_event(n: u64, event_type: &str) -> Vec<u8> {
     format!(
