@@ -170,7 +170,7 @@ async fn a_paused_subscriber_delays_neither_ingestion_nor_others_and_costs_bound
 }
 
 fn alternate(n: u64) -> &'static str {
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         "subscription.renewed"
     } else {
         "sim.updated"
@@ -188,7 +188,7 @@ async fn read_slowly(stream: &mut EventStream, count: usize) -> Vec<u64> {
             .expect("stream open");
         if let Some(Message::Event(event)) = message.message {
             sequences.push(event.sequence);
-            if sequences.len() % 16 == 0 {
+            if sequences.len().is_multiple_of(16) {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
