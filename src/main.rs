@@ -147,8 +147,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             init_tracing(&config)?;
             runtime.block_on(async {
+                // Before binding: a signal from the moment the server can be reached is handled.
+                let shutdown = shutdown_signal();
                 let server = Server::bind(&config).await?;
-                server.serve(shutdown_signal()).await?;
+                server.serve(shutdown).await?;
                 anyhow::Ok(())
             })
         }

@@ -222,29 +222,48 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for ctrl-c");
-            std::future::pending::<()>().await;
-        }
-    };
+///
+/// The handlers are installed when this is called, not when the future is first polled: a
+/// signal that arrives between start-up and the first poll (right after "listening" is logged)
+/// must stop the server gracefully, not kill it with the default action.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for sigterm");
-                std::future::pending::<()>().await;
-            }
-        }
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
-        () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+    async move {
+        #[cfg(unix)]
+        let (ctrl_c, terminate) = {
+            let wait = |signal: std::io::Result<tokio::signal::unix::Signal>, name| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, signal = name, "cannot listen for signal");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            (wait(signals.0, "SIGINT"), wait(signals.1, "SIGTERM"))
+        };
+        #[cfg(not(unix))]
+        let (ctrl_c, terminate) = (
+            async {
+                if let Err(error) = tokio::signal::ctrl_c().await {
+                    tracing::error!(%error, "cannot listen for ctrl-c");
+                    std::future::pending::<()>().await;
+                }
+            },
+            std::future::pending::<()>(),
+        );
+        tokio::select! {
+            () = ctrl_c => tracing::info!(signal = "SIGINT", "shutdown requested"),
+            () = terminate => tracing::info!(signal = "SIGTERM", "shutdown requested"),
+        }
     }
 }
