@@ -8,19 +8,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::stream::connect;
 use common::*;
 use hooknorm::proto::v1::ListEventsRequest;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 const ROUNDS: u64 = 4;
 const WRITERS: u64 = 8;
-
-async fn connect(addr: &str) -> NormalizerServiceClient<tonic::transport::Channel> {
-    NormalizerServiceClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connects")
-}
 
 /// Redelivers the webhooks numbered `pending` (their first outcome unknown) and records each as
 /// acknowledged: every one must be accepted now, as new or as a duplicate of what was stored.
@@ -43,13 +37,7 @@ async fn redeliver(addr: &str, pending: &[u64], acknowledged: &Mutex<HashMap<Str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hooknorm.toml");
-    let toml = format!(
-        "{}\n[store]\npath = {:?}\n",
-        test_config_toml(1024 * 1024),
-        dir.path().join("store").display().to_string()
-    );
-    std::fs::write(&config, toml).expect("config written");
+    let config = binary_config(dir.path(), "");
 
     // id -> sequence the server acknowledged.
     let acknowledged: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
