@@ -283,7 +283,12 @@ async fn sigterm_with_appends_in_flight_keeps_every_acknowledged_event() {
         }));
     }
     // Stop mid-load.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while count.load(Ordering::SeqCst) < 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load before SIGTERM"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     running.sigterm();
