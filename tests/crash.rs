@@ -1,5 +1,6 @@
 //! Crash safety of the real binary: concurrent VerifyAndNormalize calls, SIGKILL mid-load several
-//! times, restart each time; every event whose RPC returned OK is stored exactly once.
+//! times, restart each time; every event whose RPC returned OK is stored exactly once, and every
+//! webhook whose call the kill cut off is, once redelivered after the restart, stored exactly once.
 
 mod common;
 
@@ -7,39 +8,54 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::stream::connect;
 use common::*;
 use hooknorm::proto::v1::ListEventsRequest;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 const ROUNDS: u64 = 4;
 const WRITERS: u64 = 8;
 
-async fn connect(addr: &str) -> NormalizerServiceClient<tonic::transport::Channel> {
-    NormalizerServiceClient::connect(format!("http://{addr}"))
-        .await
-        .expect("connects")
+/// Redelivers the webhooks numbered `pending` (their first outcome unknown) and records each as
+/// acknowledged: every one must be accepted now, as new or as a duplicate of what was stored.
+async fn redeliver(addr: &str, pending: &[u64], acknowledged: &Mutex<HashMap<String, u64>>) {
+    let mut client = connect(addr).await;
+    for &n in pending {
+        let response = client
+            .verify_and_normalize(gigs_event_request(n, "sim.updated"))
+            .await
+            .unwrap_or_else(|status| panic!("redelivery of {n} refused: {status:?}"))
+            .into_inner();
+        let event = response.event.expect("event");
+        let mut acknowledged = acknowledged.lock().expect("lock");
+        if let Some(sequence) = acknowledged.insert(event.id.clone(), event.sequence) {
+            assert_eq!(sequence, event.sequence, "{} moved", event.id);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_event_survives_sigkill_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hooknorm.toml");
-    let toml = format!(
-        "{}\n[store]\npath = {:?}\n",
-        test_config_toml(1024 * 1024),
-        dir.path().join("store").display().to_string()
-    );
-    std::fs::write(&config, toml).expect("config written");
+    let config = binary_config(dir.path(), "");
 
     // id -> sequence the server acknowledged.
     let acknowledged: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    // Events whose request was in flight at a kill: stored or not, nobody knows.
+    let unknown: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let mut resent = 0;
     for round in 0..ROUNDS {
         let running = serve_binary(BIN, &config);
+        // After the restart, redeliver every webhook whose outcome the kill hid, as its provider
+        // would: each is stored exactly once, whether or not it made it in before the kill.
+        let pending = std::mem::take(&mut *unknown.lock().expect("lock"));
+        resent += pending.len();
+        redeliver(&running.addr, &pending, &acknowledged).await;
         let mut writers = Vec::new();
         for writer in 0..WRITERS {
             let addr = running.addr.clone();
             let acknowledged = acknowledged.clone();
+            let unknown = unknown.clone();
             writers.push(tokio::spawn(async move {
                 let mut client = connect(&addr).await;
                 for n in 0.. {
@@ -55,8 +71,11 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
                                 .expect("lock")
                                 .insert(event.id, event.sequence);
                         }
-                        // The server was killed: stop this writer.
-                        Err(_) => break,
+                        // The server was killed: this one's fate is unknown; stop this writer.
+                        Err(_) => {
+                            unknown.lock().expect("lock").push(id);
+                            break;
+                        }
                     }
                 }
             }));
@@ -68,17 +87,27 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
             writer.await.expect("writer task");
         }
     }
+
+    // Restart once more, redeliver what the last kill hid, and read the whole log.
+    let running = serve_binary(BIN, &config);
+    let pending = std::mem::take(&mut *unknown.lock().expect("lock"));
+    resent += pending.len();
+    redeliver(&running.addr, &pending, &acknowledged).await;
     let acknowledged = acknowledged.lock().expect("lock").clone();
     assert!(
         acknowledged.len() > 100,
         "too little load to prove anything: {}",
         acknowledged.len()
     );
-
-    // Restart once more and read the whole log.
-    let running = serve_binary(BIN, &config);
+    assert!(
+        resent >= WRITERS as usize,
+        "every kill leaves requests in flight"
+    );
     let mut client = connect(&running.addr).await;
     let mut stored: Vec<(String, u64)> = Vec::new();
+    // Stored events per provider event id: a second copy of a webhook would be stored under
+    // another id (`<id>-<n>`), so ids alone being unique would not show it.
+    let mut copies: HashMap<String, usize> = HashMap::new();
     let mut page_token = String::new();
     loop {
         let page = client
@@ -90,11 +119,27 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
             .await
             .expect("list")
             .into_inner();
-        stored.extend(page.events.into_iter().map(|e| (e.id, e.sequence)));
+        for event in page.events {
+            *copies.entry(event.provider_event_id.clone()).or_default() += 1;
+            stored.push((event.id, event.sequence));
+        }
         if page.next_page_token.is_empty() {
             break;
         }
         page_token = page.next_page_token;
+    }
+    let twice: Vec<_> = copies.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "webhooks stored more than once: {twice:?}"
+    );
+    for id in acknowledged.keys() {
+        let provider_id = id.trim_start_matches("gigs:");
+        assert_eq!(
+            copies.get(provider_id),
+            Some(&1),
+            "{id} not stored exactly once"
+        );
     }
     let ids: HashSet<&String> = stored.iter().map(|(id, _)| id).collect();
     assert_eq!(ids.len(), stored.len(), "an event is stored twice");
@@ -108,6 +153,12 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
             "acknowledged event {id} lost or moved"
         );
     }
+    // Nothing else is stored: every webhook sent was acknowledged, at first or on redelivery.
+    assert_eq!(
+        stored.len(),
+        acknowledged.len(),
+        "stored events nobody acknowledged"
+    );
     // Acknowledged events redelivered now are recognized as duplicates.
     let some = acknowledged.keys().take(5).cloned().collect::<Vec<_>>();
     for id in some {
@@ -123,7 +174,8 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
         assert!(response.duplicate, "{id} not recognized after restart");
     }
     eprintln!(
-        "{} acknowledged over {ROUNDS} kills, {} stored (the rest were in flight when killed)",
+        "{} acknowledged over {ROUNDS} kills ({resent} of them redelivered after a kill hid \
+         their outcome), {} stored",
         acknowledged.len(),
         stored.len()
     );

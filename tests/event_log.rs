@@ -6,67 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use common::stream::*;
 use common::*;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
-use hooknorm::proto::v1::stream_events_request::Start;
 use hooknorm::proto::v1::stream_events_response::Message;
-use hooknorm::proto::v1::{
-    EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef, StartPosition,
-    StreamEventsRequest,
-};
-use tonic::Streaming;
-use tonic::transport::Channel;
+use hooknorm::proto::v1::{EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef};
 
-type Client = NormalizerServiceClient<Channel>;
-
-async fn append(client: &mut Client, n: u64, event_type: &str) -> u64 {
-    let response = client
-        .verify_and_normalize(gigs_event_request(n, event_type))
-        .await
-        .expect("append ok")
-        .into_inner();
-    assert!(!response.duplicate, "event {n} unexpectedly duplicate");
-    response.event.expect("event").sequence
-}
-
-async fn open_stream(
-    client: &mut Client,
-    filter: EventFilter,
-    start: Option<Start>,
-) -> Streaming<hooknorm::proto::v1::StreamEventsResponse> {
-    client
-        .stream_events(StreamEventsRequest {
-            filter: Some(filter),
-            start,
-        })
-        .await
-        .expect("stream opens")
-        .into_inner()
-}
-
-/// The next `count` events' sequences (heartbeats skipped), failing after 20 s.
-async fn next_sequences(
-    stream: &mut Streaming<hooknorm::proto::v1::StreamEventsResponse>,
-    count: usize,
-) -> Vec<u64> {
-    let mut sequences = Vec::with_capacity(count);
-    while sequences.len() < count {
-        let message = tokio::time::timeout(Duration::from_secs(20), stream.message())
-            .await
-            .unwrap_or_else(|_| panic!("timed out after {} of {count} events", sequences.len()))
-            .expect("stream ok")
-            .expect("stream open");
-        if let Some(Message::Event(event)) = message.message {
-            sequences.push(event.sequence);
-        }
-    }
-    sequences
-}
-
-async fn next_types(
-    stream: &mut Streaming<hooknorm::proto::v1::StreamEventsResponse>,
-    count: usize,
-) -> Vec<(u64, String, String)> {
+async fn next_types(stream: &mut EventStream, count: usize) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();
     while out.len() < count {
         let message = tokio::time::timeout(Duration::from_secs(20), stream.message())
@@ -79,14 +24,6 @@ async fn next_types(
         }
     }
     out
-}
-
-fn after(sequence: u64) -> Option<Start> {
-    Some(Start::AfterSequence(sequence))
-}
-
-fn earliest() -> Option<Start> {
-    Some(Start::Position(StartPosition::Earliest as i32))
 }
 
 #[tokio::test]
@@ -394,61 +331,49 @@ async fn mobile_manager_alerts_dedupe_by_latest_state() {
     server.shutdown().await;
 }
 
+/// A subscriber that stops reading is ended after `slow_subscriber_timeout` with a cursor from
+/// which it resumes without a gap. (Ingestion, other subscribers and memory while one is paused:
+/// `tests/slow_subscribers.rs`, against the real binary.)
 #[tokio::test]
-async fn a_paused_subscriber_delays_neither_ingestion_nor_others() {
+async fn a_stalled_subscriber_is_ended_with_a_cursor_it_resumes_from() {
     let toml = test_config_toml(1024 * 1024)
-        + "\n[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 2\n";
-    let mut server = TestServer::start_with(&toml).await;
+        + "\n[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 1\n";
+    let server = TestServer::start_with(&toml).await;
     // A subscriber that never reads, on its own connection as a separate client would be, with
     // small HTTP/2 windows so its unread data backs up to the server quickly.
-    let paused_channel = Channel::from_shared(format!("http://{}", server.addr))
-        .expect("uri")
-        .initial_stream_window_size(65_535)
-        .initial_connection_window_size(65_535)
-        .connect()
-        .await
-        .expect("connects");
-    let mut paused_client = NormalizerServiceClient::new(paused_channel);
+    let mut paused_client = connect_paused(&server.addr.to_string()).await;
     let mut paused = open_stream(&mut paused_client, EventFilter::default(), None).await;
-    let mut active = open_stream(&mut server.client, EventFilter::default(), None).await;
-    let reader = tokio::spawn(async move { next_sequences(&mut active, 3000).await });
-    let started = std::time::Instant::now();
     let mut writers = Vec::new();
     for w in 0..8u64 {
         let mut client = server.client.clone();
         writers.push(tokio::spawn(async move {
-            for n in 0..375u64 {
-                append(&mut client, 10_000 + w * 1000 + n, "sim.updated").await;
+            let mut last = 0;
+            for n in 0..80u64 {
+                let request = padded_gigs_event_request(w * 1000 + n, "sim.updated", 4096);
+                let response = client.verify_and_normalize(request).await.expect("append");
+                last = last.max(response.into_inner().event.expect("event").sequence);
             }
+            last
         }));
     }
+    let mut last = 0;
     for writer in writers {
-        writer.await.expect("writer");
+        last = last.max(writer.await.expect("writer"));
     }
-    let ingest = started.elapsed();
-    let got = reader.await.expect("reader");
-    assert_eq!(got.len(), 3000);
-    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(last, 640, "every append stored");
+    // Past the timeout with its buffers full (640 events of 4 KiB, 2.5 MiB, are far more than
+    // they hold), the server gives up on it.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     // The paused subscriber is ended, telling it where to resume, rather than buffered forever.
-    let ended = loop {
-        match tokio::time::timeout(Duration::from_secs(30), paused.message())
-            .await
-            .expect("ends in time")
-        {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("stream closed without a status"),
-            Err(status) => break status,
-        }
-    };
-    let (reason, _) = reason_of(&ended);
-    assert_eq!(reason, "SUBSCRIBER_TOO_SLOW", "{ended:?}");
-    use tonic_types::StatusExt;
-    let resume: u64 =
-        ended.get_details_error_info().expect("info").metadata["resume_after_sequence"]
-            .parse()
-            .expect("number");
-    assert!(resume < got[got.len() - 1]);
-    eprintln!("ingested 3000 events with a paused subscriber in {ingest:?}");
+    let ended = stream_end(&mut paused, Duration::from_secs(30)).await;
+    assert_eq!(ended.code(), tonic::Code::Aborted, "{ended:?}");
+    assert_eq!(reason_of(&ended).0, "SUBSCRIBER_TOO_SLOW", "{ended:?}");
+    let resume = resume_after(&ended);
+    assert!(resume < last, "resume after {resume} of {last}");
+    // Resuming from that cursor gives exactly what it had not been sent.
+    let mut resumed = open_stream(&mut paused_client, EventFilter::default(), after(resume)).await;
+    let want: Vec<u64> = (resume + 1..=last).collect();
+    assert_eq!(next_sequences(&mut resumed, want.len()).await, want);
     server.shutdown().await;
 }
 
@@ -607,20 +532,9 @@ async fn shutdown_ends_streams_with_a_resume_cursor() {
     let mut stream = open_stream(&mut server.client, EventFilter::default(), earliest()).await;
     assert_eq!(next_sequences(&mut stream, 1).await, vec![last]);
     let stopping = tokio::spawn(server.shutdown());
-    let status = loop {
-        match tokio::time::timeout(Duration::from_secs(10), stream.message())
-            .await
-            .expect("ends in time")
-        {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("stream closed without a status"),
-            Err(status) => break status,
-        }
-    };
+    let status = stream_end(&mut stream, Duration::from_secs(10)).await;
     assert_eq!(status.code(), tonic::Code::Unavailable);
-    use tonic_types::StatusExt;
-    let info = status.get_details_error_info().expect("error info");
-    assert_eq!(info.reason, "SHUTTING_DOWN");
-    assert_eq!(info.metadata["resume_after_sequence"], last.to_string());
+    assert_eq!(reason_of(&status).0, "SHUTTING_DOWN");
+    assert_eq!(resume_after(&status), last);
     stopping.await.expect("server stops");
 }

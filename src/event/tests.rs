@@ -181,8 +181,18 @@ fn epoch_seconds_and_millis_are_told_apart_by_magnitude() {
         from_epoch(1_700_000_000.5).map(|t| t.timestamp_subsec_millis()),
         Some(500)
     );
+    // Whole milliseconds stay whole: no stray nanoseconds from an inexact division.
+    assert_eq!(
+        from_epoch(1_741_083_330_512.0).map(|t| t.timestamp_subsec_nanos()),
+        Some(512_000_000)
+    );
+    assert_eq!(
+        from_epoch(-1_500.0 * 1e9).map(|t| (t.timestamp(), t.timestamp_subsec_nanos())),
+        Some((-1_500_000_000, 0))
+    );
     assert_eq!(from_epoch(f64::NAN), None);
     assert_eq!(from_epoch(1e300), None);
+    assert_eq!(from_epoch(-1e300), None);
     assert_eq!(parse_time_text("1700000000"), Some(whole));
     assert_eq!(parse_time_text(" 1700000000000 "), Some(whole));
     assert_eq!(parse_time_text("2023-11-14T22:13:20.000Z"), Some(whole));

@@ -223,6 +223,13 @@ pub(crate) mod testing {
     use crate::providers::Context;
 
     const EXPECTED: &str = include_str!("../../tests/fixtures/expected.json");
+    const EVENT_TYPES: &str = include_str!("../../tests/fixtures/event_types.json");
+
+    /// `tests/fixtures/event_types.json`: every documented event type, shared with the
+    /// black-box tests in `tests/event_types.rs`.
+    pub fn event_types() -> serde_json::Value {
+        serde_json::from_str(EVENT_TYPES).unwrap()
+    }
 
     pub fn received_at() -> DateTime<Utc> {
         DateTime::from_timestamp(1_735_787_045, 0).unwrap_or_default()
@@ -259,7 +266,7 @@ pub(crate) mod testing {
             .collect()
     }
 
-    fn reference_of(value: &serde_json::Value) -> ResourceRef {
+    pub fn reference_of(value: &serde_json::Value) -> ResourceRef {
         reference(
             value["kind"].as_str().unwrap(),
             value["id"].as_str().unwrap(),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -273,8 +274,24 @@ pub fn reason_of(status: &tonic::Status) -> (String, String) {
     (info.reason, info.domain)
 }
 
+/// An event as canonical proto3 JSON (as `hooknorm send` prints it): field names in lowerCamelCase,
+/// enums by name, timestamps in RFC 3339, the `detail` oneof under its variant's name.
+pub fn event_json(event: &hooknorm::proto::v1::Event) -> serde_json::Value {
+    let text =
+        hooknorm::cli::output::to_json("hooknorm.v1.Event", event, false).expect("event renders");
+    serde_json::from_str(&text).expect("rendered event is json")
+}
+
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `tests/fixtures/event_types.json`: every documented event type and what it normalizes to
+/// (shared with the providers' unit tests).
+pub fn event_types() -> serde_json::Value {
+    let text = std::fs::read_to_string(fixtures_dir().join("event_types.json"))
+        .expect("event_types.json reads");
+    serde_json::from_str(&text).expect("event_types.json is json")
 }
 
 /// A distinct, minimal Gigs event body (`evt_<n>`), about a subscription and a plan.
@@ -283,6 +300,27 @@ pub fn gigs_event(n: u64, event_type: &str) -> Vec<u8> {
         r#"{{"object":"event","id":"evt_test{n:08}","type":"com.gigs.{event_type}","time":"2026-01-01T00:00:00Z","specversion":"1.0","source":"https://api.gigs.com","project":"test","version":"2025-05-22","datacontenttype":"application/json","data":{{"object":"subscription","id":"sub_{n}","plan":{{"object":"plan","id":"pln_shared"}},"status":"active"}}}}"#
     )
     .into_bytes()
+}
+
+/// A signed Gigs request for [`gigs_event`] whose data also carries `padding` bytes of text
+/// (to make events as large as a test needs).
+pub fn padded_gigs_event_request(
+    n: u64,
+    event_type: &str,
+    padding: usize,
+) -> VerifyAndNormalizeRequest {
+    let body = String::from_utf8(gigs_event(n, event_type)).expect("utf-8");
+    let body = body.replacen(
+        r#""status":"active""#,
+        &format!(r#""status":"active","notes":"{}""#, "x".repeat(padding)),
+        1,
+    );
+    gigs_request(
+        body.as_bytes(),
+        GIGS_SECRET,
+        &format!("msg_{n}"),
+        chrono::Utc::now().timestamp(),
+    )
 }
 
 /// A signed Gigs request for [`gigs_event`].
@@ -303,6 +341,70 @@ pub struct Running {
     pub addr: String,
     /// The HTTP ingress and probes address.
     pub http_addr: String,
+    /// Its JSON log lines after the start-up ones, as they come.
+    logs: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Sends SIGTERM (a graceful stop).
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// A `kB` field of the server's `/proc/<pid>/status` (`VmRSS`, `VmHWM`, `RssAnon`, ...).
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("/proc/<pid>/status reads");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|value| value.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in {status}"))
+    }
+
+    /// The `message` of every log line written since the last call.
+    pub fn log_messages(&self) -> Vec<String> {
+        self.logs
+            .try_iter()
+            .filter_map(|line| {
+                let parsed: serde_json::Value = serde_json::from_str(&line).ok()?;
+                Some(parsed["message"].as_str()?.to_owned())
+            })
+            .collect()
+    }
+
+    /// Waits (up to `within`) for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "server did not exit within {within:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+/// Writes a config for the real binary into `dir` (its store under `dir/store`), with `extra`
+/// TOML appended, and returns its path.
+pub fn binary_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+    let path = dir.join("hooknorm.toml");
+    let toml = format!(
+        "{}\n[store]\npath = {:?}\n{extra}\n",
+        test_config_toml(1024 * 1024),
+        dir.join("store").display().to_string()
+    );
+    std::fs::write(&path, toml).expect("config written");
+    path
 }
 
 impl Drop for Running {
@@ -327,13 +429,14 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
         .spawn()
         .expect("binary starts");
     // Owned by `Running` from here on, so every path (including a panic) kills and reaps it.
+    let (tx, rx) = std::sync::mpsc::channel();
     let mut running = Running {
         child,
         addr: String::new(),
         http_addr: String::new(),
+        logs: rx,
     };
     let stderr = running.child.stderr.take().expect("stderr piped");
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -342,7 +445,7 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut seen = Vec::new();
     while Instant::now() < deadline {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+        if let Ok(line) = running.logs.recv_timeout(Duration::from_millis(100)) {
             let parsed: serde_json::Value = serde_json::from_str(&line)
                 .unwrap_or_else(|_| panic!("log line is not json: {line}"));
             let addr = || parsed["addr"].as_str().expect("addr field").to_owned();

@@ -1,7 +1,9 @@
 //! Unit tests of the gigs normalizer, including its fixtures under `tests/fixtures/gigs/`.
 
 use super::*;
-use crate::providers::fields::testing::{assert_fixtures, context, parse, reference};
+use crate::providers::fields::testing::{
+    assert_fixtures, context, event_types, parse, reference, reference_of,
+};
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
     normalize(parse(body), &context())
@@ -63,64 +65,39 @@ fn every_fixture_matches_expected_json() {
 
 #[test]
 fn every_documented_type_maps_to_its_canonical_type() {
-    for (provider_type, canonical) in [
-        ("addon.updated", "addon.updated"),
-        ("connectSession.updated", "connect_session.updated"),
-        ("creditNote.created", "credit_note.created"),
-        ("creditNote.updated", "credit_note.updated"),
-        ("device.updated", "device.updated"),
-        ("device.deleted", "device.deleted"),
-        ("eSimProfile.enabled", "e_sim_profile.enabled"),
-        ("eSimProfile.disabled", "e_sim_profile.disabled"),
-        ("installation.created", "installation.created"),
-        ("installation.updated", "installation.updated"),
-        ("invoice.created", "invoice.created"),
-        ("invoice.paid", "invoice.paid"),
-        ("order.confirmed", "order.confirmed"),
-        ("payment.failed", "payment.failed"),
-        ("payment.disputeLost", "payment.dispute_lost"),
-        ("paymentLink.updated", "payment_link.updated"),
-        ("paymentMethod.created", "payment_method.created"),
-        ("porting.requested", "porting.requested"),
-        ("porting.declined", "porting.declined"),
-        ("porting.canceled", "porting.canceled"),
-        ("porting.updated", "porting.updated"),
-        ("portOutCredentials.issued", "port_out_credentials.issued"),
-        ("project.updated", "project.updated"),
-        ("project.deleted", "project.deleted"),
-        ("sim.updated", "sim.updated"),
-        ("sim.deleted", "sim.deleted"),
-        ("sim.retired", "sim.retired"),
-        ("subscription.created", "subscription.created"),
-        ("subscription.activated", "subscription.activated"),
-        ("subscription.renewed", "subscription.renewed"),
-        ("subscription.resumed", "subscription.resumed"),
-        ("subscriptionAddon.created", "subscription_addon.created"),
-        ("subscriptionChange.applied", "subscription_change.applied"),
-        ("subscriptionChange.created", "subscription_change.created"),
-        ("subscriptionChange.deleted", "subscription_change.deleted"),
-        (
-            "usageBalance.thresholdReached",
-            "usage_balance.threshold_reached",
-        ),
-        ("usageNotification.created", "usage_notification.created"),
-        ("usageThreshold.exceeded", "usage_threshold.exceeded"),
-        ("user.deleted", "user.deleted"),
-        ("user.address.created", "user_address.created"),
-        ("voucher.created", "voucher.created"),
-        ("voucher.updated", "voucher.updated"),
-        // Not documented yet: a new, well-formed type still normalizes by the same rule.
-        (
-            "widgetGroup.member.reassignedTwice",
-            "widget_group_member.reassigned_twice",
-        ),
-    ] {
-        let provider_type = format!("com.gigs.{provider_type}");
-        let event = with_data(&provider_type, r#"{"object":"thing","id":"thg_1"}"#)
+    let table = event_types();
+    let rows = table["gigs"].as_array().unwrap();
+    assert_eq!(rows.len(), 42);
+    for row in rows {
+        let provider_type = row["event"].as_str().unwrap();
+        let event = with_data(provider_type, &row["data"].to_string())
             .unwrap_or_else(|error| panic!("{provider_type}: {error}"));
-        assert_eq!(event.r#type, canonical, "{provider_type}");
+        assert_eq!(
+            event.r#type,
+            row["type"].as_str().unwrap(),
+            "{provider_type}"
+        );
         assert_eq!(event.provider_event_type, provider_type);
+        assert_eq!(
+            event.subject,
+            Some(reference_of(&row["subject"])),
+            "{provider_type}"
+        );
+        let related: Vec<_> = row["related"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(reference_of)
+            .collect();
+        assert_eq!(event.related, related, "{provider_type}");
     }
+    // Not documented yet: a new, well-formed type still normalizes by the same rule.
+    let event = with_data(
+        "com.gigs.widgetGroup.member.reassignedTwice",
+        r#"{"object":"thing","id":"thg_1"}"#,
+    )
+    .unwrap();
+    assert_eq!(event.r#type, "widget_group_member.reassigned_twice");
 }
 
 #[test]

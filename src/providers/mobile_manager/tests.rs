@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::proto::v1::{MobileManagerOrderState, MobileManagerOrderType};
-use crate::providers::fields::testing::{assert_fixtures, context, parse, reference};
+use crate::providers::fields::testing::{assert_fixtures, context, event_types, parse, reference};
 
 const ORDER: &str = "7d5b2f8e-3c41-4a9b-b1e2-6f0a9c8d4e21";
 const SIM: &str = "b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34";
@@ -49,6 +49,14 @@ const FIXTURES: &[(&str, &str)] = &[
         "mobile_manager/alert.off.json",
         include_str!("../../../tests/fixtures/mobile_manager/alert.off.json"),
     ),
+    (
+        "mobile_manager/doc.orders-update.json",
+        include_str!("../../../tests/fixtures/mobile_manager/doc.orders-update.json"),
+    ),
+    (
+        "mobile_manager/doc.alert.json",
+        include_str!("../../../tests/fixtures/mobile_manager/doc.alert.json"),
+    ),
 ];
 
 #[test]
@@ -82,6 +90,36 @@ fn all_order_types_by_number_numeric_text_and_name() {
                 "{sent}: same identity as the number"
             );
         }
+    }
+}
+
+#[test]
+fn the_shared_table_lists_every_documented_type_and_state() {
+    let table = event_types();
+    let mm = &table["mobile_manager"];
+    let names = |key: &str, field: &str| -> Vec<String> {
+        mm[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(number, row)| {
+                assert_eq!(row["number"], number, "{key} numbered in order");
+                row[field].as_str().unwrap().to_owned()
+            })
+            .collect()
+    };
+    assert_eq!(names("order_types", "name"), ORDER_TYPES);
+    assert_eq!(names("order_states", "name"), ORDER_STATES);
+    let actions: Vec<String> = ORDER_ACTIONS.iter().map(|a| format!("order.{a}")).collect();
+    assert_eq!(names("order_states", "type"), actions);
+    for (number, name) in names("order_types", "enum").iter().enumerate() {
+        let proto = MobileManagerOrderType::try_from(number as i32 + 1).unwrap();
+        assert_eq!(proto.as_str_name(), name);
+    }
+    for (number, name) in names("order_states", "enum").iter().enumerate() {
+        let proto = MobileManagerOrderState::try_from(number as i32 + 1).unwrap();
+        assert_eq!(proto.as_str_name(), name);
     }
 }
 
