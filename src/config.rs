@@ -185,6 +185,10 @@ pub struct StoreConfig {
     /// falls further behind continues by reading the log.
     #[serde(default = "default_live_events")]
     pub live_events: usize,
+    /// Bytes of events the live feed holds for subscribers that have not read them yet; past
+    /// this, events are announced by sequence only and read from the log by whoever needs them.
+    #[serde(default = "default_live_bytes")]
+    pub live_bytes: usize,
 }
 
 /// `[streams]`: StreamEvents subscriptions.
@@ -268,6 +272,11 @@ fn default_live_events() -> usize {
     4096
 }
 
+/// Room for the default `live_events` of 2 KiB events; large events make the count moot.
+fn default_live_bytes() -> usize {
+    16 * 1024 * 1024
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
@@ -279,6 +288,7 @@ impl Default for StoreConfig {
             retention_interval_seconds: default_retention_interval(),
             group_commit_max: default_group_commit_max(),
             live_events: default_live_events(),
+            live_bytes: default_live_bytes(),
         }
     }
 }
@@ -665,6 +675,7 @@ impl Config {
             ),
             ("store.group_commit_max", self.store.group_commit_max as u64),
             ("store.live_events", self.store.live_events as u64),
+            ("store.live_bytes", self.store.live_bytes as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));

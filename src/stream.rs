@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::log::{CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError};
+use crate::log::{EncodedEvent, EventFilter, EventLog, LiveEvent, LogError};
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,10 +253,7 @@ impl Producer {
     }
 
     /// Forwards live events until the broadcast reports this subscriber lagged.
-    async fn follow(
-        &mut self,
-        live: &mut broadcast::Receiver<Arc<CommittedEvent>>,
-    ) -> Result<(), Stop> {
+    async fn follow(&mut self, live: &mut broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
             tokio::select! {
@@ -303,16 +300,24 @@ impl Producer {
         }
     }
 
-    /// Sends one live event if it is next and matches; `false` when it is past the next
-    /// sequence (the receiver missed something and must read the log).
-    async fn forward(&mut self, committed: &CommittedEvent) -> Result<bool, Stop> {
-        let sequence = committed.encoded.sequence;
+    /// Sends one live event if it is next and matches; `false` when the log must be read
+    /// instead: the event is past the next sequence (the receiver missed something), or the
+    /// feed carried it by sequence only (its byte budget was spent on slower subscribers).
+    async fn forward(&mut self, live: &LiveEvent) -> Result<bool, Stop> {
+        let sequence = live.sequence();
         if sequence <= self.cursor {
             return Ok(true);
         }
         if sequence > self.cursor + 1 {
             return Ok(false);
         }
+        let LiveEvent::Full(committed) = live else {
+            tracing::debug!(
+                sequence,
+                "live feed over its byte budget, reading from the log"
+            );
+            return Ok(false);
+        };
         if self.filter.matches(&committed.event) {
             self.send(StreamItem::Event(committed.encoded.clone()))
                 .await?;

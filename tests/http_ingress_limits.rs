@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use common::http::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, CommittedEvent, EventFilter, EventLog, LogError, RetentionReport,
+    AppendRequest, Appended, EventFilter, EventLog, LiveEvent, LogError, RetentionReport,
 };
 use hooknorm::proto::v1::{Event, ListEventsRequest};
 use tokio::io::AsyncWriteExt;
@@ -193,7 +193,7 @@ impl EventLog for FailingLog {
     fn head(&self) -> u64 {
         self.inner.head()
     }
-    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
+    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.inner.subscribe()
     }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {

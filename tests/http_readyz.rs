@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use common::http::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, CommittedEvent, EventFilter, EventLog, LogError, RetentionReport,
+    AppendRequest, Appended, EventFilter, EventLog, LiveEvent, LogError, RetentionReport,
 };
 use hooknorm::proto::v1::Event;
 use tokio::sync::{broadcast, watch};
@@ -55,7 +55,7 @@ impl EventLog for GatedLog {
     fn head(&self) -> u64 {
         self.inner.head()
     }
-    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
+    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.inner.subscribe()
     }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {

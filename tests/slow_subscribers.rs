@@ -77,8 +77,11 @@ async fn a_paused_subscriber_delays_neither_ingestion_nor_others_and_costs_bound
     let dir = tempfile::tempdir().expect("tempdir");
     let config = binary_config(
         dir.path(),
-        // Long enough that the paused subscriber stays connected (and paused) throughout.
-        "[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 600\n",
+        // Long enough that the paused subscriber stays connected (and paused) throughout. The
+        // live feed may hold 4 MiB of the events the paused subscribers have not read (its
+        // default is 16 MiB); past that they must come from the log, not from memory.
+        "[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 600\n\
+         [store]\nlive_bytes = 4194304\n",
     );
     let running = serve_binary(BIN, &config);
     // Several paused subscribers, each on its own connection: what one costs, each costs.
@@ -201,12 +204,15 @@ async fn a_subscriber_behind_the_live_ring_reads_the_log_then_continues_live() {
     const TOTAL: u64 = 2400;
     // Readers start only once this many are in: with 4 KiB events the subscriber's buffer and
     // HTTP/2 windows hold ~150, so its live receiver has missed more than the ring's 1,024.
+    // (Both ways back to the log count: past the ring's count, `Lagged`; past its bytes, an
+    // event announced by sequence only.)
     const HELD_BACK_UNTIL: u64 = 1600;
     const PADDING: usize = 4 * 1024;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = binary_config(
         dir.path(),
         "[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 600\n\
+         [store]\nlive_events = 1024\n\
          [log]\nlevel = \"info,hooknorm::stream=debug\"\n",
     );
     let running = serve_binary(BIN, &config);

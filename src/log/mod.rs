@@ -6,6 +6,7 @@
 //! carry a dedup rule; reads go from a sequence; live events are broadcast after commit.
 
 pub mod filter;
+pub mod live;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -73,6 +74,25 @@ impl EncodedEvent {
 pub struct CommittedEvent {
     pub event: Event,
     pub encoded: EncodedEvent,
+}
+
+/// One committed event on the live feed. The feed is shared by every subscriber and bounded in
+/// bytes as well as in count: past its byte budget an event travels as its sequence alone, and a
+/// subscriber that needs it reads it from the log, so a slow subscriber never makes the server
+/// hold more than the budget of events for it.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    Full(Arc<CommittedEvent>),
+    Elided { sequence: u64 },
+}
+
+impl LiveEvent {
+    pub fn sequence(&self) -> u64 {
+        match self {
+            LiveEvent::Full(committed) => committed.encoded.sequence,
+            LiveEvent::Elided { sequence } => *sequence,
+        }
+    }
 }
 
 /// Why the log could not do what was asked.
@@ -143,8 +163,9 @@ pub trait EventLog: Send + Sync + 'static {
     fn head(&self) -> u64;
 
     /// Events as they are committed, in sequence order. A receiver that falls more than the
-    /// channel's capacity behind gets `Lagged` and must continue from `read_after`.
-    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>>;
+    /// channel's capacity behind gets `Lagged`, and one that meets an [`LiveEvent::Elided`]
+    /// event must continue from the log (`read_encoded_after`).
+    fn subscribe(&self) -> broadcast::Receiver<LiveEvent>;
 
     /// Removes events past the configured retention and dedup keys past the dedup window.
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError>;

@@ -56,11 +56,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::config::StoreConfig;
 use crate::log::{
-    AppendRequest, Appended, CommittedEvent, EncodedEvent, EventFilter, EventLog, LogError,
+    AppendRequest, Appended, EncodedEvent, EventFilter, EventLog, LiveEvent, LogError,
     RetentionReport,
 };
 use crate::proto::v1::Event;
 
+use crate::log::live::LiveFeed;
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Writer};
@@ -70,6 +71,9 @@ pub const DB_FILE_NAME: &str = "events.sqlite3";
 
 /// Committed events a subscriber may fall behind by before it gets `Lagged`.
 pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
+
+/// Bytes of unread events the live feed holds by default (`store.live_bytes`).
+pub const DEFAULT_LIVE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Idle read connections kept open by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
@@ -85,6 +89,8 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct SqliteOptions {
     /// Capacity of the live-event broadcast channel.
     pub broadcast_capacity: usize,
+    /// Bytes of unread events the live feed may hold (see [`crate::log::LiveEvent`]).
+    pub live_bytes: usize,
     /// Idle read connections kept open for reuse (more are opened under load).
     pub read_connections: usize,
     /// Source of "now" for dedup keys, the dedup window and retention by age.
@@ -97,6 +103,7 @@ impl Default for SqliteOptions {
     fn default() -> Self {
         SqliteOptions {
             broadcast_capacity: DEFAULT_BROADCAST_CAPACITY,
+            live_bytes: DEFAULT_LIVE_BYTES,
             read_connections: DEFAULT_READ_CONNECTIONS,
             clock: Arc::new(Utc::now),
             lock_wait: DEFAULT_LOCK_WAIT,
@@ -108,6 +115,7 @@ impl std::fmt::Debug for SqliteOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteOptions")
             .field("broadcast_capacity", &self.broadcast_capacity)
+            .field("live_bytes", &self.live_bytes)
             .field("read_connections", &self.read_connections)
             .field("lock_wait", &self.lock_wait)
             .finish_non_exhaustive()
@@ -164,7 +172,7 @@ pub struct SqliteEventLog {
     /// Taken by the first `close`; an async mutex so a second `close` waits for the first.
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<CommittedEvent>>,
+    events: broadcast::Sender<LiveEvent>,
     reads: Arc<ReadPool>,
     clock: Clock,
     dedup_window_ms: i64,
@@ -187,6 +195,7 @@ impl SqliteEventLog {
     pub fn open(config: &StoreConfig) -> Result<SqliteEventLog, LogError> {
         let options = SqliteOptions {
             broadcast_capacity: config.live_events,
+            live_bytes: config.live_bytes,
             ..SqliteOptions::default()
         };
         SqliteEventLog::open_with(config, options)
@@ -215,7 +224,8 @@ impl SqliteEventLog {
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
-        let (events, _) = broadcast::channel(options.broadcast_capacity.max(1));
+        let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
+        let events = live.sender();
         let group_commit_max = config.group_commit_max.max(1);
         // Room for a few full batches: beyond that, `append` waits (backpressure) instead of
         // queueing without bound.
@@ -225,7 +235,7 @@ impl SqliteEventLog {
             conn,
             last_sequence,
             Arc::clone(&head),
-            events.clone(),
+            live,
             Arc::clone(&options.clock),
             dedup_window_ms,
             group_commit_max,
@@ -380,7 +390,7 @@ impl EventLog for SqliteEventLog {
         self.head.load(Ordering::Acquire)
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedEvent>> {
+    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.events.subscribe()
     }
 

@@ -398,11 +398,20 @@ impl Running {
 /// TOML appended, and returns its path.
 pub fn binary_config(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
     let path = dir.join("hooknorm.toml");
-    let toml = format!(
-        "{}\n[store]\npath = {:?}\n{extra}\n",
-        test_config_toml(1024 * 1024),
+    let store = format!(
+        "[store]\npath = {:?}\n",
         dir.join("store").display().to_string()
     );
+    // TOML allows a table once: a `[store]` in `extra` gets the path added to it.
+    let toml = if extra.contains("[store]\n") {
+        format!(
+            "{}\n{}\n",
+            test_config_toml(1024 * 1024),
+            extra.replacen("[store]\n", &store, 1)
+        )
+    } else {
+        format!("{}\n{store}{extra}\n", test_config_toml(1024 * 1024))
+    };
     std::fs::write(&path, toml).expect("config written");
     path
 }

@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::Clock;
 use super::batch::{Batch, Outcome, Prepared, write_batch};
 use super::retention::{RetentionJob, RetentionPlan};
-use crate::log::{CommittedEvent, LogError, RetentionReport};
+use crate::log::live::LiveFeed;
+use crate::log::{LogError, RetentionReport};
 
 /// Work for the writer thread.
 #[allow(
@@ -58,7 +59,7 @@ pub(super) struct Writer {
     next_sequence: u64,
     /// Published after each commit; read by `head()` and by `cursor_at`.
     head: Arc<AtomicU64>,
-    events: broadcast::Sender<Arc<CommittedEvent>>,
+    live: LiveFeed,
     clock: Clock,
     dedup_window_ms: i64,
     group_commit_max: usize,
@@ -69,7 +70,7 @@ impl Writer {
         conn: Connection,
         last_sequence: u64,
         head: Arc<AtomicU64>,
-        events: broadcast::Sender<Arc<CommittedEvent>>,
+        live: LiveFeed,
         clock: Clock,
         dedup_window_ms: i64,
         group_commit_max: usize,
@@ -78,7 +79,7 @@ impl Writer {
             conn,
             next_sequence: last_sequence.saturating_add(1),
             head,
-            events,
+            live,
             clock,
             dedup_window_ms,
             group_commit_max,
@@ -205,8 +206,7 @@ impl Writer {
                     self.head.store(self.next_sequence - 1, Ordering::Release);
                 }
                 for committed in stored {
-                    // No subscribers is fine: the event is durable and readable.
-                    let _ = self.events.send(committed);
+                    self.live.publish(committed);
                 }
                 for (reply, outcome) in replies.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; the event is stored all the same.

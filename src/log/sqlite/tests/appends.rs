@@ -107,7 +107,7 @@ async fn subscribers_receive_committed_events_in_order() {
     }
     let mut received = Vec::new();
     for _ in 0..20 {
-        received.push(subscriber.recv().await.unwrap().event.sequence);
+        received.push(subscriber.recv().await.unwrap().sequence());
     }
     assert_eq!(received, (1..=20).collect::<Vec<u64>>());
     // Duplicates are not broadcast.

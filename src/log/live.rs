@@ -1,0 +1,148 @@
+//! The live feed's publishing side: committed events go out on a broadcast ring shared by every
+//! subscriber, bounded in count (the ring's capacity) and in bytes (this budget).
+//!
+//! The ring keeps an event until every subscriber has seen it, so its memory is the unread tail
+//! of the slowest subscriber. The publisher tracks the bytes of that tail (`Sender::len()` says
+//! how long it is; a running sum of what was sent says what it weighs) and, past the budget,
+//! publishes an event as its sequence alone ([`LiveEvent::Elided`]). A subscriber that meets one
+//! reads from the log instead, so however large the events and however slow the subscriber, the
+//! feed holds at most about the budget.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use super::{CommittedEvent, LiveEvent};
+
+/// The publisher of committed events.
+pub struct LiveFeed {
+    sender: broadcast::Sender<LiveEvent>,
+    max_bytes: u64,
+    /// Running totals of the bytes published, one per event sent (oldest first), as far back as
+    /// the ring can still hold: the weight of the newest `n` is `last - totals[len - 1 - n]`.
+    totals: VecDeque<u64>,
+    capacity: usize,
+}
+
+impl LiveFeed {
+    /// A feed whose ring holds `capacity` events and about `max_bytes` of them.
+    pub fn new(capacity: usize, max_bytes: usize) -> LiveFeed {
+        let capacity = capacity.max(1);
+        let (sender, _) = broadcast::channel(capacity);
+        let mut totals = VecDeque::with_capacity(capacity + 1);
+        totals.push_back(0);
+        LiveFeed {
+            sender,
+            max_bytes: max_bytes as u64,
+            totals,
+            capacity,
+        }
+    }
+
+    /// Another handle for subscribing (the publisher stays with the writer).
+    pub fn sender(&self) -> broadcast::Sender<LiveEvent> {
+        self.sender.clone()
+    }
+
+    /// What an event costs while it waits in the ring: its encoding, and about as much again
+    /// for the decoded copy filters look at.
+    fn cost(committed: &CommittedEvent) -> u64 {
+        2 * committed.encoded.bytes.len() as u64 + 256
+    }
+
+    /// Bytes held for the events not yet seen by every subscriber.
+    fn unread_bytes(&self) -> u64 {
+        let unread = self.sender.len().min(self.totals.len() - 1);
+        let newest = self.totals.back().copied().unwrap_or(0);
+        let before = self
+            .totals
+            .get(self.totals.len() - 1 - unread)
+            .copied()
+            .unwrap_or(0);
+        newest - before
+    }
+
+    /// Publishes one committed event, whole if the budget allows, else by sequence.
+    pub fn publish(&mut self, committed: Arc<CommittedEvent>) {
+        if self.sender.receiver_count() == 0 {
+            // Nobody listens: nothing is kept either.
+            return;
+        }
+        let cost = Self::cost(&committed);
+        let (event, weight) = if self.unread_bytes() + cost <= self.max_bytes {
+            (LiveEvent::Full(committed), cost)
+        } else {
+            let sequence = committed.encoded.sequence;
+            (LiveEvent::Elided { sequence }, 0)
+        };
+        let total = self.totals.back().copied().unwrap_or(0) + weight;
+        self.totals.push_back(total);
+        if self.totals.len() > self.capacity + 1 {
+            self.totals.pop_front();
+        }
+        // A subscriber may have left since the count above; the event is durable either way.
+        let _ = self.sender.send(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::EncodedEvent;
+    use crate::proto::v1::Event;
+
+    fn committed(sequence: u64, size: usize) -> Arc<CommittedEvent> {
+        Arc::new(CommittedEvent {
+            event: Event {
+                sequence,
+                ..Event::default()
+            },
+            encoded: EncodedEvent {
+                sequence,
+                bytes: vec![0; size].into(),
+            },
+        })
+    }
+
+    #[test]
+    fn an_unread_tail_past_the_budget_is_published_by_sequence() {
+        // Room for about four 1 KiB events (2 KiB + 256 each).
+        let mut feed = LiveFeed::new(64, 10 * 1024);
+        let mut slow = feed.sender().subscribe();
+        for sequence in 1..=8 {
+            feed.publish(committed(sequence, 1024));
+        }
+        let mut full = Vec::new();
+        let mut elided = Vec::new();
+        while let Ok(event) = slow.try_recv() {
+            match event {
+                LiveEvent::Full(c) => full.push(c.encoded.sequence),
+                LiveEvent::Elided { sequence } => elided.push(sequence),
+            }
+        }
+        assert_eq!(full, [1, 2, 3, 4]);
+        assert_eq!(elided, [5, 6, 7, 8]);
+
+        // Once read, the budget is free again.
+        feed.publish(committed(9, 1024));
+        assert!(matches!(slow.try_recv(), Ok(LiveEvent::Full(_))));
+    }
+
+    #[test]
+    fn an_event_larger_than_the_budget_goes_by_sequence_and_nothing_is_kept_unheard() {
+        let mut feed = LiveFeed::new(8, 4096);
+        feed.publish(committed(1, 1 << 20));
+        let mut subscriber = feed.sender().subscribe();
+        feed.publish(committed(2, 1 << 20));
+        assert!(matches!(
+            subscriber.try_recv(),
+            Ok(LiveEvent::Elided { sequence: 2 })
+        ));
+        // Evicted by the ring's own capacity: the running totals stay in step.
+        for sequence in 3..40 {
+            feed.publish(committed(sequence, 10));
+        }
+        assert!(feed.totals.len() <= 9);
+    }
+}
