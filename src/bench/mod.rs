@@ -95,6 +95,10 @@ pub struct BenchArgs {
     /// Events stored before the catch-up subscriber starts.
     #[arg(long, default_value_t = 200_000)]
     pub catchup_events: u64,
+    /// Runs of the chosen scenarios; with more than one, each figure and each ratio is
+    /// reported as the median over the runs (ratios are taken within each run first).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
+    pub runs: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -144,31 +148,14 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
         exe,
         args,
     };
-    let wants = |scenario| bench.args.scenario == Scenario::All || bench.args.scenario == scenario;
-    let mut report = Report::default();
-    let mut durable_rate = None;
-    if wants(Scenario::Unary) {
-        let durable = bench.unary(false).await?;
-        durable_rate = Some(durable.per_second);
-        report.scenarios.push(durable);
-        report.scenarios.push(bench.unary(true).await?);
+    let mut runs = Vec::new();
+    for run in 1..=bench.args.runs {
+        if bench.args.runs > 1 {
+            tracing::info!(run, of = bench.args.runs, "bench run");
+        }
+        runs.push(bench.run_once().await?);
     }
-    if wants(Scenario::Echo) {
-        report.scenarios.push(bench.echo().await?);
-    }
-    if wants(Scenario::Http) {
-        report.scenarios.push(bench.http().await?);
-    }
-    if wants(Scenario::FixedRate) {
-        report.scenarios.push(bench.fixed_rate(durable_rate).await?);
-    }
-    if wants(Scenario::Fanout) {
-        report.scenarios.push(streams::fanout(&bench).await?);
-    }
-    if wants(Scenario::Catchup) {
-        report.scenarios.push(streams::catchup(&bench).await?);
-    }
-    report.check_targets();
+    let report = Report::median_of(runs);
     Ok(if bench.args.json {
         report.to_json()
     } else {
@@ -177,6 +164,37 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
 }
 
 impl Bench {
+    /// One pass over the chosen scenarios, with this run's figures set against the targets.
+    async fn run_once(&self) -> Result<Report, BenchError> {
+        let wants =
+            |scenario| self.args.scenario == Scenario::All || self.args.scenario == scenario;
+        let mut report = Report::default();
+        let mut durable_rate = None;
+        if wants(Scenario::Unary) {
+            let durable = self.unary(false).await?;
+            durable_rate = Some(durable.per_second);
+            report.scenarios.push(durable);
+            report.scenarios.push(self.unary(true).await?);
+        }
+        if wants(Scenario::Echo) {
+            report.scenarios.push(self.echo().await?);
+        }
+        if wants(Scenario::Http) {
+            report.scenarios.push(self.http().await?);
+        }
+        if wants(Scenario::FixedRate) {
+            report.scenarios.push(self.fixed_rate(durable_rate).await?);
+        }
+        if wants(Scenario::Fanout) {
+            report.scenarios.push(streams::fanout(self).await?);
+        }
+        if wants(Scenario::Catchup) {
+            report.scenarios.push(streams::catchup(self).await?);
+        }
+        report.check_targets();
+        Ok(report)
+    }
+
     fn bound(&self) -> Bound {
         match self.args.requests {
             Some(requests) => Bound::Requests(requests),
