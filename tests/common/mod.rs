@@ -25,8 +25,56 @@ pub const GIGS_SECRET_NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 pub const ABOWIRE_TOKEN: &str = "abowire-t0ken/with+chars";
 pub const MM_TOKEN: &str = "mm-token";
 
+/// The seed of the ed25519 key the Standard Webhooks reference libraries sign their published
+/// `v1a` vector with (the same vector as `src/verify/standard_webhooks/tests.rs`).
+pub const V1A_REFERENCE_SEED: &str = "VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+/// The seed of a key the tests sign `v1a` webhooks with; its public key is configured on
+/// `gigs-ed25519` alongside the reference key.
+pub const V1A_TEST_SEED: [u8; 32] = *b"hooknorm-test-ed25519-signing-ke";
+
+/// The ed25519 key for a 32-byte seed given in base64 (as the reference libraries publish it).
+pub fn v1a_key_from_base64(seed: &str) -> ed25519_dalek::SigningKey {
+    use base64::Engine as _;
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(seed)
+        .expect("seed is base64")
+        .try_into()
+        .expect("seed is 32 bytes");
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+/// `whpk_<base64 public key>`, the form a Standard Webhooks sender publishes its key in; written
+/// here with ed25519-dalek and base64 directly, independent of hooknorm's own helpers.
+pub fn whpk(key: &ed25519_dalek::SigningKey) -> String {
+    use base64::Engine as _;
+    format!(
+        "whpk_{}",
+        base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes())
+    )
+}
+
+/// A `v1a,<base64 ed25519 signature>` entry over `{id}.{timestamp}.{body}`, made with
+/// ed25519-dalek directly rather than hooknorm's signer.
+pub fn sign_v1a(
+    key: &ed25519_dalek::SigningKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let mut content = format!("{msg_id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    format!(
+        "v1a,{}",
+        base64::engine::general_purpose::STANDARD.encode(key.sign(&content).to_bytes())
+    )
+}
+
 /// A config with one source per provider and one per extra scheme.
 pub fn test_config_toml(max_body_bytes: usize) -> String {
+    let v1a_reference = whpk(&v1a_key_from_base64(V1A_REFERENCE_SEED));
+    let v1a_test = whpk(&ed25519_dalek::SigningKey::from_bytes(&V1A_TEST_SEED));
     format!(
         r#"
 [server]
@@ -41,6 +89,11 @@ max_body_bytes = {max_body_bytes}
 name = "gigs"
 provider = "gigs"
 verification = {{ scheme = "standard_webhooks", secrets = ["{GIGS_SECRET}", "{GIGS_SECRET_NEW}"] }}
+
+[[sources]]
+name = "gigs-ed25519"
+provider = "gigs"
+verification = {{ scheme = "standard_webhooks", public_keys = ["{v1a_reference}", "{v1a_test}"] }}
 
 [[sources]]
 name = "abowire"
