@@ -382,3 +382,49 @@ async fn sigterm_with_appends_in_flight_keeps_every_acknowledged_event() {
         stored.len()
     );
 }
+
+/// The parsed JSON log lines in `lines` (panics on one that is not a JSON object).
+fn parsed(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|line| match serde_json::from_str(line) {
+            Ok(value @ serde_json::Value::Object(_)) => value,
+            _ => panic!("log line is not a json object: {line}"),
+        })
+        .collect()
+}
+
+#[test]
+fn scheme_none_always_warns_at_start_up_naming_the_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `mm-open` (from the shared config) has no allowlist; this one has.
+    let config = common::binary_config(
+        dir.path(),
+        "[[sources]]\nname = \"mm-open-allowlisted\"\nprovider = \"mobile_manager\"\n\
+         allowed_cidrs = [\"10.9.0.0/16\"]\nverification = { scheme = \"none\" }\n",
+    );
+    let running = serve(&config);
+    let warnings: Vec<(String, String)> = parsed(&running.startup_log)
+        .into_iter()
+        .filter(|line| line["level"] == "WARN")
+        .map(|line| {
+            (
+                line["source"].as_str().unwrap_or_default().to_owned(),
+                line["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let sources: Vec<&str> = warnings.iter().map(|(source, _)| source.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["mm-open", "mm-open-allowlisted"],
+        "one warning per `none` source and none for others: {warnings:#?}"
+    );
+    for (source, message) in &warnings {
+        assert!(message.contains("unauthenticated"), "{source}: {message}");
+    }
+    assert!(
+        warnings[1].1.contains("allowed_cidrs"),
+        "the allowlisted one says what still limits it: {warnings:#?}"
+    );
+}

@@ -394,6 +394,8 @@ pub struct Running {
     pub addr: String,
     /// The HTTP ingress and probes address.
     pub http_addr: String,
+    /// Its log lines up to and including the second "listening" one.
+    pub startup_log: Vec<String>,
     /// Its JSON log lines after the start-up ones, as they come.
     logs: std::sync::mpsc::Receiver<String>,
 }
@@ -401,11 +403,39 @@ pub struct Running {
 impl Running {
     /// Sends SIGTERM (a graceful stop).
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Every log line written since the last call, as written.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+
+    /// The log lines written until the process closes its stderr (it exited), waiting up to
+    /// `within`.
+    pub fn log_lines_until_exit(&self, within: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stderr still open after {within:?}; got {lines:#?}")
+                }
+            }
+        }
     }
 
     /// A `kB` field of the server's `/proc/<pid>/status` (`VmRSS`, `VmHWM`, `RssAnon`, ...).
@@ -476,26 +506,47 @@ impl Drop for Running {
     }
 }
 
-/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
-/// lines.
-pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
-    use std::io::{BufRead, BufReader};
-    use std::time::{Duration, Instant};
-    let child = std::process::Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(config)
+/// The real binary's `serve` with JSON logs on stderr (piped) and `RUST_LOG` unset, reading
+/// `config`, or with `None` whatever it finds by itself (`$HOOKNORM_CONFIG` is removed, so
+/// `./hooknorm.toml` of the command's working directory).
+pub fn serve_command(bin: &str, config: Option<&std::path::Path>) -> std::process::Command {
+    let mut command = std::process::Command::new(bin);
+    command.arg("serve");
+    match config {
+        Some(config) => {
+            command.arg("--config").arg(config);
+        }
+        None => {
+            command.env_remove("HOOKNORM_CONFIG");
+        }
+    }
+    command
         .env("HOOKNORM_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
+/// lines.
+pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
+    spawn_serve(serve_command(bin, Some(config)))
+}
+
+/// Spawns `command` (a `serve` logging JSON to a piped stderr, see [`serve_command`]) and waits
+/// for its "grpc listening" and "http listening" log lines.
+pub fn spawn_serve(mut command: std::process::Command) -> Running {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let child = command.spawn().expect("binary starts");
     // Owned by `Running` from here on, so every path (including a panic) kills and reaps it.
     let (tx, rx) = std::sync::mpsc::channel();
     let mut running = Running {
         child,
         addr: String::new(),
         http_addr: String::new(),
+        startup_log: Vec::new(),
         logs: rx,
     };
     let stderr = running.child.stderr.take().expect("stderr piped");
@@ -505,7 +556,6 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = running.logs.recv_timeout(Duration::from_millis(100)) {
             let parsed: serde_json::Value = serde_json::from_str(&line)
@@ -516,11 +566,14 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
             } else if parsed["message"] == "http listening" {
                 running.http_addr = addr();
             }
+            running.startup_log.push(line);
             if !running.addr.is_empty() && !running.http_addr.is_empty() {
                 return running;
             }
-            seen.push(line);
         }
     }
-    panic!("server did not report its address; log: {seen:#?}");
+    panic!(
+        "server did not report its address; log: {:#?}",
+        running.startup_log
+    );
 }
