@@ -172,3 +172,70 @@ async fn unknown_abowire_verbs_events_and_envelope_fields_are_kept() {
     assert!(event["abowire"].get("extensions").is_none(), "{event}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn unknown_mobile_manager_stat_names_and_conditions_pass_through() {
+    let mut server = TestServer::start().await;
+    for (n, (target, trigger, stat, condition, want_type, want_kind)) in [
+        (
+            "Pool",
+            "On",
+            "POOL.%USED",
+            "LessThan",
+            "alert.triggered",
+            "pool",
+        ),
+        (
+            "SIM",
+            "Off",
+            "SIM.SMS.MO_COUNT",
+            "EqualTo",
+            "alert.cleared",
+            "sim",
+        ),
+        // Invented by a future Mobile Manager.
+        (
+            "SIM",
+            "On",
+            "SIM.5G_SLICE_LATENCY_MS",
+            "NotBetween",
+            "alert.triggered",
+            "sim",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = json!({
+            "AlertName": "future alert",
+            // One alert per case, so none is a repeat of another.
+            "AlertId": format!("3f7a2c9e-8b1d-4e65-a2f4-6c0d9e3b7a1{n}"),
+            "AlertTargetType": target,
+            "AlertTriggerType": trigger,
+            "AlertStatName": stat,
+            "AlertConditionalValue": "10",
+            "AlertCondition": condition,
+            "AlertTriggerValue": 7.5,
+            "EntityId": "b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b35",
+            "AlertSeverity": "Critical",
+        });
+        let body = serde_json::to_vec(&body).expect("json");
+        let event = normalize(
+            &mut server,
+            token_request("mm", "key", MM_TOKEN, &body),
+            stat,
+        )
+        .await;
+        assert_eq!(event["type"], want_type, "{stat}: {event}");
+        assert_eq!(event["subject"]["kind"], want_kind, "{stat}: {event}");
+        let detail = &event["mobileManagerAlert"];
+        assert_eq!(detail["statName"], stat, "{event}");
+        assert_eq!(detail["condition"], condition, "{event}");
+        assert_eq!(detail["conditionalValue"], 10.0, "{event}");
+        assert_eq!(detail["triggerValue"], 7.5, "{event}");
+        // The whole body is `data`, unknown fields included.
+        assert_eq!(event["data"]["AlertStatName"], stat);
+        assert_eq!(event["data"]["AlertSeverity"], "Critical");
+    }
+    server.shutdown().await;
+}
