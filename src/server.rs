@@ -100,10 +100,17 @@ impl Server {
                 scheme = source.verifier.scheme_name(),
                 "source configured"
             );
+            // Every `none` source is worth an operator's glance: an allowlist narrows who can
+            // post, but anyone behind those addresses (or spoofing a trusted proxy hop) still can.
             if source.verifier.is_unauthenticated() {
                 tracing::warn!(
                     source = %source.name,
-                    "source accepts unauthenticated webhooks (scheme none, no allowlist)"
+                    "source accepts unauthenticated webhooks from any address (scheme none, no allowlist)"
+                );
+            } else if source.verifier.is_scheme_none() {
+                tracing::warn!(
+                    source = %source.name,
+                    "source accepts unauthenticated webhooks from its allowed_cidrs (scheme none)"
                 );
             }
         }

@@ -382,3 +382,269 @@ async fn sigterm_with_appends_in_flight_keeps_every_acknowledged_event() {
         stored.len()
     );
 }
+
+/// The parsed JSON log lines in `lines` (panics on one that is not a JSON object).
+fn parsed(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|line| match serde_json::from_str(line) {
+            Ok(value @ serde_json::Value::Object(_)) => value,
+            _ => panic!("log line is not a json object: {line}"),
+        })
+        .collect()
+}
+
+#[test]
+fn scheme_none_always_warns_at_start_up_naming_the_source() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // `mm-open` (from the shared config) has no allowlist; this one has.
+    let config = common::binary_config(
+        dir.path(),
+        "[[sources]]\nname = \"mm-open-allowlisted\"\nprovider = \"mobile_manager\"\n\
+         allowed_cidrs = [\"10.9.0.0/16\"]\nverification = { scheme = \"none\" }\n",
+    );
+    let running = serve(&config);
+    let warnings: Vec<(String, String)> = parsed(&running.startup_log)
+        .into_iter()
+        .filter(|line| line["level"] == "WARN")
+        .map(|line| {
+            (
+                line["source"].as_str().unwrap_or_default().to_owned(),
+                line["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let sources: Vec<&str> = warnings.iter().map(|(source, _)| source.as_str()).collect();
+    assert_eq!(
+        sources,
+        ["mm-open", "mm-open-allowlisted"],
+        "one warning per `none` source and none for others: {warnings:#?}"
+    );
+    for (source, message) in &warnings {
+        assert!(message.contains("unauthenticated"), "{source}: {message}");
+    }
+    assert!(
+        warnings[1].1.contains("allowed_cidrs"),
+        "the allowlisted one says what still limits it: {warnings:#?}"
+    );
+}
+
+#[tokio::test]
+async fn json_log_format_writes_json_lines_and_text_does_not() {
+    use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // From the file alone: the environment variable the other tests set is removed.
+    let config = common::binary_config(dir.path(), "[log]\nformat = \"json\"\n");
+    let mut command = common::serve_command(BIN, Some(&config));
+    command.env_remove("HOOKNORM_LOG_FORMAT");
+    let mut running = common::spawn_serve(command);
+    let mut client = NormalizerServiceClient::connect(format!("http://{}", running.addr))
+        .await
+        .expect("connects");
+    // A refusal, so there is a request-time line as well as start-up ones.
+    let status = client
+        .verify_and_normalize(common::token_request("abowire", "token", "wrong", b"{}"))
+        .await
+        .expect_err("wrong token");
+    assert_eq!(common::reason_of(&status).0, "TOKEN_MISMATCH");
+    running.sigterm();
+    let status = running.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    let mut lines = running.startup_log.clone();
+    lines.extend(running.log_lines_until_exit(Duration::from_secs(5)));
+    let lines = parsed(&lines);
+    for line in &lines {
+        for field in ["timestamp", "level", "message"] {
+            assert!(line[field].is_string(), "no {field} in {line}");
+        }
+    }
+    let messages: Vec<&str> = lines.iter().filter_map(|l| l["message"].as_str()).collect();
+    for message in ["source configured", "webhook refused", "stopped"] {
+        assert!(
+            messages.contains(&message),
+            "no {message:?} in {messages:?}"
+        );
+    }
+
+    let config = common::binary_config(dir.path(), "[log]\nformat = \"text\"\n");
+    let mut command = common::serve_command(BIN, Some(&config));
+    command.env_remove("HOOKNORM_LOG_FORMAT");
+    let mut child = command.spawn().expect("binary starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let line = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .find(|line| line.contains("grpc listening"))
+    });
+    let line = tokio::task::spawn_blocking(move || line.join().expect("reader"))
+        .await
+        .expect("joins");
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("text log reports listening");
+    assert!(
+        serde_json::from_str::<serde_json::Value>(&line).is_err(),
+        "text format wrote json: {line}"
+    );
+}
+
+#[test]
+fn sigint_stops_the_server_gracefully_like_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path());
+    for attempt in 0..3 {
+        let mut running = serve(&config);
+        running.signal("INT");
+        let status = running.wait_exit(Duration::from_secs(15));
+        assert!(status.success(), "attempt {attempt}: exit status {status}");
+        let lines = parsed(&running.log_lines_until_exit(Duration::from_secs(5)));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["message"] == "shutdown requested" && l["signal"] == "SIGINT"),
+            "attempt {attempt}: {lines:#?}"
+        );
+        assert!(
+            lines.iter().any(|l| l["message"] == "stopped"),
+            "attempt {attempt}: {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn serve_without_config_reads_hooknorm_toml_in_the_working_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // binary_config writes `<dir>/hooknorm.toml`.
+    write_config(dir.path());
+    let mut command = common::serve_command(BIN, None);
+    command.current_dir(dir.path());
+    let running = common::spawn_serve(command);
+    // `gigs-ed25519` is in the test config only, not in the repository's dev config.
+    let sources: Vec<String> = parsed(&running.startup_log)
+        .iter()
+        .filter(|l| l["message"] == "source configured")
+        .filter_map(|l| l["source"].as_str().map(str::to_owned))
+        .collect();
+    assert!(sources.contains(&"gigs-ed25519".to_owned()), "{sources:?}");
+    drop(running);
+
+    // And without one there, it says which file it looked for.
+    let empty = tempfile::tempdir().expect("tempdir");
+    let output = common::serve_command(BIN, None)
+        .current_dir(empty.path())
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("hooknorm.toml"), "{stderr}");
+}
+
+#[test]
+fn serve_with_a_bad_config_exits_non_zero_naming_the_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (toml, key) in [
+        ("[server]\ngrpc_listen = \"nonsense\"", "grpc_listen"),
+        ("[limits]\nmax_body_bytes = \"big\"", "max_body_bytes"),
+        (
+            "[[sources]]\nname = \"g\"\nprovider = \"gigs\"\nverification = { secrets = [\"whsec_%%%notbase64\"] }",
+            "sources[0].verification",
+        ),
+        (
+            "[[sources]]\nname = \"m\"\nprovider = \"mobile_manager\"\nverification = { scheme = \"none\", extra = 1 }",
+            "extra",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, toml).expect("written");
+        let output = common::serve_command(BIN, Some(&path))
+            .output()
+            .expect("runs");
+        assert!(!output.status.success(), "{toml}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(key), "expected `{key}` in: {stderr}");
+        assert!(!stderr.contains("%%%notbase64"), "secret echoed: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn secrets_never_reach_the_log() {
+    use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
+    const TOKEN: &str = "tok-never-in-the-log-5f2c9a";
+    // Base64 of 24 distinctive bytes; the whsec_ form is what an operator pastes.
+    const GIGS_SECRET: &str = "whsec_bmV2ZXItaW4tdGhlLWxvZy1laXRoZXIh";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::binary_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\nname = \"abowire-secret\"\nprovider = \"abowire\"\n\
+             verification = {{ tokens = [\"{TOKEN}\"] }}\n\n\
+             [[sources]]\nname = \"gigs-secret\"\nprovider = \"gigs\"\n\
+             verification = {{ secrets = [{{ env = \"HN_TEST_GIGS_SECRET\" }}] }}\n"
+        ),
+    );
+    let mut command = common::serve_command(BIN, Some(&config));
+    // Debug for hooknorm's own lines, so what it logs per request is all there.
+    command
+        .env("RUST_LOG", "info,hooknorm=debug")
+        .env("HN_TEST_GIGS_SECRET", GIGS_SECRET);
+    let mut running = common::spawn_serve(command);
+    let mut client = NormalizerServiceClient::connect(format!("http://{}", running.addr))
+        .await
+        .expect("connects");
+    let http_addr: std::net::SocketAddr = running.http_addr.parse().expect("http addr");
+    let mut requests = vec![
+        // The right token with a body that is no Abowire event: the URI carries the secret.
+        common::token_request("abowire-secret", "token", TOKEN, b"{\"nothing\": 1}"),
+        // A near miss of the token.
+        common::token_request("abowire-secret", "token", &format!("{TOKEN}x"), b"{}"),
+        // The right secret signing a body that is not JSON.
+        common::gigs_request(
+            b"not json",
+            GIGS_SECRET,
+            "msg_s",
+            chrono::Utc::now().timestamp(),
+        ),
+    ];
+    // A signature by the right secret over other content.
+    let mut tampered =
+        common::gigs_request(b"{}", GIGS_SECRET, "msg_t", chrono::Utc::now().timestamp());
+    tampered.body = b"{ }".to_vec();
+    requests.push(tampered);
+    for request in &mut requests {
+        if request.source == "gigs" {
+            request.source = "gigs-secret".into();
+            request.request_uri = "/webhooks/gigs-secret".into();
+        }
+    }
+    for request in &requests {
+        client
+            .verify_and_normalize(request.clone())
+            .await
+            .expect_err("refused");
+        let answer = common::http::post_webhook(http_addr, request).await;
+        assert!(answer.status >= 400, "{}", answer.status);
+    }
+    running.sigterm();
+    let status = running.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit status {status}");
+    let mut lines = running.startup_log.clone();
+    lines.extend(running.log_lines_until_exit(Duration::from_secs(5)));
+    let refused = lines
+        .iter()
+        .filter(|l| l.contains("webhook refused"))
+        .count();
+    assert!(refused >= requests.len() * 2, "{lines:#?}");
+    let secret_body = GIGS_SECRET.trim_start_matches("whsec_");
+    for line in &lines {
+        for secret in [
+            TOKEN,
+            secret_body,
+            common::GIGS_SECRET,
+            common::ABOWIRE_TOKEN,
+        ] {
+            assert!(!line.contains(secret), "secret in log line: {line}");
+        }
+    }
+}

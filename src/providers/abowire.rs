@@ -9,6 +9,8 @@
 //! so the local id is a fingerprint of the whole body: a redelivery deduplicates, two distinct
 //! events with identical bodies are indistinguishable anyway.
 //!
+//! Envelope fields neither format documents are kept in `detail.extensions`.
+//!
 //! A `payload` that is not an object (a bulk event's array, a bare string) is kept as
 //! `data = {"value": payload}`, since `data` is a `Struct`; the elements of an array payload that
 //! carry an `id` become `related` resources of the event's kind.
@@ -40,6 +42,8 @@ struct Envelope {
     account_id: Option<Value>,
     is_production: Option<Value>,
     previous_payload: Option<Value>,
+    /// Fields neither format documents, kept as sent (see `AbowireDetail.extensions`).
+    extensions: Object,
 }
 
 /// Normalizes an Abowire webhook of either format.
@@ -63,8 +67,11 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
             "accountId" => &mut envelope.account_id,
             "isProduction" => &mut envelope.is_production,
             "previousPayload" => &mut envelope.previous_payload,
-            // Fields this version does not know.
-            _ => continue,
+            // Fields this version does not know: kept, never rejected (forward compatibility).
+            _ => {
+                envelope.extensions.insert(key, value);
+                continue;
+            }
         };
         *slot = Some(value);
     }
@@ -80,6 +87,11 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
     };
     event.id = id;
     Ok(event)
+}
+
+/// Unknown envelope fields as `detail.extensions`: unset when there are none.
+fn extensions(fields: Object) -> Option<Struct> {
+    (!fields.is_empty()).then_some(Struct { fields })
 }
 
 fn present(value: &Option<Value>) -> bool {
@@ -105,6 +117,7 @@ fn current(envelope: Envelope, context: &Context) -> Result<Event, NormalizeErro
         event_source: string(envelope.source, "source")?.unwrap_or_default(),
         account_id: string(envelope.account_id, "accountId")?.unwrap_or_default(),
         is_production,
+        extensions: extensions(envelope.extensions),
         ..AbowireDetail::default()
     };
     Ok(Event {
@@ -154,6 +167,7 @@ fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
         event_arn,
         component,
         action,
+        extensions: extensions(envelope.extensions),
         ..AbowireDetail::default()
     };
     Ok(Event {

@@ -5,7 +5,8 @@
 //! (`com.gigs.user.address.created` -> `user_address.created`). The subject is `data` itself
 //! (`data.object`/`data.id`); `data` objects without an id of their own are about the resource
 //! they reference (see [`subject`]). Every other resource `data` references at its first level,
-//! as a nested `{object, id}` or as a bare id, is `related`.
+//! as a nested `{object, id}` or as a bare id, is `related`. Envelope fields this version does not
+//! know are kept in `detail.extensions`.
 
 use std::collections::BTreeMap;
 
@@ -29,8 +30,11 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
     let (mut id, mut provider_type, mut data, mut previous_data, mut time) =
         (None, None, None, None, None);
     let mut detail = GigsDetail::default();
+    let mut extensions = Object::new();
     // One pass takes every envelope field: cheaper than removing them one by one. Fields this
-    // version does not know (and `object: "event"`) are dropped; `data` keeps all of its own.
+    // version does not know (CloudEvents extension attributes, newer Gigs fields) go to
+    // `detail.extensions`, as forward compatibility promises nothing is dropped; `object` is
+    // always `"event"` and says nothing. `data` keeps all of its own.
     for (key, value) in fields {
         let text = |value| fields::into_string(value, "", &key);
         match key.as_str() {
@@ -45,8 +49,14 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
             "project" => detail.project = text(value)?.unwrap_or_default(),
             "version" => detail.api_version = text(value)?.unwrap_or_default(),
             "actor" => detail.actor = fields::into_object(value, "", &key)?,
-            _ => {}
+            "object" => {}
+            _ => {
+                extensions.insert(key, value);
+            }
         }
+    }
+    if !extensions.is_empty() {
+        detail.extensions = Some(prost_types::Struct { fields: extensions });
     }
     let id = fields::require_string(id, "", "id")?;
     let provider_type = fields::require_string(provider_type, "", "type")?;

@@ -161,9 +161,15 @@ impl Verifier {
         Ok(Verifier { scheme, allowlists })
     }
 
+    /// True when the scheme is `none`: nothing about the request itself is checked, at most the
+    /// peer address (see [`Verifier::is_unauthenticated`]).
+    pub fn is_scheme_none(&self) -> bool {
+        matches!(self.scheme, Scheme::None)
+    }
+
     /// True when the source accepts unauthenticated webhooks (no scheme and no allowlist).
     pub fn is_unauthenticated(&self) -> bool {
-        matches!(self.scheme, Scheme::None) && self.allowlists.is_empty()
+        self.is_scheme_none() && self.allowlists.is_empty()
     }
 
     /// The scheme's config name, for logs.

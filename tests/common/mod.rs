@@ -25,8 +25,56 @@ pub const GIGS_SECRET_NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 pub const ABOWIRE_TOKEN: &str = "abowire-t0ken/with+chars";
 pub const MM_TOKEN: &str = "mm-token";
 
+/// The seed of the ed25519 key the Standard Webhooks reference libraries sign their published
+/// `v1a` vector with (the same vector as `src/verify/standard_webhooks/tests.rs`).
+pub const V1A_REFERENCE_SEED: &str = "VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=";
+/// The seed of a key the tests sign `v1a` webhooks with; its public key is configured on
+/// `gigs-ed25519` alongside the reference key.
+pub const V1A_TEST_SEED: [u8; 32] = *b"hooknorm-test-ed25519-signing-ke";
+
+/// The ed25519 key for a 32-byte seed given in base64 (as the reference libraries publish it).
+pub fn v1a_key_from_base64(seed: &str) -> ed25519_dalek::SigningKey {
+    use base64::Engine as _;
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(seed)
+        .expect("seed is base64")
+        .try_into()
+        .expect("seed is 32 bytes");
+    ed25519_dalek::SigningKey::from_bytes(&seed)
+}
+
+/// `whpk_<base64 public key>`, the form a Standard Webhooks sender publishes its key in; written
+/// here with ed25519-dalek and base64 directly, independent of hooknorm's own helpers.
+pub fn whpk(key: &ed25519_dalek::SigningKey) -> String {
+    use base64::Engine as _;
+    format!(
+        "whpk_{}",
+        base64::engine::general_purpose::STANDARD.encode(key.verifying_key().as_bytes())
+    )
+}
+
+/// A `v1a,<base64 ed25519 signature>` entry over `{id}.{timestamp}.{body}`, made with
+/// ed25519-dalek directly rather than hooknorm's signer.
+pub fn sign_v1a(
+    key: &ed25519_dalek::SigningKey,
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let mut content = format!("{msg_id}.{timestamp}.").into_bytes();
+    content.extend_from_slice(body);
+    format!(
+        "v1a,{}",
+        base64::engine::general_purpose::STANDARD.encode(key.sign(&content).to_bytes())
+    )
+}
+
 /// A config with one source per provider and one per extra scheme.
 pub fn test_config_toml(max_body_bytes: usize) -> String {
+    let v1a_reference = whpk(&v1a_key_from_base64(V1A_REFERENCE_SEED));
+    let v1a_test = whpk(&ed25519_dalek::SigningKey::from_bytes(&V1A_TEST_SEED));
     format!(
         r#"
 [server]
@@ -41,6 +89,11 @@ max_body_bytes = {max_body_bytes}
 name = "gigs"
 provider = "gigs"
 verification = {{ scheme = "standard_webhooks", secrets = ["{GIGS_SECRET}", "{GIGS_SECRET_NEW}"] }}
+
+[[sources]]
+name = "gigs-ed25519"
+provider = "gigs"
+verification = {{ scheme = "standard_webhooks", public_keys = ["{v1a_reference}", "{v1a_test}"] }}
 
 [[sources]]
 name = "abowire"
@@ -341,6 +394,8 @@ pub struct Running {
     pub addr: String,
     /// The HTTP ingress and probes address.
     pub http_addr: String,
+    /// Its log lines up to and including the second "listening" one.
+    pub startup_log: Vec<String>,
     /// Its JSON log lines after the start-up ones, as they come.
     logs: std::sync::mpsc::Receiver<String>,
 }
@@ -348,11 +403,39 @@ pub struct Running {
 impl Running {
     /// Sends SIGTERM (a graceful stop).
     pub fn sigterm(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`TERM`, `INT`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Every log line written since the last call, as written.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.logs.try_iter().collect()
+    }
+
+    /// The log lines written until the process closes its stderr (it exited), waiting up to
+    /// `within`.
+    pub fn log_lines_until_exit(&self, within: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + within;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.logs.recv_timeout(left) {
+                Ok(line) => lines.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return lines,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("stderr still open after {within:?}; got {lines:#?}")
+                }
+            }
+        }
     }
 
     /// A `kB` field of the server's `/proc/<pid>/status` (`VmRSS`, `VmHWM`, `RssAnon`, ...).
@@ -423,26 +506,47 @@ impl Drop for Running {
     }
 }
 
-/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
-/// lines.
-pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
-    use std::io::{BufRead, BufReader};
-    use std::time::{Duration, Instant};
-    let child = std::process::Command::new(bin)
-        .args(["serve", "--config"])
-        .arg(config)
+/// The real binary's `serve` with JSON logs on stderr (piped) and `RUST_LOG` unset, reading
+/// `config`, or with `None` whatever it finds by itself (`$HOOKNORM_CONFIG` is removed, so
+/// `./hooknorm.toml` of the command's working directory).
+pub fn serve_command(bin: &str, config: Option<&std::path::Path>) -> std::process::Command {
+    let mut command = std::process::Command::new(bin);
+    command.arg("serve");
+    match config {
+        Some(config) => {
+            command.arg("--config").arg(config);
+        }
+        None => {
+            command.env_remove("HOOKNORM_CONFIG");
+        }
+    }
+    command
         .env("HOOKNORM_LOG_FORMAT", "json")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("binary starts");
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
+/// lines.
+pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
+    spawn_serve(serve_command(bin, Some(config)))
+}
+
+/// Spawns `command` (a `serve` logging JSON to a piped stderr, see [`serve_command`]) and waits
+/// for its "grpc listening" and "http listening" log lines.
+pub fn spawn_serve(mut command: std::process::Command) -> Running {
+    use std::io::{BufRead, BufReader};
+    use std::time::{Duration, Instant};
+    let child = command.spawn().expect("binary starts");
     // Owned by `Running` from here on, so every path (including a panic) kills and reaps it.
     let (tx, rx) = std::sync::mpsc::channel();
     let mut running = Running {
         child,
         addr: String::new(),
         http_addr: String::new(),
+        startup_log: Vec::new(),
         logs: rx,
     };
     let stderr = running.child.stderr.take().expect("stderr piped");
@@ -452,7 +556,6 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
         }
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut seen = Vec::new();
     while Instant::now() < deadline {
         if let Ok(line) = running.logs.recv_timeout(Duration::from_millis(100)) {
             let parsed: serde_json::Value = serde_json::from_str(&line)
@@ -463,11 +566,14 @@ pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
             } else if parsed["message"] == "http listening" {
                 running.http_addr = addr();
             }
+            running.startup_log.push(line);
             if !running.addr.is_empty() && !running.http_addr.is_empty() {
                 return running;
             }
-            seen.push(line);
         }
     }
-    panic!("server did not report its address; log: {seen:#?}");
+    panic!(
+        "server did not report its address; log: {:#?}",
+        running.startup_log
+    );
 }

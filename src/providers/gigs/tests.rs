@@ -206,11 +206,17 @@ fn subjects_of_data_without_an_id() {
 #[test]
 fn unknown_fields_are_kept() {
     let event = run(
-        r#"{"id":"evt_1","type":"com.gigs.sim.updated","brandNew":{"x":1},
+        r#"{"object":"event","id":"evt_1","type":"com.gigs.sim.updated","brandNew":{"x":1},
             "data":{"object":"sim","id":"sim_1","futureField":[1,2]}}"#,
     )
     .unwrap();
     assert!(event.data.unwrap().fields.contains_key("futureField"));
+    // Unknown envelope fields are kept beside the known ones, `object` is not among them.
+    let Some(Detail::Gigs(detail)) = event.detail else {
+        panic!("not a gigs detail");
+    };
+    let extensions = detail.extensions.unwrap().fields;
+    assert_eq!(extensions.keys().collect::<Vec<_>>(), ["brandNew"]);
     // No time: the receive time stands in.
     assert_eq!(
         event.occurred_at,
