@@ -269,6 +269,63 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
     server.shutdown().await;
 }
 
+/// Polls only the gRPC health service (never `/readyz`, which would refresh it itself) until
+/// `service` reports `want`, for at most `within`; returns how long it took.
+async fn grpc_health_becomes(
+    server: &TestServer,
+    service: &str,
+    want: ServingStatus,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = grpc_health(server, service).await;
+        if status == want as i32 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "grpc health of {service:?} still {status} after {within:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn grpc_health_follows_the_store_without_readyz() {
+    let failing = Arc::new(AtomicBool::new(false));
+    let switch = failing.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = TestServer::start_wrapping_log(&test_config_toml(MIB), dir.path(), move |inner| {
+        Arc::new(FailingLog {
+            inner,
+            failing: switch,
+        })
+    })
+    .await;
+    // The periodic refresh is the only thing re-checking the store here: nothing asks /readyz.
+    let within = hooknorm::readiness::HEALTH_REFRESH
+        + hooknorm::readiness::STORE_CHECK_TTL
+        + Duration::from_secs(2);
+    assert_eq!(
+        grpc_health(&server, "").await,
+        ServingStatus::Serving as i32
+    );
+
+    failing.store(true, Ordering::SeqCst);
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        let took = grpc_health_becomes(&server, service, ServingStatus::NotServing, within).await;
+        eprintln!("{service:?} not serving after {took:?}");
+    }
+
+    failing.store(false, Ordering::SeqCst);
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        let took = grpc_health_becomes(&server, service, ServingStatus::Serving, within).await;
+        eprintln!("{service:?} serving again after {took:?}");
+    }
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_rate_limit_answers_429_with_retry_after() {
     let toml =
