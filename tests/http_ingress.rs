@@ -198,6 +198,11 @@ async fn every_refusal_status_is_produced() {
         let answer = post_webhook(addr, &request).await;
         assert_refused(&answer, status, reason, what);
         assert!(answer.header("retry-after").is_none(), "{what}");
+        // Neither the address the server saw nor what the sender put in a header comes back.
+        let body = String::from_utf8_lossy(&answer.body);
+        for echoed in ["127.0.0.1", "192.0.2.10", "text/", "x-www-form"] {
+            assert!(!body.contains(echoed), "{what}: {echoed} in {body}");
+        }
     }
 
     // JSON with parameters, a +json type and no type at all are accepted.

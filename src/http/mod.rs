@@ -195,7 +195,13 @@ async fn receive(
     {
         Ok(webhook) => webhook,
         Err(error) => {
-            tracing::info!(source = %source, reason = %error.reason(), %error, "webhook refused");
+            tracing::info!(
+                source = %source,
+                reason = %error.reason(),
+                sent = error.sent_value().map(tracing::field::debug),
+                %error,
+                "webhook refused"
+            );
             return error.retry_after(state.retry_after_seconds).into_response();
         }
     };
