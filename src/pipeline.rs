@@ -151,6 +151,8 @@ impl Pipeline {
         dry_run: bool,
     ) -> Result<Outcome, PipelineError> {
         let source = webhook.source.clone();
+        // For the log only: refusals never tell the sender which address was seen.
+        let peer = webhook.remote_addr;
         let result = self.process_unlogged(webhook, dry_run).await;
         match &result {
             Ok(outcome) => tracing::debug!(
@@ -169,7 +171,13 @@ impl Pipeline {
                 ) {
                     tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
                 } else {
-                    tracing::info!(source = %source, reason = %reason, %error, "webhook refused");
+                    tracing::info!(
+                        source = %source,
+                        reason = %reason,
+                        peer = peer.map(tracing::field::display),
+                        %error,
+                        "webhook refused"
+                    );
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Readiness: whether this instance should be sent webhooks now. One answer for every probe:
-//! HTTP `/readyz` asks it directly, and the gRPC health service is kept in step with it, so a
-//! Kubernetes HTTP probe and a gRPC health check never disagree.
+//! HTTP `/readyz` asks it directly, and every change is published on a watch channel that the
+//! gRPC side forwards to its health service ([`crate::grpc::health`]), so a Kubernetes HTTP
+//! probe and a gRPC health check never disagree. No transport is known here.
 //!
 //! Ready means the listeners are serving, the server is not shutting down, and the event log
 //! takes a write right now (a full disk makes the instance unready rather than answering 503 to
@@ -14,13 +15,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, watch};
-use tonic::server::NamedService;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
-use crate::grpc::NormalizerGrpc;
 use crate::log::{EventLog, LogError};
-use crate::proto::v1::normalizer_service_server::NormalizerServiceServer;
 
 /// How often the gRPC health status is refreshed when nothing asks `/readyz`.
 pub const HEALTH_REFRESH: Duration = Duration::from_secs(5);
@@ -60,15 +56,14 @@ struct Inner {
     log: Arc<dyn EventLog>,
     stopping: watch::Receiver<bool>,
     listening: AtomicBool,
-    health: Option<HealthReporter>,
     /// The last store check and when it finished (a std lock: never held across an await).
     store_checked: std::sync::Mutex<Option<(Instant, Result<(), LogError>)>>,
     /// Held while a store check runs, so callers arriving meanwhile wait for its answer instead
     /// of running checks of their own (single flight).
     probing: Mutex<()>,
-    /// What was last published, so watchers and logs hear only changes. Async because
-    /// publishing awaits the reporter; holding it there keeps publications in order.
-    published: Mutex<Option<bool>>,
+    /// What was last published (`None` before the first check); watchers and logs hear only
+    /// changes.
+    published: watch::Sender<Option<bool>>,
 }
 
 impl std::fmt::Debug for Readiness {
@@ -81,23 +76,24 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    /// `stopping` turning true makes the instance unready; `health`, when given, is kept in step.
-    pub fn new(
-        log: Arc<dyn EventLog>,
-        stopping: watch::Receiver<bool>,
-        health: Option<HealthReporter>,
-    ) -> Self {
+    /// `stopping` turning true makes the instance unready.
+    pub fn new(log: Arc<dyn EventLog>, stopping: watch::Receiver<bool>) -> Self {
         Readiness {
             inner: Arc::new(Inner {
                 log,
                 stopping,
                 listening: AtomicBool::new(false),
-                health,
                 store_checked: std::sync::Mutex::new(None),
                 probing: Mutex::new(()),
-                published: Mutex::new(None),
+                published: watch::Sender::new(None),
             }),
         }
+    }
+
+    /// Every published readiness: `Some(ready)` after each check that changed it, `None` until
+    /// the first check.
+    pub fn subscribe(&self) -> watch::Receiver<Option<bool>> {
+        self.inner.published.subscribe()
     }
 
     /// Records that every listener is serving.
@@ -105,11 +101,11 @@ impl Readiness {
         self.inner.listening.store(true, Ordering::Release);
     }
 
-    /// Checks readiness now (probing the log with a tiny write) and publishes the answer to the
-    /// gRPC health service.
+    /// Checks readiness now (probing the log with a tiny write) and publishes the answer to
+    /// subscribers.
     pub async fn check(&self) -> Result<(), NotReady> {
         let outcome = self.evaluate().await;
-        self.publish(&outcome).await;
+        self.publish(&outcome);
         outcome
     }
 
@@ -154,10 +150,15 @@ impl Readiness {
             .map(|(_, outcome)| outcome.clone())
     }
 
-    async fn publish(&self, outcome: &Result<(), NotReady>) {
+    fn publish(&self, outcome: &Result<(), NotReady>) {
         let ready = outcome.is_ok();
-        let mut published = self.inner.published.lock().await;
-        if *published == Some(ready) {
+        // One atomic compare-and-set, so concurrent checks publish (and log) a change once.
+        let changed = self.inner.published.send_if_modified(|published| {
+            let changed = *published != Some(ready);
+            *published = Some(ready);
+            changed
+        });
+        if !changed {
             return;
         }
         match outcome {
@@ -165,25 +166,9 @@ impl Readiness {
             Err(error @ NotReady::ShuttingDown) => tracing::info!(%error, "not ready"),
             Err(error) => tracing::warn!(%error, "not ready"),
         }
-        if let Some(health) = &self.inner.health {
-            let status = if ready {
-                ServingStatus::Serving
-            } else {
-                ServingStatus::NotServing
-            };
-            // "" is the whole server, as `grpc_health_probe` and Kubernetes gRPC probes ask.
-            health.set_service_status("", status).await;
-            health
-                .set_service_status(
-                    <NormalizerServiceServer<NormalizerGrpc> as NamedService>::NAME,
-                    status,
-                )
-                .await;
-        }
-        *published = Some(ready);
     }
 
-    /// Re-checks every `interval` so the gRPC health status follows the log even when no one
+    /// Re-checks every `interval` so subscribers (gRPC health) follow the log even when no one
     /// asks `/readyz`; stops when the server starts shutting down (which publishes itself).
     pub fn spawn_refresh(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let readiness = self.clone();

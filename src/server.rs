@@ -13,7 +13,7 @@ use tonic::transport::Server as TonicServer;
 use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, ConfigError, StoreBackend};
-use crate::grpc::NormalizerGrpc;
+use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
@@ -171,7 +171,8 @@ impl Server {
         // listeners stop accepting, streams end.
         let (draining_tx, draining_rx) = watch::channel(false);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let readiness = Readiness::new(log.clone(), draining_rx, Some(health_reporter));
+        let readiness = Readiness::new(log.clone(), draining_rx);
+        let mut published = readiness.subscribe();
         let connection_limits = self.http.connections;
         let app = crate::http::router(HttpState::new(
             self.pipeline.clone(),
@@ -202,6 +203,8 @@ impl Server {
         // Both listeners were bound in `bind`, so connections queue from here on.
         readiness.mark_listening();
         let _ = readiness.check().await;
+        health::apply_readiness(&health_reporter, &mut published).await;
+        let health_forwarding = health::spawn_readiness_forwarding(health_reporter, published);
         let refresh = readiness.spawn_refresh(HEALTH_REFRESH);
         tracing::info!(addr = %self.grpc_addr, "grpc listening");
         tracing::info!(addr = %self.http_addr, "http listening");
@@ -238,6 +241,7 @@ impl Server {
             }
         };
         refresh.abort();
+        health_forwarding.abort();
         retention.abort();
         log.close().await;
         tracing::info!("stopped");

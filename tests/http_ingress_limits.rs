@@ -7,7 +7,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -144,29 +144,87 @@ async fn a_100_mib_body_is_refused_with_413_and_memory_stays_flat() {
     assert_accepted(&answer, "after the uploads");
 }
 
-/// An event log that refuses every write while `failing` is set, as a full disk would.
+/// How a [`FailingLog`] behaves right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Passes everything through.
+    Healthy,
+    /// Refuses every write before storing anything, as a full disk would.
+    Refuse,
+    /// Stores the event, then reports failure: a commit whose acknowledgement was lost.
+    StoreThenFail,
+    /// Stores the event, then answers only after [`STALL`], past the request timeout.
+    StoreThenStall,
+}
+
+/// How long [`Mode::StoreThenStall`] holds the answer back.
+const STALL: Duration = Duration::from_secs(5);
+
+/// The test's handle on a [`FailingLog`]'s mode.
+#[derive(Clone)]
+struct Switch(Arc<AtomicU8>);
+
+impl Switch {
+    fn new() -> Self {
+        Switch(Arc::new(AtomicU8::new(Mode::Healthy as u8)))
+    }
+
+    fn set(&self, mode: Mode) {
+        self.0.store(mode as u8, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Mode {
+        match self.0.load(Ordering::SeqCst) {
+            0 => Mode::Healthy,
+            1 => Mode::Refuse,
+            2 => Mode::StoreThenFail,
+            _ => Mode::StoreThenStall,
+        }
+    }
+}
+
+/// An event log that fails on purpose, as [`Switch`] says.
 struct FailingLog {
     inner: Arc<dyn EventLog>,
-    failing: Arc<AtomicBool>,
+    mode: Switch,
+}
+
+fn disk_full() -> LogError {
+    LogError::Unavailable {
+        reason: "database or disk is full at /var/lib/secret-path".into(),
+    }
 }
 
 impl FailingLog {
     fn check(&self) -> Result<(), LogError> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(LogError::Unavailable {
-                reason: "database or disk is full at /var/lib/secret-path".into(),
-            })
+        if self.mode.get() == Mode::Refuse {
+            Err(disk_full())
         } else {
             Ok(())
         }
     }
 }
 
+/// A server whose log is a [`FailingLog`] behind `switch`.
+async fn start_failing(toml: &str, dir: &std::path::Path, switch: &Switch) -> TestServer {
+    let mode = switch.clone();
+    TestServer::start_wrapping_log(toml, dir, move |inner| Arc::new(FailingLog { inner, mode }))
+        .await
+}
+
 #[async_trait]
 impl EventLog for FailingLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         self.check()?;
-        self.inner.append(request).await
+        let appended = self.inner.append(request).await?;
+        match self.mode.get() {
+            Mode::StoreThenFail => Err(disk_full()),
+            Mode::StoreThenStall => {
+                tokio::time::sleep(STALL).await;
+                Ok(appended)
+            }
+            Mode::Healthy | Mode::Refuse => Ok(appended),
+        }
     }
     async fn read_after(
         &self,
@@ -210,21 +268,14 @@ impl EventLog for FailingLog {
 
 #[tokio::test]
 async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
-    let failing = Arc::new(AtomicBool::new(false));
-    let switch = failing.clone();
+    let switch = Switch::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = TestServer::start_wrapping_log(&test_config_toml(MIB), dir.path(), move |inner| {
-        Arc::new(FailingLog {
-            inner,
-            failing: switch,
-        })
-    })
-    .await;
+    let server = start_failing(&test_config_toml(MIB), dir.path(), &switch).await;
     let addr = server.http_addr;
     let request = gigs_event_request(42, "subscription.renewed");
     assert_eq!(get(addr, "/readyz").await.status, 200);
 
-    failing.store(true, Ordering::SeqCst);
+    switch.set(Mode::Refuse);
     for _ in 0..2 {
         let answer = post_webhook(addr, &request).await;
         assert_refused(&answer, 503, "STORE_UNAVAILABLE", "store failing");
@@ -246,7 +297,7 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
         );
     }
 
-    failing.store(false, Ordering::SeqCst);
+    switch.set(Mode::Healthy);
     readyz_becomes(addr, 200).await;
     assert_eq!(
         grpc_health(&server, "").await,
@@ -266,6 +317,105 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
         .events;
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!((&stored[0].id, stored[0].sequence), (&id, sequence));
+    server.shutdown().await;
+}
+
+/// The risky order: the event is committed but the sender hears a failure (the log reports one
+/// after storing, or the request times out while the answer is on its way). The provider
+/// retries on 503, and the retry must find the stored event rather than store it again.
+#[tokio::test]
+async fn a_webhook_stored_before_a_503_is_stored_once_when_retried() {
+    let switch = Switch::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = test_config_toml(MIB) + "\n[http]\nrequest_timeout_seconds = 1\n";
+    let server = start_failing(&toml, dir.path(), &switch).await;
+    let addr = server.http_addr;
+    let cases = [
+        (Mode::StoreThenFail, 60, "STORE_UNAVAILABLE"),
+        (Mode::StoreThenStall, 61, "REQUEST_TIMEOUT"),
+    ];
+    let mut stored = Vec::new();
+    for (mode, n, reason) in cases {
+        let request = gigs_event_request(n, "subscription.renewed");
+        switch.set(mode);
+        let started = Instant::now();
+        let answer = post_webhook(addr, &request).await;
+        assert_refused(&answer, 503, reason, &format!("{mode:?}"));
+        assert_eq!(answer.header("retry-after"), Some("300"), "{mode:?}");
+        assert!(
+            started.elapsed() < STALL,
+            "{mode:?}: answered after the stall"
+        );
+
+        switch.set(Mode::Healthy);
+        let retry = assert_accepted(&post_webhook(addr, &request).await, "retry");
+        assert!(
+            retry.2,
+            "{mode:?}: the retry stored the event again: {retry:?}"
+        );
+        stored.push((retry.0, retry.1));
+    }
+
+    let mut client = server.client.clone();
+    let listed = client
+        .list_events(ListEventsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .events;
+    let mut listed: Vec<_> = listed.iter().map(|e| (e.id.clone(), e.sequence)).collect();
+    listed.sort_by_key(|(_, sequence)| *sequence);
+    assert_eq!(listed, stored);
+    server.shutdown().await;
+}
+
+/// Polls only the gRPC health service (never `/readyz`, which would refresh it itself) until
+/// `service` reports `want`, for at most `within`; returns how long it took.
+async fn grpc_health_becomes(
+    server: &TestServer,
+    service: &str,
+    want: ServingStatus,
+    within: Duration,
+) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = grpc_health(server, service).await;
+        if status == want as i32 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "grpc health of {service:?} still {status} after {within:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn grpc_health_follows_the_store_without_readyz() {
+    let switch = Switch::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_failing(&test_config_toml(MIB), dir.path(), &switch).await;
+    // The periodic refresh is the only thing re-checking the store here: nothing asks /readyz.
+    let within = hooknorm::readiness::HEALTH_REFRESH
+        + hooknorm::readiness::STORE_CHECK_TTL
+        + Duration::from_secs(2);
+    assert_eq!(
+        grpc_health(&server, "").await,
+        ServingStatus::Serving as i32
+    );
+
+    switch.set(Mode::Refuse);
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        let took = grpc_health_becomes(&server, service, ServingStatus::NotServing, within).await;
+        eprintln!("{service:?} not serving after {took:?}");
+    }
+
+    switch.set(Mode::Healthy);
+    for service in ["", "hooknorm.v1.NormalizerService"] {
+        let took = grpc_health_becomes(&server, service, ServingStatus::Serving, within).await;
+        eprintln!("{service:?} serving again after {took:?}");
+    }
     server.shutdown().await;
 }
 

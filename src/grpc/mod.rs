@@ -2,6 +2,7 @@
 //! `tonic::Status` with a `google.rpc.ErrorInfo`. No decisions are made here beyond conversion.
 
 mod convert;
+pub mod health;
 mod oversize;
 mod stream_events;
 

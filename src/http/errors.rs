@@ -39,6 +39,9 @@ pub struct HttpError {
     message: String,
     retry_after_seconds: Option<u64>,
     allow: Option<&'static str>,
+    /// What the sender sent that was refused (bounded), for the server's log only: echoing it
+    /// back would reflect sender-controlled text into the answer.
+    sent: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +62,7 @@ impl HttpError {
             message: message.into(),
             retry_after_seconds: None,
             allow: None,
+            sent: None,
         }
     }
 
@@ -79,6 +83,17 @@ impl HttpError {
     pub fn allow(mut self, methods: &'static str) -> Self {
         self.allow = Some(methods);
         self
+    }
+
+    /// Records the refused value for the log (never sent).
+    pub fn sent(mut self, value: String) -> Self {
+        self.sent = Some(value);
+        self
+    }
+
+    /// The refused value, for the log line.
+    pub fn sent_value(&self) -> Option<&str> {
+        self.sent.as_deref()
     }
 
     pub fn reason(&self) -> Reason {

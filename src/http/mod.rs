@@ -11,6 +11,7 @@ mod limits;
 mod probes;
 mod request;
 mod serve;
+mod trace;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -106,7 +107,7 @@ impl HttpState {
     }
 }
 
-/// The ingress app. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST`
+/// The ingress app; every request runs in an `http` span. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST`
 /// to a configured source: probes answer even when ingestion is saturated, and a request refused
 /// anyway (404 unknown source or path, 405 wrong method) spends neither a rate token nor a
 /// concurrency slot, so stray traffic cannot crowd out real deliveries.
@@ -146,6 +147,7 @@ pub fn router(state: HttpState) -> Router {
                 "no such path; webhooks go to POST /webhooks/{source}",
             )
         })
+        .layer(trace::TraceLayer)
         .with_state(state)
 }
 
@@ -195,7 +197,13 @@ async fn receive(
     {
         Ok(webhook) => webhook,
         Err(error) => {
-            tracing::info!(source = %source, reason = %error.reason(), %error, "webhook refused");
+            tracing::info!(
+                source = %source,
+                reason = %error.reason(),
+                sent = error.sent_value().map(tracing::field::debug),
+                %error,
+                "webhook refused"
+            );
             return error.retry_after(state.retry_after_seconds).into_response();
         }
     };

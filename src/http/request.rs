@@ -67,11 +67,11 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
     if is_json(text) {
         return Ok(());
     }
-    let shown: String = text.chars().take(64).collect();
     Err(HttpError::new(
         Reason::UnsupportedMediaType,
-        format!("content type `{shown}` is not json; send application/json"),
-    ))
+        "content type is not json; send application/json",
+    )
+    .sent(text.chars().take(64).collect()))
 }
 
 fn is_json(content_type: &str) -> bool {

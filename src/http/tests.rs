@@ -30,7 +30,7 @@ fn app(extra: &str) -> App {
     let log: Arc<dyn crate::log::EventLog> = Arc::new(SqliteEventLog::open(&config.store).unwrap());
     let pipeline = Pipeline::new(&config, log.clone()).unwrap();
     let (_stop, stopping) = watch::channel(false);
-    let readiness = Readiness::new(log, stopping, None);
+    let readiness = Readiness::new(log, stopping);
     let settings = HttpSettings::from_config(&config.http).unwrap();
     App {
         router: router(HttpState::new(pipeline, settings, readiness)),

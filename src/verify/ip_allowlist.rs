@@ -50,12 +50,7 @@ impl IpAllowlist {
     pub fn check(&self, webhook: &RawWebhook) -> Result<(), VerifyError> {
         match webhook.remote_addr {
             Some(address) if self.contains(address) => Ok(()),
-            Some(address) => Err(VerifyError::AddressNotAllowed {
-                address: address.to_string(),
-            }),
-            None => Err(VerifyError::AddressNotAllowed {
-                address: "unknown".to_owned(),
-            }),
+            _ => Err(VerifyError::AddressNotAllowed),
         }
     }
 }
@@ -92,9 +87,8 @@ mod tests {
         for bad in ["11.0.0.1", "192.0.2.8", "198.51.101.0"] {
             assert_eq!(
                 l.check(&from(Some(bad))),
-                Err(VerifyError::AddressNotAllowed {
-                    address: bad.into()
-                })
+                Err(VerifyError::AddressNotAllowed),
+                "{bad}"
             );
         }
     }
@@ -123,9 +117,7 @@ mod tests {
     fn unknown_peer_is_refused() {
         assert_eq!(
             list(&["0.0.0.0/0", "::/0"]).check(&from(None)),
-            Err(VerifyError::AddressNotAllowed {
-                address: "unknown".into()
-            })
+            Err(VerifyError::AddressNotAllowed)
         );
     }
 

@@ -43,8 +43,10 @@ pub enum VerifyError {
     MissingToken { location: String },
     #[error("token does not match any configured token")]
     TokenMismatch,
-    #[error("peer address {address} is not allowed")]
-    AddressNotAllowed { address: String },
+    /// Fixed text: behind a misconfigured proxy the address seen is an internal one, which the
+    /// sender has no business learning. The pipeline logs the address as a field instead.
+    #[error("peer address is not allowed for this source")]
+    AddressNotAllowed,
 }
 
 impl VerifyError {
@@ -56,7 +58,7 @@ impl VerifyError {
             VerifyError::TimestampOutOfTolerance { .. } => Reason::TimestampOutOfTolerance,
             VerifyError::MissingToken { .. } => Reason::MissingToken,
             VerifyError::TokenMismatch => Reason::TokenMismatch,
-            VerifyError::AddressNotAllowed { .. } => Reason::AddressNotAllowed,
+            VerifyError::AddressNotAllowed => Reason::AddressNotAllowed,
         }
     }
 }
