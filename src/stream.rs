@@ -1,12 +1,17 @@
 //! Event subscriptions: replay from the log, then follow live events, with no gap and no
 //! duplicate at the seam.
 //!
-//! Each subscription is one producer task feeding a bounded channel. The task subscribes to the
-//! log's broadcast *before* reading the head, replays stored events after the start cursor, then
-//! forwards live events whose sequence is past what it already sent. A subscriber that falls
-//! behind the broadcast ring (`Lagged`) goes back to reading the log from its cursor, so a slow
-//! subscriber costs a bounded amount of memory and never slows ingestion or other subscribers.
-//! One that stops reading altogether for `slow_subscriber_timeout` is ended with a resume cursor.
+//! Each subscription is one producer task feeding a bounded channel. The task replays stored
+//! events after the start cursor, then subscribes to the log's broadcast, reads the log once
+//! more up to its head (what was committed around the subscription), and forwards live events
+//! whose sequence is past what it already sent. It holds a live receiver only while it drains
+//! it: the shared ring keeps an event until its slowest receiver has read it, so a receiver
+//! parked in a replay or behind a full buffer would make the ring send events by sequence only
+//! to everyone. When its buffer is full, when it lags the ring or meets an event sent by
+//! sequence only, it drops the receiver and goes back to reading the log from its cursor, so a
+//! slow subscriber costs a bounded amount of memory and slows neither ingestion nor other
+//! subscribers. One that stops reading altogether for `slow_subscriber_timeout` is ended with
+//! a resume cursor.
 //!
 //! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
 //! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
@@ -187,6 +192,25 @@ enum Stop {
     End(StreamEnd),
 }
 
+/// An item that found no room in the subscriber's buffer, with whatever share of the byte
+/// budget it already holds.
+struct Pending {
+    item: StreamItem,
+    /// Budget bytes it needs (`None` for a heartbeat, which costs none).
+    cost: Option<usize>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// What became of one live event.
+enum Forwarded {
+    /// Sent, or not needed (already sent, filtered out).
+    Done,
+    /// Read the log instead: the receiver missed an event, or got it by sequence only.
+    FromLog,
+    /// Matches but the buffer is full: send it once there is room, then read the log.
+    Blocked { pending: Pending, sequence: u64 },
+}
+
 struct Producer {
     log: Arc<dyn EventLog>,
     filter: EventFilter,
@@ -204,9 +228,6 @@ struct Producer {
 
 impl Producer {
     async fn run(&mut self, start: Start) -> Result<(), Stop> {
-        // Subscribe before reading the head: every event committed after this point is either
-        // in the replay or arrives on `live`, so the seam has no gap.
-        let mut live = self.log.subscribe();
         self.cursor = match start {
             Start::Earliest => 0,
             Start::Latest => self.log.head(),
@@ -217,16 +238,31 @@ impl Producer {
                 .await
                 .map_err(|e| self.log_end(e))?,
         };
+        // A live receiver is held only while it is being drained: the shared ring keeps every
+        // event until its slowest receiver has read it, and past `store.live_bytes` of unread
+        // tail it sends events by sequence only, to everyone. A receiver parked in a long
+        // replay or behind a full buffer would push every other subscriber onto log reads.
         loop {
-            self.catch_up().await?;
-            self.follow(&mut live).await?;
-            // `follow` returns only after lagging: re-subscribe and replay from the cursor.
-            live = self.log.subscribe();
+            // The bulk of any replay, with no receiver.
+            self.catch_up(&mut None).await?;
+            // Subscribe, then read the log up to its head: every event committed after the
+            // subscription is in that read or on the receiver, so the seam has no gap, and
+            // `forward` skips what the read already sent, so it has no duplicate.
+            let mut live = Some(self.log.subscribe());
+            self.catch_up(&mut live).await?;
+            if let Some(live) = live {
+                self.follow(live).await?;
+            }
+            // Lagged, elided or blocked: the receiver is gone; back to the log from the cursor.
         }
     }
 
-    /// Replays stored events after the cursor until the log has nothing newer.
-    async fn catch_up(&mut self) -> Result<(), Stop> {
+    /// Replays stored events after the cursor until the log has nothing newer. `live`, if
+    /// held, is dropped as soon as a send has to wait for room.
+    async fn catch_up(
+        &mut self,
+        live: &mut Option<broadcast::Receiver<LiveEvent>>,
+    ) -> Result<(), Stop> {
         loop {
             self.check_shutdown()?;
             let head = self.log.head();
@@ -241,7 +277,15 @@ impl Producer {
             let complete = batch.len() < self.settings.catch_up_batch;
             for event in batch {
                 let sequence = event.sequence;
-                self.send(StreamItem::Event(event)).await?;
+                if let Some(pending) = self.try_send(StreamItem::Event(event))? {
+                    if live.take().is_some() {
+                        tracing::debug!(
+                            cursor = self.cursor,
+                            "subscriber buffer full, leaving the live feed"
+                        );
+                    }
+                    self.wait_send(pending).await?;
+                }
                 self.cursor = self.cursor.max(sequence);
             }
             if complete {
@@ -252,8 +296,9 @@ impl Producer {
         }
     }
 
-    /// Forwards live events until the broadcast reports this subscriber lagged.
-    async fn follow(&mut self, live: &mut broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
+    /// Forwards live events until the receiver lags, meets an event sent by sequence only, or
+    /// finds the buffer full; it is dropped before any wait for room.
+    async fn follow(&mut self, mut live: broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
             tokio::select! {
@@ -264,12 +309,19 @@ impl Producer {
                     // was a large share of the fan-out's CPU.
                     loop {
                         match received {
-                            Ok(committed) => {
-                                if !self.forward(&committed).await? {
-                                    // Something was committed that this receiver did not see.
+                            Ok(committed) => match self.forward(&committed)? {
+                                Forwarded::Done => {}
+                                Forwarded::FromLog => return Ok(()),
+                                Forwarded::Blocked { pending, sequence } => {
+                                    drop(live);
+                                    tracing::debug!(cursor = self.cursor, "subscriber buffer full, leaving the live feed");
+                                    self.wait_send(pending).await?;
+                                    // Only after the send: a subscriber ended mid-send resumes
+                                    // before it.
+                                    self.cursor = sequence;
                                     return Ok(());
                                 }
-                            }
+                            },
                             Err(broadcast::error::RecvError::Lagged(missed)) => {
                                 tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
                                 return Ok(());
@@ -292,7 +344,11 @@ impl Producer {
                 }
                 () = tokio::time::sleep_until(heartbeat_at) => {
                     let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
-                    self.send(item).await?;
+                    if let Some(pending) = self.try_send(item)? {
+                        drop(live);
+                        self.wait_send(pending).await?;
+                        return Ok(());
+                    }
                 }
                 changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
                 () = self.tx.closed() => return Err(Stop::ClientGone),
@@ -300,41 +356,38 @@ impl Producer {
         }
     }
 
-    /// Sends one live event if it is next and matches; `false` when the log must be read
-    /// instead: the event is past the next sequence (the receiver missed something), or the
-    /// feed carried it by sequence only (its byte budget was spent on slower subscribers).
-    async fn forward(&mut self, live: &LiveEvent) -> Result<bool, Stop> {
+    /// Sends one live event if it is next and matches, without waiting for room.
+    fn forward(&mut self, live: &LiveEvent) -> Result<Forwarded, Stop> {
         let sequence = live.sequence();
         if sequence <= self.cursor {
-            return Ok(true);
+            return Ok(Forwarded::Done);
         }
         if sequence > self.cursor + 1 {
-            return Ok(false);
+            return Ok(Forwarded::FromLog);
         }
         let LiveEvent::Full(committed) = live else {
             tracing::debug!(
                 sequence,
                 "live feed over its byte budget, reading from the log"
             );
-            return Ok(false);
+            return Ok(Forwarded::FromLog);
         };
-        if self.filter.matches(&committed.event) {
-            self.send(StreamItem::Event(committed.encoded.clone()))
-                .await?;
+        if self.filter.matches(&committed.event)
+            && let Some(pending) = self.try_send(StreamItem::Event(committed.encoded.clone()))?
+        {
+            return Ok(Forwarded::Blocked { pending, sequence });
         }
-        // Only after the send: a subscriber ended mid-send resumes before it.
         self.cursor = sequence;
-        Ok(true)
+        Ok(Forwarded::Done)
     }
 
-    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space (a free
-    /// slot and, for an event, its bytes within the budget).
-    async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
+    /// Sends one item if there is room right now (a free slot and, for an event, its bytes
+    /// within the budget); otherwise hands it back to wait with [`Producer::wait_send`].
+    fn try_send(&mut self, item: StreamItem) -> Result<Option<Pending>, Stop> {
         let cost = match &item {
             StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
             StreamItem::Heartbeat { .. } => None,
         };
-        // Fast path, the usual case: room right now, so no timer is armed.
         let held = match cost {
             Some(cost) => Arc::clone(&self.budget)
                 .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
@@ -349,12 +402,18 @@ impl Producer {
                         _budget: held,
                     }));
                     self.last_sent_at = Instant::now();
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::ClientGone),
                 Err(mpsc::error::TrySendError::Full(())) => {}
             }
         }
+        Ok(Some(Pending { item, cost, held }))
+    }
+
+    /// Waits at most the slow-subscriber timeout for room for `pending`, then sends it.
+    async fn wait_send(&mut self, pending: Pending) -> Result<(), Stop> {
+        let Pending { item, cost, held } = pending;
         let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
         tokio::pin!(deadline);
         let budget = Arc::clone(&self.budget);
