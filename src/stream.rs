@@ -178,7 +178,16 @@ pub fn subscribe(
         };
         if let Err(Stop::End(end)) = producer.run(start).await {
             tracing::info!(reason = %end, "event stream ended");
-            let _ = producer.tx.send(Err(end)).await;
+            // The buffer may be full and its reader gone quiet (that is what `TooSlow` means):
+            // wait for room no longer than a subscriber is given anyway, then end the task so
+            // it stops holding the log and the sender.
+            let bound = producer.settings.slow_subscriber_timeout;
+            if tokio::time::timeout(bound, producer.tx.send(Err(end)))
+                .await
+                .is_err()
+            {
+                tracing::debug!("no room for the final status, ending the stream without it");
+            }
         }
     });
     rx
@@ -588,6 +597,37 @@ mod tests {
             assert!(subscription.len() <= 2);
         }
         assert_eq!(sequences, (1..=32).collect::<Vec<u64>>());
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_is_let_go_even_without_room_for_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir);
+        for index in 0..3 {
+            append(&log, event(&format!("evt_{index}"), 10)).await;
+        }
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::Earliest,
+            StreamSettings {
+                buffer: 1,
+                slow_subscriber_timeout: Duration::from_millis(100),
+                ..settings()
+            },
+            shutdown,
+        );
+        // 100 ms to give up on the subscriber, at most 100 ms more for the status.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            subscription.is_closed(),
+            "the producer still waits to send the final status"
+        );
+        // What was buffered is still there, then the stream ends.
+        assert_eq!(next_event(&mut subscription).await.sequence, 1);
+        assert!(subscription.recv().await.is_none());
         log.close().await;
     }
 
