@@ -24,8 +24,9 @@
 //! - An event with an empty id cannot be recognized again: it is always stored, under its
 //!   sequence number as id.
 //!
-//! Time: `received_at` is what [`EventLog::cursor_at`] and retention by age go by; an event
-//! without one is indexed at its append time (the stored event is left as given). Dedup keys are
+//! Time: `received_at` is what [`EventLog::cursor_at`] goes by; an event without one is indexed
+//! at its append time (the stored event is left as given). Retention by age goes by the append
+//! time (the writer's clock), never by `received_at`, which callers supply. Dedup keys are
 //! stamped with the append time.
 //!
 //! Retention runs on the writer thread in small transactions between group commits, so appends
@@ -412,7 +413,7 @@ impl EventLog for SqliteEventLog {
         };
         let plan = RetentionPlan {
             below_sequence,
-            received_before_ms: self
+            appended_before_ms: self
                 .retention_max_age_ms
                 .map(|age| now_ms.saturating_sub(age)),
             dedup_before_ms: now_ms.saturating_sub(self.dedup_window_ms),
