@@ -70,12 +70,6 @@ use writer::{Command, Control, Writer};
 /// The database file's name inside `store.path`.
 pub const DB_FILE_NAME: &str = "events.sqlite3";
 
-/// Committed events a subscriber may fall behind by before it gets `Lagged`.
-pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
-
-/// Bytes of unread events the live feed holds by default (`store.live_bytes`).
-pub const DEFAULT_LIVE_BYTES: usize = 16 * 1024 * 1024;
-
 /// Idle read connections kept open by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 
@@ -102,9 +96,12 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
+        // The live feed's sizes are configuration (`store.live_events`, `store.live_bytes`):
+        // their defaults live there alone.
+        let store = StoreConfig::default();
         SqliteOptions {
-            broadcast_capacity: DEFAULT_BROADCAST_CAPACITY,
-            live_bytes: DEFAULT_LIVE_BYTES,
+            broadcast_capacity: store.live_events,
+            live_bytes: store.live_bytes,
             read_connections: DEFAULT_READ_CONNECTIONS,
             clock: Arc::new(Utc::now),
             lock_wait: DEFAULT_LOCK_WAIT,
