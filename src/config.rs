@@ -169,7 +169,8 @@ pub struct StoreConfig {
     /// retries Gigs webhooks for about 1.2 days, so the default (7 days) leaves ample margin.
     #[serde(default = "default_dedup_window")]
     pub dedup_window_seconds: u64,
-    /// Events older than this are removed (seconds; unset keeps them by age).
+    /// Events stored longer ago than this are removed (seconds, by the server's clock at append,
+    /// not the caller's `received_at`; unset keeps them by age).
     #[serde(default)]
     pub retention_max_age_seconds: Option<u64>,
     /// At most this many events are kept (unset keeps them by count).

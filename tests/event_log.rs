@@ -4,12 +4,23 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use common::stream::*;
 use common::*;
+use hooknorm::log::{
+    AppendRequest, Appended, DedupRule, EncodedEvent, EventLog, LiveEvent, LogError,
+    RetentionReport,
+};
 use hooknorm::proto::v1::stream_events_response::Message;
-use hooknorm::proto::v1::{EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef};
+use hooknorm::proto::v1::{
+    Event, EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef,
+};
+use tokio::sync::broadcast;
 
 async fn next_types(stream: &mut EventStream, count: usize) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();
@@ -83,6 +94,211 @@ async fn the_catch_up_live_seam_loses_and_repeats_nothing() {
         assert_eq!(got, want, "gap or duplicate at the seam");
     }
     server.shutdown().await;
+}
+
+/// A log that, once armed, commits a new event exactly in a subscriber's race windows: inside
+/// `subscribe()`, just before and just after subscribing; then inside the next `head()` calls,
+/// after reading the head (so the caller acts on a head already stale); and inside the next
+/// `read_encoded_after` calls, before the read (the event is in the read and on the live feed)
+/// and after it (on the live feed only, past the head the caller read).
+struct SeamLog {
+    inner: Arc<dyn EventLog>,
+    armed: AtomicBool,
+    subscribed: AtomicBool,
+    head_injections: AtomicU64,
+    read_injections: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl SeamLog {
+    const HEAD_INJECTIONS: u64 = 2;
+    const READ_INJECTIONS: u64 = 2;
+    /// Two in `subscribe`, one per head, two per read.
+    const INJECTIONS: u64 = 2 + Self::HEAD_INJECTIONS + 2 * Self::READ_INJECTIONS;
+
+    fn new(inner: Arc<dyn EventLog>) -> SeamLog {
+        SeamLog {
+            inner,
+            armed: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+            head_injections: AtomicU64::new(0),
+            read_injections: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+        }
+    }
+
+    fn take(counter: &AtomicU64, most: u64) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < most).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    async fn inject(&self) {
+        let n = self.injected.fetch_add(1, Ordering::SeqCst);
+        let event = Event {
+            id: format!("gigs:evt_seam{n}"),
+            provider: Provider::Gigs as i32,
+            source: "gigs".into(),
+            r#type: "sim.updated".into(),
+            ..Default::default()
+        };
+        let appended = self
+            .inner
+            .append(AppendRequest {
+                event,
+                dedup: DedupRule::EventId,
+            })
+            .await
+            .expect("injected append");
+        assert!(!appended.duplicate);
+    }
+
+    /// For the synchronous methods: the append is waited for on this worker thread.
+    fn inject_blocking(&self) {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.inject()));
+    }
+}
+
+#[async_trait]
+impl EventLog for SeamLog {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
+        self.inner.append(request).await
+    }
+    async fn read_after(
+        &self,
+        after: u64,
+        filter: &hooknorm::log::EventFilter,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        self.inner.read_after(after, filter, limit).await
+    }
+    async fn read_encoded_after(
+        &self,
+        after: u64,
+        filter: &hooknorm::log::EventFilter,
+        limit: usize,
+    ) -> Result<Vec<EncodedEvent>, LogError> {
+        let inject = self.subscribed.load(Ordering::SeqCst)
+            && Self::take(&self.read_injections, Self::READ_INJECTIONS);
+        if inject {
+            self.inject().await;
+        }
+        let read = self.inner.read_encoded_after(after, filter, limit).await;
+        if inject {
+            self.inject().await;
+        }
+        read
+    }
+    async fn list(
+        &self,
+        filter: &hooknorm::log::EventFilter,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Event>, LogError> {
+        self.inner.list(filter, before, limit).await
+    }
+    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
+        self.inner.get(id).await
+    }
+    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
+        self.inner.cursor_at(time).await
+    }
+    fn head(&self) -> u64 {
+        let head = self.inner.head();
+        if self.subscribed.load(Ordering::SeqCst)
+            && Self::take(&self.head_injections, Self::HEAD_INJECTIONS)
+        {
+            self.inject_blocking();
+        }
+        head
+    }
+    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        // Only the first subscription once armed.
+        let window = self.armed.swap(false, Ordering::SeqCst);
+        if window {
+            self.inject_blocking();
+        }
+        let live = self.inner.subscribe();
+        if window {
+            self.inject_blocking();
+            self.subscribed.store(true, Ordering::SeqCst);
+        }
+        live
+    }
+    async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
+        self.inner.enforce_retention().await
+    }
+    async fn check_writable(&self) -> Result<(), LogError> {
+        self.inner.check_writable().await
+    }
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
+
+/// Events committed exactly in the catch-up/live race windows (see [`SeamLog`]) arrive once
+/// each, in order, and nothing else follows them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_committed_in_the_seam_windows_arrive_exactly_once() {
+    for (start, first) in [(earliest(), 1), (after(3), 4)] {
+        // A broken seam may leave a call waiting rather than a stream short: fail either way.
+        tokio::time::timeout(Duration::from_secs(60), seam_case(start, first))
+            .await
+            .unwrap_or_else(|_| panic!("{start:?}: timed out"));
+    }
+}
+
+async fn seam_case(start: Option<hooknorm::proto::v1::stream_events_request::Start>, first: u64) {
+    {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
+        let wrapped = slot.clone();
+        let toml = test_config_toml(1024 * 1024);
+        let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
+            let log = Arc::new(SeamLog::new(inner));
+            let _ = wrapped.set(log.clone());
+            log
+        })
+        .await;
+        let seam = slot.get().expect("wrapped").clone();
+        for n in 0..5 {
+            append(&mut server.client, n, "subscription.renewed").await;
+        }
+        seam.armed.store(true, Ordering::SeqCst);
+        let mut stream = open_stream(&mut server.client, EventFilter::default(), start).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while seam.injected.load(Ordering::SeqCst) < SeamLog::INJECTIONS {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{start:?}: the subscriber went through {} of the {} windows",
+                seam.injected.load(Ordering::SeqCst),
+                SeamLog::INJECTIONS
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Appended once the windows are spent: the stream must be live by now, and the
+        // sentinel closes the sequence.
+        let sentinel = append(&mut server.client, 100, "sim.updated").await;
+        assert_eq!(sentinel, 5 + SeamLog::INJECTIONS + 1, "{start:?}");
+        let want: Vec<u64> = (first..=sentinel).collect();
+        assert_eq!(
+            next_sequences(&mut stream, want.len()).await,
+            want,
+            "{start:?}: gap, duplicate or disorder at the seam"
+        );
+        // Nothing extra: the next message, if any, is not an event.
+        let next = tokio::time::timeout(Duration::from_millis(500), stream.message()).await;
+        if let Ok(message) = next {
+            let message = message.expect("stream ok").expect("stream open");
+            assert!(
+                !matches!(message.message, Some(Message::Event(_))),
+                "{start:?}: extra event {message:?}"
+            );
+        }
+        server.shutdown().await;
+    }
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! Slow subscribers against the real binary (so the server's memory can be read from
 //! `/proc/<pid>/status`): a paused subscriber delays neither ingestion nor other subscribers and
-//! does not grow the server's memory with the events it has not read; a subscriber that falls
-//! behind the live broadcast ring goes back to the log and then continues live, with no gap and no
-//! duplicate, with or without a type filter.
+//! does not grow the server's memory with the events it has not read, nor push the others off the
+//! live feed; a subscriber that falls behind goes back to the log and then continues live, with
+//! no gap and no duplicate, with or without a type filter.
 
 mod common;
 
@@ -78,10 +78,13 @@ async fn a_paused_subscriber_delays_neither_ingestion_nor_others_and_costs_bound
     let config = binary_config(
         dir.path(),
         // Long enough that the paused subscriber stays connected (and paused) throughout. The
-        // live feed may hold 4 MiB of the events the paused subscribers have not read (its
-        // default is 16 MiB); past that they must come from the log, not from memory.
+        // live feed holds at most 4 MiB of unread events (its default is 16 MiB), about 127 of
+        // these: were the paused subscribers' unread tail kept in it, it would be over that
+        // budget within the first phase and send every later event by sequence only, to
+        // everyone. The stream's debug log says when that happens.
         "[streams]\nbuffer = 16\nslow_subscriber_timeout_seconds = 600\n\
-         [store]\nlive_bytes = 4194304\n",
+         [store]\nlive_bytes = 4194304\n\
+         [log]\nlevel = \"info,hooknorm::stream=debug\"\n",
     );
     let running = serve_binary(BIN, &config);
     // Several paused subscribers, each on its own connection: what one costs, each costs.
@@ -97,9 +100,9 @@ async fn a_paused_subscriber_delays_neither_ingestion_nor_others_and_costs_bound
         tokio::spawn(async move { next_sequences(&mut active, 2 * PER_PHASE as usize).await });
 
     // Two phases of the same volume while the subscribers stay paused. The first fills what
-    // paused subscribers may legitimately cost (the shared live ring of 1,024 events, their
-    // buffers, the HTTP/2 windows); in the second the peak may grow only by what the server
-    // costs without them: events a paused subscriber has not read are not kept for it.
+    // paused subscribers may legitimately cost (their buffers, the HTTP/2 windows, the live
+    // feed's byte budget); in the second the peak may grow only by what the server costs
+    // without them: events a paused subscriber has not read are not kept for it.
     let counted = Arc::new(AtomicU64::new(0));
     let generous = Duration::from_secs(120);
     let first = tokio::time::timeout(
@@ -143,6 +146,18 @@ async fn a_paused_subscriber_delays_neither_ingestion_nor_others_and_costs_bound
         .expect("the active subscriber keeps up")
         .expect("reader");
     assert_eq!(got, stored, "active subscriber: gap or duplicate");
+    // And got them live: the paused subscribers left the live feed when their buffers filled,
+    // so their unread tail never counted against its budget and no event went by sequence
+    // only (which would have sent the active subscriber to the log for each one).
+    let elided = running
+        .log_messages()
+        .iter()
+        .filter(|message| message.starts_with("live feed over its byte budget"))
+        .count();
+    assert_eq!(
+        elided, 0,
+        "the active subscriber read {elided} events from the log because of paused ones"
+    );
 
     // Phase 2 carried PER_PHASE * PADDING = 19 MiB of payload. Without paused subscribers the
     // peak grows by about that much (SQLite's writer page cache filling, up to 64 MiB); holding
@@ -203,9 +218,10 @@ async fn read_slowly(stream: &mut EventStream, count: usize) -> Vec<u64> {
 async fn a_subscriber_behind_the_live_ring_reads_the_log_then_continues_live() {
     const TOTAL: u64 = 2400;
     // Readers start only once this many are in: with 4 KiB events the subscriber's buffer and
-    // HTTP/2 windows hold ~150, so its live receiver has missed more than the ring's 1,024.
-    // (Both ways back to the log count: past the ring's count, `Lagged`; past its bytes, an
-    // event announced by sequence only.)
+    // HTTP/2 windows hold ~150, so it is far behind the live feed (and past the ring's 1,024).
+    // Every way back to the log counts: leaving the feed when its buffer fills (what a
+    // subscriber that stops reading does), `Lagged` past the ring's count, or an event announced
+    // by sequence only past its bytes.
     const HELD_BACK_UNTIL: u64 = 1600;
     const PADDING: usize = 4 * 1024;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -257,14 +273,18 @@ async fn a_subscriber_behind_the_live_ring_reads_the_log_then_continues_live() {
         assert_eq!(&got, want, "gap or duplicate after falling behind");
         streams.push((client, stream));
     }
-    let lagged = running
+    let back_to_the_log = running
         .log_messages()
         .iter()
-        .filter(|message| message.starts_with("subscriber lagged"))
+        .filter(|message| {
+            message.starts_with("subscriber lagged")
+                || message.starts_with("subscriber buffer full, leaving the live feed")
+                || message.starts_with("live feed over its byte budget")
+        })
         .count();
     assert!(
-        lagged >= 2,
-        "both subscribers went back to the log: {lagged}"
+        back_to_the_log >= 2,
+        "both subscribers went back to the log: {back_to_the_log}"
     );
 
     // And both are live again: new events arrive without re-subscribing.

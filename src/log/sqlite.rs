@@ -24,8 +24,9 @@
 //! - An event with an empty id cannot be recognized again: it is always stored, under its
 //!   sequence number as id.
 //!
-//! Time: `received_at` is what [`EventLog::cursor_at`] and retention by age go by; an event
-//! without one is indexed at its append time (the stored event is left as given). Dedup keys are
+//! Time: `received_at` is what [`EventLog::cursor_at`] goes by; an event without one is indexed
+//! at its append time (the stored event is left as given). Retention by age goes by the append
+//! time (the writer's clock), never by `received_at`, which callers supply. Dedup keys are
 //! stamped with the append time.
 //!
 //! Retention runs on the writer thread in small transactions between group commits, so appends
@@ -69,12 +70,6 @@ use writer::{Command, Control, Writer};
 /// The database file's name inside `store.path`.
 pub const DB_FILE_NAME: &str = "events.sqlite3";
 
-/// Committed events a subscriber may fall behind by before it gets `Lagged`.
-pub const DEFAULT_BROADCAST_CAPACITY: usize = 1024;
-
-/// Bytes of unread events the live feed holds by default (`store.live_bytes`).
-pub const DEFAULT_LIVE_BYTES: usize = 16 * 1024 * 1024;
-
 /// Idle read connections kept open by default.
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 
@@ -101,9 +96,12 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
+        // The live feed's sizes are configuration (`store.live_events`, `store.live_bytes`):
+        // their defaults live there alone.
+        let store = StoreConfig::default();
         SqliteOptions {
-            broadcast_capacity: DEFAULT_BROADCAST_CAPACITY,
-            live_bytes: DEFAULT_LIVE_BYTES,
+            broadcast_capacity: store.live_events,
+            live_bytes: store.live_bytes,
             read_connections: DEFAULT_READ_CONNECTIONS,
             clock: Arc::new(Utc::now),
             lock_wait: DEFAULT_LOCK_WAIT,
@@ -412,7 +410,7 @@ impl EventLog for SqliteEventLog {
         };
         let plan = RetentionPlan {
             below_sequence,
-            received_before_ms: self
+            appended_before_ms: self
                 .retention_max_age_ms
                 .map(|age| now_ms.saturating_sub(age)),
             dedup_before_ms: now_ms.saturating_sub(self.dedup_window_ms),

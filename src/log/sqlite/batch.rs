@@ -211,11 +211,13 @@ fn append_one(
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events \
-    (sequence, id, provider, source, type, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    (sequence, id, provider, source, type, received_at, body, appended_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// The same, doing nothing when the id is taken.
 const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
-    (sequence, id, provider, source, type, received_at, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    (sequence, id, provider, source, type, received_at, body, appended_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 /// Inserts the event, its refs and its dedup key (`(key, fingerprint)`). When `event.id` is
 /// taken, the event is stored under a unique variant of it.
@@ -243,6 +245,8 @@ fn store(
             &event.r#type,
             received_at_ms,
             body,
+            // The writer's clock, not the caller's: what retention by age goes by.
+            batch.now_ms,
         ))
     };
     // Encoded once: the same bytes are the stored body and what every subscriber is sent.

@@ -14,8 +14,8 @@ const CHUNK: usize = 512;
 pub(super) struct RetentionPlan {
     /// Events with a smaller sequence go (retention by count).
     pub below_sequence: Option<u64>,
-    /// Events received before this time go (retention by age), unix ms.
-    pub received_before_ms: Option<i64>,
+    /// Events appended before this time go (retention by age), unix ms.
+    pub appended_before_ms: Option<i64>,
     /// Dedup keys created before this time go (the dedup window), unix ms.
     pub dedup_before_ms: i64,
 }
@@ -69,11 +69,11 @@ impl RetentionJob {
                 }
                 None => (0, 0, true),
             },
-            Phase::ByAge => match self.plan.received_before_ms {
+            Phase::ByAge => match self.plan.appended_before_ms {
                 Some(before) => {
                     let removed = delete_events(
                         &tx,
-                        "SELECT sequence FROM events WHERE received_at < ?1 LIMIT ?2",
+                        "SELECT sequence FROM events WHERE appended_at < ?1 LIMIT ?2",
                         before,
                     )?;
                     (removed, 0, removed < CHUNK)

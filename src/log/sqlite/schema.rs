@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 1;
+pub(super) const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +60,20 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// The version 1 schema, for tests that make a file as an older build left it.
+#[cfg(test)]
+pub(super) const SCHEMA_V1_FOR_TESTS: &str = SCHEMA_V1;
+
+/// Version 2: `events.appended_at`, the writer's clock when the event was committed (unix ms),
+/// which retention by age goes by. `received_at` is what the caller says, and a caller may say
+/// anything: aging by it would let a far-past `received_at` make an acknowledged event
+/// removable at once. Rows from version 1 take their `received_at`, the best record there is.
+const SCHEMA_V2: &str = "
+ALTER TABLE events ADD COLUMN appended_at INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET appended_at = received_at;
+CREATE INDEX IF NOT EXISTS events_appended_at ON events (appended_at);
+";
+
 /// Why the file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SchemaError {
@@ -108,6 +122,16 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         return Err(SchemaError::TooNew(version));
     }
     tx.execute_batch(SCHEMA_V1)?;
+    // A fresh file goes through the same steps as an old one. The column check, not only the
+    // version, guards the `ALTER`, which SQLite cannot make conditional.
+    let has_appended_at: bool = tx.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'appended_at'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_appended_at {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

@@ -58,16 +58,20 @@ async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
         config.dedup_window_seconds = 600;
     });
     let log = fixture.open();
+    // Appended two hours ago (by the writer's clock), though received "now".
+    fixture.advance(-7_200_000);
     let old = about(
-        received(event("old", "t.x"), T0_MS - 7_200_000),
+        received(event("old", "t.x"), T0_MS + 300_000),
         resource("sim", "s1"),
         vec![],
     );
     log.append(by_id(old)).await.unwrap();
-    log.append(by_id(received(event("recent", "t.x"), T0_MS - 10_000)))
-        .await
-        .unwrap();
-    fixture.advance(300_000);
+    // Appended just now, with a `received_at` ten days back: age is the log's to judge, not
+    // the caller's.
+    fixture.advance(7_190_000);
+    let backdated = received(event("recent", "t.x"), T0_MS - 864_000_000);
+    log.append(by_id(backdated)).await.unwrap();
+    fixture.advance(310_000);
     log.append(by_id(received(event("new", "t.x"), T0_MS + 300_000)))
         .await
         .unwrap();
@@ -77,20 +81,20 @@ async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
         report,
         RetentionReport {
             events_removed: 1,
-            dedup_keys_removed: 0
+            dedup_keys_removed: 1
         }
     );
     assert_eq!(ids(&all(&log).await), ["recent", "new"]);
     assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 0);
 
-    // Past the window for the first two keys, not for the third.
+    // Past the window for the second key, not for the third.
     fixture.advance(400_000);
     let report = log.enforce_retention().await.unwrap();
     assert_eq!(
         report,
         RetentionReport {
             events_removed: 0,
-            dedup_keys_removed: 2
+            dedup_keys_removed: 1
         }
     );
     assert_eq!(
@@ -103,6 +107,61 @@ async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
             .unwrap()
             .duplicate
     );
+    log.close().await;
+}
+
+/// A version 1 file (no `appended_at`) is migrated in place: its rows age from their
+/// `received_at`, new rows from their append time, and opening again changes nothing.
+#[tokio::test]
+async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
+    let fixture = Fixture::with(|config| config.retention_max_age_seconds = Some(3600));
+    std::fs::create_dir_all(&fixture.config.path).unwrap();
+    {
+        let raw = fixture.raw();
+        raw.execute_batch(schema::SCHEMA_V1_FOR_TESTS).unwrap();
+        raw.pragma_update(None, "user_version", 1).unwrap();
+        let body = EncodedEvent::encode(&event("v1-old", "t.x").with_sequence(1)).bytes;
+        raw.execute(
+            "INSERT INTO events (sequence, id, provider, source, type, received_at, body) \
+             VALUES (1, 'v1-old', 1, 'gigs', 't.x', ?1, ?2)",
+            (T0_MS - 7_200_000, body.as_ref()),
+        )
+        .unwrap();
+        let body = EncodedEvent::encode(&event("v1-recent", "t.x").with_sequence(2)).bytes;
+        raw.execute(
+            "INSERT INTO events (sequence, id, provider, source, type, received_at, body) \
+             VALUES (2, 'v1-recent', 1, 'gigs', 't.x', ?1, ?2)",
+            (T0_MS - 60_000, body.as_ref()),
+        )
+        .unwrap();
+    }
+    for _ in 0..2 {
+        let log = fixture.open();
+        log.close().await;
+        let raw = fixture.raw();
+        let version: i64 = raw
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, schema::SCHEMA_VERSION);
+        assert_eq!(
+            fixture.count("SELECT COUNT(*) FROM events WHERE appended_at = received_at"),
+            2
+        );
+    }
+    let log = fixture.open();
+    assert_eq!(log.head(), 2, "sequences continue");
+    let appended = log
+        .append(by_id(received(event("v2", "t.x"), T0_MS - 864_000_000)))
+        .await
+        .unwrap();
+    assert_eq!(appended.event.sequence, 3);
+    assert_eq!(
+        fixture.count("SELECT appended_at FROM events WHERE sequence = 3"),
+        T0_MS
+    );
+    let report = log.enforce_retention().await.unwrap();
+    assert_eq!(report.events_removed, 1);
+    assert_eq!(ids(&all(&log).await), ["v1-recent", "v2"]);
     log.close().await;
 }
 

@@ -1,26 +1,34 @@
 //! Event subscriptions: replay from the log, then follow live events, with no gap and no
 //! duplicate at the seam.
 //!
-//! Each subscription is one producer task feeding a bounded channel. The task subscribes to the
-//! log's broadcast *before* reading the head, replays stored events after the start cursor, then
-//! forwards live events whose sequence is past what it already sent. A subscriber that falls
-//! behind the broadcast ring (`Lagged`) goes back to reading the log from its cursor, so a slow
-//! subscriber costs a bounded amount of memory and never slows ingestion or other subscribers.
-//! One that stops reading altogether for `slow_subscriber_timeout` is ended with a resume cursor.
+//! Each subscription is one producer task feeding a bounded channel. The task replays stored
+//! events after the start cursor, then subscribes to the log's broadcast, reads the log once
+//! more up to its head (what was committed around the subscription), and forwards live events
+//! whose sequence is past what it already sent. It holds a live receiver only while it drains
+//! it: the shared ring keeps an event until its slowest receiver has read it, so a receiver
+//! parked in a replay or behind a full buffer would make the ring send events by sequence only
+//! to everyone. When its buffer is full, when it lags the ring or meets an event sent by
+//! sequence only, it drops the receiver and goes back to reading the log from its cursor, so a
+//! slow subscriber costs a bounded amount of memory and slows neither ingestion nor other
+//! subscribers. One that stops reading altogether for `slow_subscriber_timeout` is ended with
+//! a resume cursor.
 //!
 //! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
 //! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
 //! A subscriber's buffer is bounded by count (`buffer`) and by bytes (`buffer_bytes`): what it
 //! holds costs at most one catch-up batch plus `buffer_bytes`, whatever the event sizes.
 
+mod producer;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
-use crate::log::{EncodedEvent, EventFilter, EventLog, LiveEvent, LogError};
+use crate::log::{EncodedEvent, EventFilter, EventLog, LogError};
+use producer::{Producer, Stop};
 
 /// Where a subscription starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,250 +181,19 @@ pub fn subscribe(
         };
         if let Err(Stop::End(end)) = producer.run(start).await {
             tracing::info!(reason = %end, "event stream ended");
-            let _ = producer.tx.send(Err(end)).await;
+            // The buffer may be full and its reader gone quiet (that is what `TooSlow` means):
+            // wait for room no longer than a subscriber is given anyway, then end the task so
+            // it stops holding the log and the sender.
+            let bound = producer.settings.slow_subscriber_timeout;
+            if tokio::time::timeout(bound, producer.tx.send(Err(end)))
+                .await
+                .is_err()
+            {
+                tracing::debug!("no room for the final status, ending the stream without it");
+            }
         }
     });
     rx
-}
-
-/// Why the producer loop stopped early.
-enum Stop {
-    /// The client went away; nothing more to send.
-    ClientGone,
-    /// End the stream with this status.
-    End(StreamEnd),
-}
-
-struct Producer {
-    log: Arc<dyn EventLog>,
-    filter: EventFilter,
-    settings: StreamSettings,
-    tx: mpsc::Sender<Result<Queued, StreamEnd>>,
-    /// Bytes of encoded events the subscriber's buffer may hold (permits are bytes).
-    budget: Arc<Semaphore>,
-    /// The budget's size; an event asks for at most this much.
-    budget_bytes: usize,
-    shutdown: watch::Receiver<bool>,
-    /// Highest sequence already examined (sent, or skipped by the filter).
-    cursor: u64,
-    last_sent_at: Instant,
-}
-
-impl Producer {
-    async fn run(&mut self, start: Start) -> Result<(), Stop> {
-        // Subscribe before reading the head: every event committed after this point is either
-        // in the replay or arrives on `live`, so the seam has no gap.
-        let mut live = self.log.subscribe();
-        self.cursor = match start {
-            Start::Earliest => 0,
-            Start::Latest => self.log.head(),
-            Start::After(sequence) => sequence,
-            Start::Since(time) => self
-                .log
-                .cursor_at(time)
-                .await
-                .map_err(|e| self.log_end(e))?,
-        };
-        loop {
-            self.catch_up().await?;
-            self.follow(&mut live).await?;
-            // `follow` returns only after lagging: re-subscribe and replay from the cursor.
-            live = self.log.subscribe();
-        }
-    }
-
-    /// Replays stored events after the cursor until the log has nothing newer.
-    async fn catch_up(&mut self) -> Result<(), Stop> {
-        loop {
-            self.check_shutdown()?;
-            let head = self.log.head();
-            if head <= self.cursor {
-                return Ok(());
-            }
-            let batch = self
-                .log
-                .read_encoded_after(self.cursor, &self.filter, self.settings.catch_up_batch)
-                .await
-                .map_err(|error| self.log_end(error))?;
-            let complete = batch.len() < self.settings.catch_up_batch;
-            for event in batch {
-                let sequence = event.sequence;
-                self.send(StreamItem::Event(event)).await?;
-                self.cursor = self.cursor.max(sequence);
-            }
-            if complete {
-                // Everything matching up to `head` was in this read; non-matching events up to
-                // it need not be looked at again.
-                self.cursor = self.cursor.max(head);
-            }
-        }
-    }
-
-    /// Forwards live events until the broadcast reports this subscriber lagged.
-    async fn follow(&mut self, live: &mut broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
-        loop {
-            let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
-            tokio::select! {
-                received = live.recv() => {
-                    let mut received = received;
-                    // Everything already in the ring goes now, without a trip through `select!`
-                    // (and its timers) per event: with many subscribers that per-event overhead
-                    // was a large share of the fan-out's CPU.
-                    loop {
-                        match received {
-                            Ok(committed) => {
-                                if !self.forward(&committed).await? {
-                                    // Something was committed that this receiver did not see.
-                                    return Ok(());
-                                }
-                            }
-                            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                                tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
-                                return Ok(());
-                            }
-                            Err(broadcast::error::RecvError::Closed) => {
-                                return Err(Stop::End(StreamEnd::ShuttingDown { resume_after: self.cursor }));
-                            }
-                        }
-                        received = match live.try_recv() {
-                            Ok(committed) => Ok(committed),
-                            Err(broadcast::error::TryRecvError::Empty) => break,
-                            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                                Err(broadcast::error::RecvError::Lagged(missed))
-                            }
-                            Err(broadcast::error::TryRecvError::Closed) => {
-                                Err(broadcast::error::RecvError::Closed)
-                            }
-                        };
-                    }
-                }
-                () = tokio::time::sleep_until(heartbeat_at) => {
-                    let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
-                    self.send(item).await?;
-                }
-                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
-                () = self.tx.closed() => return Err(Stop::ClientGone),
-            }
-        }
-    }
-
-    /// Sends one live event if it is next and matches; `false` when the log must be read
-    /// instead: the event is past the next sequence (the receiver missed something), or the
-    /// feed carried it by sequence only (its byte budget was spent on slower subscribers).
-    async fn forward(&mut self, live: &LiveEvent) -> Result<bool, Stop> {
-        let sequence = live.sequence();
-        if sequence <= self.cursor {
-            return Ok(true);
-        }
-        if sequence > self.cursor + 1 {
-            return Ok(false);
-        }
-        let LiveEvent::Full(committed) = live else {
-            tracing::debug!(
-                sequence,
-                "live feed over its byte budget, reading from the log"
-            );
-            return Ok(false);
-        };
-        if self.filter.matches(&committed.event) {
-            self.send(StreamItem::Event(committed.encoded.clone()))
-                .await?;
-        }
-        // Only after the send: a subscriber ended mid-send resumes before it.
-        self.cursor = sequence;
-        Ok(true)
-    }
-
-    /// Sends one item, waiting at most the slow-subscriber timeout for buffer space (a free
-    /// slot and, for an event, its bytes within the budget).
-    async fn send(&mut self, item: StreamItem) -> Result<(), Stop> {
-        let cost = match &item {
-            StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
-            StreamItem::Heartbeat { .. } => None,
-        };
-        // Fast path, the usual case: room right now, so no timer is armed.
-        let held = match cost {
-            Some(cost) => Arc::clone(&self.budget)
-                .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
-                .ok(),
-            None => None,
-        };
-        if held.is_some() || cost.is_none() {
-            match self.tx.try_reserve() {
-                Ok(permit) => {
-                    permit.send(Ok(Queued {
-                        item,
-                        _budget: held,
-                    }));
-                    self.last_sent_at = Instant::now();
-                    return Ok(());
-                }
-                Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::ClientGone),
-                Err(mpsc::error::TrySendError::Full(())) => {}
-            }
-        }
-        let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
-        tokio::pin!(deadline);
-        let budget = Arc::clone(&self.budget);
-        let tx = self.tx.clone();
-        let space = async move {
-            let held = match (held, cost) {
-                (Some(held), _) => Some(held),
-                // The semaphore is never closed; `MAX_PERMITS` and u32 bound `cost`.
-                (None, Some(cost)) => Some(
-                    budget
-                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
-                        .await
-                        .map_err(|_| Stop::ClientGone)?,
-                ),
-                (None, None) => None,
-            };
-            let permit = tx.reserve_owned().await.map_err(|_| Stop::ClientGone)?;
-            Ok::<_, Stop>((held, permit))
-        };
-        tokio::pin!(space);
-        let (held, permit) = loop {
-            tokio::select! {
-                ready = &mut space => break ready?,
-                () = &mut deadline => {
-                    return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
-                }
-                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
-            }
-        };
-        permit.send(Ok(Queued {
-            item,
-            _budget: held,
-        }));
-        self.last_sent_at = Instant::now();
-        Ok(())
-    }
-
-    fn check_shutdown(&self) -> Result<(), Stop> {
-        if *self.shutdown.borrow() {
-            return Err(Stop::End(StreamEnd::ShuttingDown {
-                resume_after: self.cursor,
-            }));
-        }
-        Ok(())
-    }
-
-    /// A dropped shutdown sender means the server is gone: stop as if told to.
-    fn on_shutdown_change(&self, sender_dropped: bool) -> Result<(), Stop> {
-        if sender_dropped {
-            return Err(Stop::End(StreamEnd::ShuttingDown {
-                resume_after: self.cursor,
-            }));
-        }
-        self.check_shutdown()
-    }
-
-    fn log_end(&self, error: LogError) -> Stop {
-        Stop::End(StreamEnd::Log {
-            resume_after: self.cursor,
-            error,
-        })
-    }
 }
 
 #[cfg(test)]
@@ -529,6 +306,37 @@ mod tests {
             assert!(subscription.len() <= 2);
         }
         assert_eq!(sequences, (1..=32).collect::<Vec<u64>>());
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_never_reads_is_let_go_even_without_room_for_the_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = open_log(&dir);
+        for index in 0..3 {
+            append(&log, event(&format!("evt_{index}"), 10)).await;
+        }
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::Earliest,
+            StreamSettings {
+                buffer: 1,
+                slow_subscriber_timeout: Duration::from_millis(100),
+                ..settings()
+            },
+            shutdown,
+        );
+        // 100 ms to give up on the subscriber, at most 100 ms more for the status.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(
+            subscription.is_closed(),
+            "the producer still waits to send the final status"
+        );
+        // What was buffered is still there, then the stream ends.
+        assert_eq!(next_event(&mut subscription).await.sequence, 1);
+        assert!(subscription.recv().await.is_none());
         log.close().await;
     }
 

@@ -1,0 +1,305 @@
+//! The producer task behind each subscription: catch-up reads, the seam, live forwarding and
+//! sends bounded by the subscriber's buffer, its byte budget and the slow-subscriber timeout.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
+use tokio::time::Instant;
+
+use super::{Queued, Start, StreamEnd, StreamItem, StreamSettings};
+use crate::log::{EventFilter, EventLog, LiveEvent, LogError};
+
+/// Why the producer loop stopped early.
+pub(super) enum Stop {
+    /// The client went away; nothing more to send.
+    ClientGone,
+    /// End the stream with this status.
+    End(StreamEnd),
+}
+
+/// An item that found no room in the subscriber's buffer, with whatever share of the byte
+/// budget it already holds.
+struct Pending {
+    item: StreamItem,
+    /// Budget bytes it needs (`None` for a heartbeat, which costs none).
+    cost: Option<usize>,
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// What became of one live event.
+enum Forwarded {
+    /// Sent, or not needed (already sent, filtered out).
+    Done,
+    /// Read the log instead: the receiver missed an event, or got it by sequence only.
+    FromLog,
+    /// Matches but the buffer is full: send it once there is room, then read the log.
+    Blocked { pending: Pending, sequence: u64 },
+}
+
+pub(super) struct Producer {
+    pub(super) log: Arc<dyn EventLog>,
+    pub(super) filter: EventFilter,
+    pub(super) settings: StreamSettings,
+    pub(super) tx: mpsc::Sender<Result<Queued, StreamEnd>>,
+    /// Bytes of encoded events the subscriber's buffer may hold (permits are bytes).
+    pub(super) budget: Arc<Semaphore>,
+    /// The budget's size; an event asks for at most this much.
+    pub(super) budget_bytes: usize,
+    pub(super) shutdown: watch::Receiver<bool>,
+    /// Highest sequence already examined (sent, or skipped by the filter).
+    pub(super) cursor: u64,
+    pub(super) last_sent_at: Instant,
+}
+
+impl Producer {
+    pub(super) async fn run(&mut self, start: Start) -> Result<(), Stop> {
+        self.cursor = match start {
+            Start::Earliest => 0,
+            Start::Latest => self.log.head(),
+            Start::After(sequence) => sequence,
+            Start::Since(time) => self
+                .log
+                .cursor_at(time)
+                .await
+                .map_err(|e| self.log_end(e))?,
+        };
+        // A live receiver is held only while it is being drained: the shared ring keeps every
+        // event until its slowest receiver has read it, and past `store.live_bytes` of unread
+        // tail it sends events by sequence only, to everyone. A receiver parked in a long
+        // replay or behind a full buffer would push every other subscriber onto log reads.
+        loop {
+            // The bulk of any replay, with no receiver.
+            self.catch_up(&mut None).await?;
+            // Subscribe, then read the log up to its head: every event committed after the
+            // subscription is in that read or on the receiver, so the seam has no gap, and
+            // `forward` skips what the read already sent, so it has no duplicate.
+            let mut live = Some(self.log.subscribe());
+            self.catch_up(&mut live).await?;
+            if let Some(live) = live {
+                self.follow(live).await?;
+            }
+            // Lagged, elided or blocked: the receiver is gone; back to the log from the cursor.
+        }
+    }
+
+    /// Replays stored events after the cursor until the log has nothing newer. `live`, if
+    /// held, is dropped as soon as a send has to wait for room.
+    async fn catch_up(
+        &mut self,
+        live: &mut Option<broadcast::Receiver<LiveEvent>>,
+    ) -> Result<(), Stop> {
+        loop {
+            self.check_shutdown()?;
+            let head = self.log.head();
+            if head <= self.cursor {
+                return Ok(());
+            }
+            let batch = self
+                .log
+                .read_encoded_after(self.cursor, &self.filter, self.settings.catch_up_batch)
+                .await
+                .map_err(|error| self.log_end(error))?;
+            let complete = batch.len() < self.settings.catch_up_batch;
+            for event in batch {
+                let sequence = event.sequence;
+                if let Some(pending) = self.try_send(StreamItem::Event(event))? {
+                    if live.take().is_some() {
+                        tracing::debug!(
+                            cursor = self.cursor,
+                            "subscriber buffer full, leaving the live feed"
+                        );
+                    }
+                    self.wait_send(pending).await?;
+                }
+                self.cursor = self.cursor.max(sequence);
+            }
+            if complete {
+                // Everything matching up to `head` was in this read; non-matching events up to
+                // it need not be looked at again.
+                self.cursor = self.cursor.max(head);
+            }
+        }
+    }
+
+    /// Forwards live events until the receiver lags, meets an event sent by sequence only, or
+    /// finds the buffer full; it is dropped before any wait for room.
+    async fn follow(&mut self, mut live: broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
+        loop {
+            let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
+            tokio::select! {
+                received = live.recv() => {
+                    let mut received = received;
+                    // Everything already in the ring goes now, without a trip through `select!`
+                    // (and its timers) per event: with many subscribers that per-event overhead
+                    // was a large share of the fan-out's CPU.
+                    loop {
+                        match received {
+                            Ok(committed) => match self.forward(&committed)? {
+                                Forwarded::Done => {}
+                                Forwarded::FromLog => return Ok(()),
+                                Forwarded::Blocked { pending, sequence } => {
+                                    drop(live);
+                                    tracing::debug!(cursor = self.cursor, "subscriber buffer full, leaving the live feed");
+                                    self.wait_send(pending).await?;
+                                    // Only after the send: a subscriber ended mid-send resumes
+                                    // before it.
+                                    self.cursor = sequence;
+                                    return Ok(());
+                                }
+                            },
+                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                                tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
+                                return Ok(());
+                            }
+                            Err(broadcast::error::RecvError::Closed) => {
+                                return Err(Stop::End(StreamEnd::ShuttingDown { resume_after: self.cursor }));
+                            }
+                        }
+                        received = match live.try_recv() {
+                            Ok(committed) => Ok(committed),
+                            Err(broadcast::error::TryRecvError::Empty) => break,
+                            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                                Err(broadcast::error::RecvError::Lagged(missed))
+                            }
+                            Err(broadcast::error::TryRecvError::Closed) => {
+                                Err(broadcast::error::RecvError::Closed)
+                            }
+                        };
+                    }
+                }
+                () = tokio::time::sleep_until(heartbeat_at) => {
+                    let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
+                    if let Some(pending) = self.try_send(item)? {
+                        drop(live);
+                        self.wait_send(pending).await?;
+                        return Ok(());
+                    }
+                }
+                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
+                () = self.tx.closed() => return Err(Stop::ClientGone),
+            }
+        }
+    }
+
+    /// Sends one live event if it is next and matches, without waiting for room.
+    fn forward(&mut self, live: &LiveEvent) -> Result<Forwarded, Stop> {
+        let sequence = live.sequence();
+        if sequence <= self.cursor {
+            return Ok(Forwarded::Done);
+        }
+        if sequence > self.cursor + 1 {
+            return Ok(Forwarded::FromLog);
+        }
+        let LiveEvent::Full(committed) = live else {
+            tracing::debug!(
+                sequence,
+                "live feed over its byte budget, reading from the log"
+            );
+            return Ok(Forwarded::FromLog);
+        };
+        if self.filter.matches(&committed.event)
+            && let Some(pending) = self.try_send(StreamItem::Event(committed.encoded.clone()))?
+        {
+            return Ok(Forwarded::Blocked { pending, sequence });
+        }
+        self.cursor = sequence;
+        Ok(Forwarded::Done)
+    }
+
+    /// Sends one item if there is room right now (a free slot and, for an event, its bytes
+    /// within the budget); otherwise hands it back to wait with [`Producer::wait_send`].
+    fn try_send(&mut self, item: StreamItem) -> Result<Option<Pending>, Stop> {
+        let cost = match &item {
+            StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
+            StreamItem::Heartbeat { .. } => None,
+        };
+        let held = match cost {
+            Some(cost) => Arc::clone(&self.budget)
+                .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                .ok(),
+            None => None,
+        };
+        if held.is_some() || cost.is_none() {
+            match self.tx.try_reserve() {
+                Ok(permit) => {
+                    permit.send(Ok(Queued {
+                        item,
+                        _budget: held,
+                    }));
+                    self.last_sent_at = Instant::now();
+                    return Ok(None);
+                }
+                Err(mpsc::error::TrySendError::Closed(())) => return Err(Stop::ClientGone),
+                Err(mpsc::error::TrySendError::Full(())) => {}
+            }
+        }
+        Ok(Some(Pending { item, cost, held }))
+    }
+
+    /// Waits at most the slow-subscriber timeout for room for `pending`, then sends it.
+    async fn wait_send(&mut self, pending: Pending) -> Result<(), Stop> {
+        let Pending { item, cost, held } = pending;
+        let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
+        tokio::pin!(deadline);
+        let budget = Arc::clone(&self.budget);
+        let tx = self.tx.clone();
+        let space = async move {
+            let held = match (held, cost) {
+                (Some(held), _) => Some(held),
+                // The semaphore is never closed; `MAX_PERMITS` and u32 bound `cost`.
+                (None, Some(cost)) => Some(
+                    budget
+                        .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+                        .await
+                        .map_err(|_| Stop::ClientGone)?,
+                ),
+                (None, None) => None,
+            };
+            let permit = tx.reserve_owned().await.map_err(|_| Stop::ClientGone)?;
+            Ok::<_, Stop>((held, permit))
+        };
+        tokio::pin!(space);
+        let (held, permit) = loop {
+            tokio::select! {
+                ready = &mut space => break ready?,
+                () = &mut deadline => {
+                    return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
+                }
+                changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
+            }
+        };
+        permit.send(Ok(Queued {
+            item,
+            _budget: held,
+        }));
+        self.last_sent_at = Instant::now();
+        Ok(())
+    }
+
+    fn check_shutdown(&self) -> Result<(), Stop> {
+        if *self.shutdown.borrow() {
+            return Err(Stop::End(StreamEnd::ShuttingDown {
+                resume_after: self.cursor,
+            }));
+        }
+        Ok(())
+    }
+
+    /// A dropped shutdown sender means the server is gone: stop as if told to.
+    fn on_shutdown_change(&self, sender_dropped: bool) -> Result<(), Stop> {
+        if sender_dropped {
+            return Err(Stop::End(StreamEnd::ShuttingDown {
+                resume_after: self.cursor,
+            }));
+        }
+        self.check_shutdown()
+    }
+
+    fn log_end(&self, error: LogError) -> Stop {
+        Stop::End(StreamEnd::Log {
+            resume_after: self.cursor,
+            error,
+        })
+    }
+}
