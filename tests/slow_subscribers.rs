@@ -278,7 +278,7 @@ async fn a_subscriber_behind_the_live_ring_reads_the_log_then_continues_live() {
         .iter()
         .filter(|message| {
             message.starts_with("subscriber lagged")
-                || message.starts_with("subscriber buffer full, leaving the live feed")
+                || message.starts_with("live feed under pressure, a blocked subscriber leaves it")
                 || message.starts_with("live feed over its byte budget")
         })
         .count();

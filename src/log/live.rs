@@ -7,11 +7,16 @@
 //! publishes an event as its sequence alone ([`LiveEvent::Elided`]). A subscriber that meets one
 //! reads from the log instead, so however large the events and however slow the subscriber, the
 //! feed holds at most about the budget.
+//!
+//! Past half the budget the feed says it is under pressure ([`LiveFeed::pressure`]): a
+//! subscriber blocked on its own full buffer then leaves the feed and reads the log once it has
+//! room, so a paused subscriber gives up its unread tail long before that tail would make the
+//! feed elide events for everyone. Below it, a briefly full buffer costs no trip to the log.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use super::{CommittedEvent, LiveEvent};
 
@@ -23,6 +28,8 @@ pub struct LiveFeed {
     /// the ring can still hold: the weight of the newest `n` is `last - totals[len - 1 - n]`.
     totals: VecDeque<u64>,
     capacity: usize,
+    /// Whether the unread tail is over half the budget; changed only when it flips.
+    pressure: watch::Sender<bool>,
 }
 
 impl LiveFeed {
@@ -37,7 +44,21 @@ impl LiveFeed {
             max_bytes: max_bytes as u64,
             totals,
             capacity,
+            pressure: watch::Sender::new(false),
         }
+    }
+
+    /// Whether the feed is over half its byte budget of unread events, as of the last publish.
+    pub fn pressure(&self) -> watch::Receiver<bool> {
+        self.pressure.subscribe()
+    }
+
+    fn set_pressure(&self, over: bool) {
+        self.pressure.send_if_modified(|current| {
+            let changed = *current != over;
+            *current = over;
+            changed
+        });
     }
 
     /// Another handle for subscribing (the publisher stays with the writer).
@@ -67,15 +88,18 @@ impl LiveFeed {
     pub fn publish(&mut self, committed: Arc<CommittedEvent>) {
         if self.sender.receiver_count() == 0 {
             // Nobody listens: nothing is kept either.
+            self.set_pressure(false);
             return;
         }
         let cost = Self::cost(&committed);
-        let (event, weight) = if self.unread_bytes() + cost <= self.max_bytes {
+        let unread = self.unread_bytes();
+        let (event, weight) = if unread + cost <= self.max_bytes {
             (LiveEvent::Full(committed), cost)
         } else {
             let sequence = committed.encoded.sequence;
             (LiveEvent::Elided { sequence }, 0)
         };
+        self.set_pressure(2 * (unread + weight) > self.max_bytes);
         let total = self.totals.back().copied().unwrap_or(0) + weight;
         self.totals.push_back(total);
         if self.totals.len() > self.capacity + 1 {
@@ -127,6 +151,31 @@ mod tests {
         // Once read, the budget is free again.
         feed.publish(committed(9, 1024));
         assert!(matches!(slow.try_recv(), Ok(LiveEvent::Full(_))));
+    }
+
+    #[test]
+    fn pressure_rises_past_half_the_budget_and_falls_once_read() {
+        // 2,304 bytes per 1 KiB event; half of 10 KiB is passed by the third unread one.
+        let mut feed = LiveFeed::new(64, 10 * 1024);
+        let pressure = feed.pressure();
+        let mut slow = feed.sender().subscribe();
+        feed.publish(committed(1, 1024));
+        feed.publish(committed(2, 1024));
+        assert!(!*pressure.borrow(), "4.5 KiB unread of 10 KiB");
+        feed.publish(committed(3, 1024));
+        assert!(*pressure.borrow(), "6.75 KiB unread of 10 KiB");
+        while slow.try_recv().is_ok() {}
+        feed.publish(committed(4, 1024));
+        assert!(!*pressure.borrow(), "one event unread again");
+        // The slow receiver leaving takes its tail with it.
+        for sequence in 5..=7 {
+            feed.publish(committed(sequence, 1024));
+        }
+        assert!(*pressure.borrow());
+        drop(slow);
+        let _other = feed.sender().subscribe();
+        feed.publish(committed(8, 1024));
+        assert!(!*pressure.borrow());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use prost::Message;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::proto::v1::Event;
 
@@ -166,6 +166,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// channel's capacity behind gets `Lagged`, and one that meets an [`LiveEvent::Elided`]
     /// event must continue from the log (`read_encoded_after`).
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent>;
+
+    /// True while the live feed holds over half of its byte budget in events some receiver has
+    /// not read: a subscriber that cannot send right now should then drop its receiver and
+    /// read the log once it can, before the feed starts sending events by sequence only to
+    /// everyone. `None` for a backend whose feed has no byte budget.
+    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
+        None
+    }
 
     /// Removes events past the configured retention and dedup keys past the dedup window.
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError>;

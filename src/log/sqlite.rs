@@ -53,7 +53,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::config::StoreConfig;
 use crate::log::{
@@ -171,6 +171,8 @@ pub struct SqliteEventLog {
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
     events: broadcast::Sender<LiveEvent>,
+    /// The live feed's pressure flag (see [`EventLog::live_pressure`]).
+    pressure: watch::Receiver<bool>,
     reads: Arc<ReadPool>,
     clock: Clock,
     dedup_window_ms: i64,
@@ -224,6 +226,7 @@ impl SqliteEventLog {
         let head = Arc::new(AtomicU64::new(last_sequence));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
         let events = live.sender();
+        let pressure = live.pressure();
         let group_commit_max = config.group_commit_max.max(1);
         // Room for a few full batches: beyond that, `append` waits (backpressure) instead of
         // queueing without bound.
@@ -256,6 +259,7 @@ impl SqliteEventLog {
             writer: tokio::sync::Mutex::new(Some(handle)),
             head,
             events,
+            pressure,
             reads,
             clock: options.clock,
             dedup_window_ms,
@@ -390,6 +394,10 @@ impl EventLog for SqliteEventLog {
 
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.events.subscribe()
+    }
+
+    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
+        Some(self.pressure.clone())
     }
 
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {

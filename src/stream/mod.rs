@@ -167,6 +167,7 @@ pub fn subscribe(
         .buffer_bytes
         .clamp(1, Semaphore::MAX_PERMITS)
         .min(u32::MAX as usize);
+    let pressure = log.live_pressure();
     tokio::spawn(async move {
         let mut producer = Producer {
             log,
@@ -176,6 +177,7 @@ pub fn subscribe(
             budget: Arc::new(Semaphore::new(budget_bytes)),
             budget_bytes,
             shutdown,
+            pressure,
             cursor: 0,
             last_sent_at: Instant::now(),
         };

@@ -47,6 +47,9 @@ pub(super) struct Producer {
     /// The budget's size; an event asks for at most this much.
     pub(super) budget_bytes: usize,
     pub(super) shutdown: watch::Receiver<bool>,
+    /// The live feed's pressure flag: while it is up, a subscriber blocked on its own full
+    /// buffer leaves the feed ([`EventLog::live_pressure`]).
+    pub(super) pressure: Option<watch::Receiver<bool>>,
     /// Highest sequence already examined (sent, or skipped by the filter).
     pub(super) cursor: u64,
     pub(super) last_sent_at: Instant,
@@ -64,10 +67,12 @@ impl Producer {
                 .await
                 .map_err(|e| self.log_end(e))?,
         };
-        // A live receiver is held only while it is being drained: the shared ring keeps every
-        // event until its slowest receiver has read it, and past `store.live_bytes` of unread
-        // tail it sends events by sequence only, to everyone. A receiver parked in a long
-        // replay or behind a full buffer would push every other subscriber onto log reads.
+        // The shared ring keeps every event until its slowest receiver has read it, and past
+        // `store.live_bytes` of unread tail it sends events by sequence only, to everyone. So
+        // a receiver is never held through a long replay, and one blocked behind a full
+        // buffer is dropped once the feed is under pressure: a paused subscriber cannot push
+        // the others onto log reads, while a briefly full buffer (the common case under load)
+        // stays on the feed rather than paying for log reads.
         loop {
             // The bulk of any replay, with no receiver.
             self.catch_up(&mut None).await?;
@@ -79,12 +84,12 @@ impl Producer {
             if let Some(live) = live {
                 self.follow(live).await?;
             }
-            // Lagged, elided or blocked: the receiver is gone; back to the log from the cursor.
+            // Lagged, elided or left under pressure: back to the log from the cursor.
         }
     }
 
     /// Replays stored events after the cursor until the log has nothing newer. `live`, if
-    /// held, is dropped as soon as a send has to wait for room.
+    /// held, is dropped if the feed comes under pressure while a send waits for room.
     async fn catch_up(
         &mut self,
         live: &mut Option<broadcast::Receiver<LiveEvent>>,
@@ -104,13 +109,7 @@ impl Producer {
             for event in batch {
                 let sequence = event.sequence;
                 if let Some(pending) = self.try_send(StreamItem::Event(event))? {
-                    if live.take().is_some() {
-                        tracing::debug!(
-                            cursor = self.cursor,
-                            "subscriber buffer full, leaving the live feed"
-                        );
-                    }
-                    self.wait_send(pending).await?;
+                    self.wait_send(pending, live).await?;
                 }
                 self.cursor = self.cursor.max(sequence);
             }
@@ -123,7 +122,7 @@ impl Producer {
     }
 
     /// Forwards live events until the receiver lags, meets an event sent by sequence only, or
-    /// finds the buffer full; it is dropped before any wait for room.
+    /// is given up under pressure while waiting for room.
     async fn follow(&mut self, mut live: broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
@@ -139,13 +138,15 @@ impl Producer {
                                 Forwarded::Done => {}
                                 Forwarded::FromLog => return Ok(()),
                                 Forwarded::Blocked { pending, sequence } => {
-                                    drop(live);
-                                    tracing::debug!(cursor = self.cursor, "subscriber buffer full, leaving the live feed");
-                                    self.wait_send(pending).await?;
+                                    let mut kept = Some(live);
+                                    self.wait_send(pending, &mut kept).await?;
                                     // Only after the send: a subscriber ended mid-send resumes
                                     // before it.
                                     self.cursor = sequence;
-                                    return Ok(());
+                                    match kept {
+                                        Some(back) => live = back,
+                                        None => return Ok(()),
+                                    }
                                 }
                             },
                             Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -171,9 +172,12 @@ impl Producer {
                 () = tokio::time::sleep_until(heartbeat_at) => {
                     let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
                     if let Some(pending) = self.try_send(item)? {
-                        drop(live);
-                        self.wait_send(pending).await?;
-                        return Ok(());
+                        let mut kept = Some(live);
+                        self.wait_send(pending, &mut kept).await?;
+                        match kept {
+                            Some(back) => live = back,
+                            None => return Ok(()),
+                        }
                     }
                 }
                 changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
@@ -237,9 +241,16 @@ impl Producer {
         Ok(Some(Pending { item, cost, held }))
     }
 
-    /// Waits at most the slow-subscriber timeout for room for `pending`, then sends it.
-    async fn wait_send(&mut self, pending: Pending) -> Result<(), Stop> {
+    /// Waits at most the slow-subscriber timeout for room for `pending`, then sends it. A
+    /// live receiver in `live` is dropped if the feed comes under pressure meanwhile.
+    async fn wait_send(
+        &mut self,
+        pending: Pending,
+        live: &mut Option<broadcast::Receiver<LiveEvent>>,
+    ) -> Result<(), Stop> {
         let Pending { item, cost, held } = pending;
+        // A clone, so waiting on it borrows nothing of `self` (cheap: the slow path only).
+        let mut pressure = self.pressure.clone();
         let deadline = tokio::time::sleep(self.settings.slow_subscriber_timeout);
         tokio::pin!(deadline);
         let budget = Arc::clone(&self.budget);
@@ -265,6 +276,13 @@ impl Producer {
                 ready = &mut space => break ready?,
                 () = &mut deadline => {
                     return Err(Stop::End(StreamEnd::TooSlow { resume_after: self.cursor }));
+                }
+                () = under_pressure(&mut pressure), if live.is_some() => {
+                    *live = None;
+                    tracing::debug!(
+                        cursor = self.cursor,
+                        "live feed under pressure, a blocked subscriber leaves it"
+                    );
                 }
                 changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
             }
@@ -302,4 +320,16 @@ impl Producer {
             error,
         })
     }
+}
+
+/// Resolves once the feed is under pressure (at once if it already is); never for a backend
+/// without a pressure flag, or once the feed is gone (the stream then ends by other means).
+async fn under_pressure(pressure: &mut Option<watch::Receiver<bool>>) {
+    if let Some(flag) = pressure
+        && flag.wait_for(|over| *over).await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+
 }
