@@ -331,5 +331,4 @@ async fn under_pressure(pressure: &mut Option<watch::Receiver<bool>>) {
         return;
     }
     std::future::pending().await
-
 }
