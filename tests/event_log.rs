@@ -20,7 +20,7 @@ use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{
     Event, EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef,
 };
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 async fn next_types(stream: &mut EventStream, count: usize) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();
@@ -226,6 +226,9 @@ impl EventLog for SeamLog {
             self.subscribed.store(true, Ordering::SeqCst);
         }
         live
+    }
+    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
+        self.inner.live_pressure()
     }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
         self.inner.enforce_retention().await

@@ -19,7 +19,7 @@ use hooknorm::log::{
 };
 use hooknorm::proto::v1::{Event, ListEventsRequest};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -253,6 +253,9 @@ impl EventLog for FailingLog {
     }
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.inner.subscribe()
+    }
+    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
+        self.inner.live_pressure()
     }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
         self.inner.enforce_retention().await

@@ -58,6 +58,9 @@ impl EventLog for GatedLog {
     fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
         self.inner.subscribe()
     }
+    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
+        self.inner.live_pressure()
+    }
     async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
         self.inner.enforce_retention().await
     }

@@ -2,7 +2,9 @@
 //!
 //! Writes go through one writer thread that owns the only write connection and commits appends
 //! in groups: it blocks for the first queued append, drains whatever else is waiting (up to
-//! `store.group_commit_max`), stores them all in one transaction and pays one fsync for the lot
+//! `store.group_commit_max`; while the batch is smaller than the previous one, it also waits up
+//! to 300 µs for the appends of the callers it has just answered), stores them all in one
+//! transaction and pays one fsync for the lot
 //! (`synchronous=FULL`), then broadcasts the new events in sequence order and answers each
 //! caller. A failed commit fails every append of its batch and stores none of it; the writer
 //! carries on, so appends succeed again once the disk recovers. Reads run on blocking threads

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
@@ -53,6 +54,13 @@ pub(super) enum Control {
 
 type AppendReply = oneshot::Sender<Result<Outcome, LogError>>;
 
+/// The longest an append waits for others to share its commit (only while the batch is smaller
+/// than the one before): a fraction of what the commit itself costs.
+const LINGER: Duration = Duration::from_micros(300);
+
+/// How often the queue is looked at while lingering.
+const LINGER_POLL: Duration = Duration::from_micros(50);
+
 pub(super) struct Writer {
     conn: Connection,
     /// The sequence the next stored event gets.
@@ -93,6 +101,7 @@ impl Writer {
         let mut replies = Vec::with_capacity(self.group_commit_max);
         let mut controls = Vec::new();
         let mut retention: Option<RetentionJob> = None;
+        let mut last_batch = 1;
         loop {
             // Wait for work only when no retention pass needs to make progress.
             let first = if retention.is_none() {
@@ -110,11 +119,27 @@ impl Writer {
             let mut closing = false;
             if let Some(command) = first {
                 route(command, &mut requests, &mut replies, &mut controls);
-                // Everything already queued joins this commit.
+                // Everything already queued joins this commit, and while it is smaller than the
+                // last one, whatever arrives within a moment: the callers just answered are
+                // still sending their next appends, and each commit costs a WAL write and an
+                // fsync whatever its size. Under light load the last batch was small, so no
+                // append waits.
+                let expected = last_batch.min(self.group_commit_max);
+                let mut linger_until = None;
                 while requests.len() < self.group_commit_max {
                     match commands.try_recv() {
                         Ok(command) => route(command, &mut requests, &mut replies, &mut controls),
-                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Empty) => {
+                            if requests.len() >= expected || !controls.is_empty() {
+                                break;
+                            }
+                            let until =
+                                *linger_until.get_or_insert_with(|| Instant::now() + LINGER);
+                            if Instant::now() >= until {
+                                break;
+                            }
+                            std::thread::sleep(LINGER_POLL);
+                        }
                         Err(TryRecvError::Disconnected) => {
                             closing = true;
                             break;
@@ -123,6 +148,7 @@ impl Writer {
                 }
             }
             if !requests.is_empty() {
+                last_batch = requests.len();
                 self.commit_batch(&mut requests, &mut replies);
             }
             for control in controls.drain(..) {
