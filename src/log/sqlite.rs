@@ -67,7 +67,7 @@ use crate::proto::v1::Event;
 use crate::log::live::LiveFeed;
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
-use writer::{Command, Control, Writer};
+use writer::{Command, Control, Progress, Writer};
 
 /// The database file's name inside `store.path`.
 pub const DB_FILE_NAME: &str = "events.sqlite3";
@@ -172,6 +172,8 @@ pub struct SqliteEventLog {
     /// Taken by the first `close`; an async mutex so a second `close` waits for the first.
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
+    /// Transactions the writer committed for batches of appends.
+    commits: Arc<AtomicU64>,
     events: broadcast::Sender<LiveEvent>,
     /// The live feed's pressure flag (see [`EventLog::live_pressure`]).
     pressure: watch::Receiver<bool>,
@@ -226,6 +228,7 @@ impl SqliteEventLog {
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
+        let commits = Arc::new(AtomicU64::new(0));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
         let events = live.sender();
         let pressure = live.pressure();
@@ -237,7 +240,10 @@ impl SqliteEventLog {
         let writer = Writer::new(
             conn,
             last_sequence,
-            Arc::clone(&head),
+            Progress {
+                head: Arc::clone(&head),
+                commits: Arc::clone(&commits),
+            },
             live,
             Arc::clone(&options.clock),
             dedup_window_ms,
@@ -260,6 +266,7 @@ impl SqliteEventLog {
             commands: Mutex::new(Some(commands)),
             writer: tokio::sync::Mutex::new(Some(handle)),
             head,
+            commits,
             events,
             pressure,
             reads,
@@ -273,6 +280,12 @@ impl SqliteEventLog {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many group commits (one transaction and one fsync each) have stored batches of
+    /// appends since the log was opened: appends divided by this is the average group.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
     }
 
     fn sender(&self) -> Result<mpsc::Sender<Command>, LogError> {

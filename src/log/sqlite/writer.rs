@@ -61,12 +61,19 @@ const LINGER: Duration = Duration::from_micros(300);
 /// How often the queue is looked at while lingering.
 const LINGER_POLL: Duration = Duration::from_micros(50);
 
+/// What the writer publishes to the log's handle after each commit.
+pub(super) struct Progress {
+    /// The newest committed sequence; read by `head()` and by `cursor_at`.
+    pub head: Arc<AtomicU64>,
+    /// Successful group commits, for [`super::SqliteEventLog::commits`].
+    pub commits: Arc<AtomicU64>,
+}
+
 pub(super) struct Writer {
     conn: Connection,
     /// The sequence the next stored event gets.
     next_sequence: u64,
-    /// Published after each commit; read by `head()` and by `cursor_at`.
-    head: Arc<AtomicU64>,
+    progress: Progress,
     live: LiveFeed,
     clock: Clock,
     dedup_window_ms: i64,
@@ -77,7 +84,7 @@ impl Writer {
     pub(super) fn new(
         conn: Connection,
         last_sequence: u64,
-        head: Arc<AtomicU64>,
+        progress: Progress,
         live: LiveFeed,
         clock: Clock,
         dedup_window_ms: i64,
@@ -86,7 +93,7 @@ impl Writer {
         Writer {
             conn,
             next_sequence: last_sequence.saturating_add(1),
-            head,
+            progress,
             live,
             clock,
             dedup_window_ms,
@@ -226,10 +233,13 @@ impl Writer {
         );
         match result {
             Ok(outcomes) => {
+                self.progress.commits.fetch_add(1, Ordering::Relaxed);
                 if !stored.is_empty() {
                     // Before broadcasting, so a subscriber that sees an event also sees a head
                     // at least as new.
-                    self.head.store(self.next_sequence - 1, Ordering::Release);
+                    self.progress
+                        .head
+                        .store(self.next_sequence - 1, Ordering::Release);
                 }
                 for committed in stored {
                     self.live.publish(committed);

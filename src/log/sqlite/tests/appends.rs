@@ -129,3 +129,31 @@ fn the_log_is_shareable_across_tasks() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<SqliteEventLog>();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_share_group_commits() {
+    const APPENDS: usize = 256;
+    let fixture = Fixture::new();
+    let log = Arc::new(fixture.open());
+    let tasks: Vec<_> = (0..APPENDS)
+        .map(|index| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                log.append(by_id(event(&format!("evt_{index}"), "order.created")))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert!(!task.await.unwrap().duplicate);
+    }
+    assert_eq!(log.head(), APPENDS as u64);
+    let commits = log.commits();
+    // One commit per append would be 256; appends queued while a commit runs share the next.
+    assert!(
+        (1..=APPENDS as u64 / 8).contains(&commits),
+        "{APPENDS} concurrent appends took {commits} commits"
+    );
+    log.close().await;
+}
