@@ -4,7 +4,7 @@ use super::*;
 use crate::providers::fields::testing::{assert_fixtures, context, event_types, parse, reference};
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn detail(event: &Event) -> &AbowireDetail {

@@ -6,7 +6,7 @@ use crate::providers::fields::testing::{
 };
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn with_data(provider_type: &str, data: &str) -> Result<Event, NormalizeError> {

@@ -9,7 +9,7 @@ const SIM: &str = "b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34";
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn order_body(state: &str, order_type: &str) -> String {
