@@ -107,10 +107,11 @@ pub fn normalize(fields: Object, context: &Context<'_>) -> Result<Normalized, No
 /// A timestamped v1 delivery is one moment; anything else is the state of the resource it is
 /// about or, naming none, of its type.
 fn identity(event: &Event) -> Identity {
-    if let Some(Detail::Abowire(detail)) = &event.detail {
-        if detail.format == AbowireFormat::V1 as i32 && !detail.timestamp.is_empty() {
-            return Identity::Fingerprint;
-        }
+    if let Some(Detail::Abowire(detail)) = &event.detail
+        && detail.format == AbowireFormat::V1 as i32
+        && !detail.timestamp.is_empty()
+    {
+        return Identity::Fingerprint;
     }
     let entity = match &event.subject {
         Some(subject) if !subject.id.is_empty() => EntityKey::new("resource")
