@@ -273,3 +273,11 @@ fn malformed_envelopes_name_the_field_and_the_reason() {
         assert_eq!(error(&body), message, "{body}");
     }
 }
+
+#[test]
+fn gigs_events_are_identified_by_their_provider_id() {
+    let body = include_str!("../../../tests/fixtures/gigs/subscription.activated.json");
+    let normalized = normalize(parse(body), &context()).unwrap();
+    assert_eq!(normalized.identity, Identity::ProviderId);
+    assert!(normalized.event.id.starts_with("evt_"));
+}

@@ -349,3 +349,26 @@ fn malformed_bodies_name_the_field_and_the_reason() {
         assert_eq!(run(&body).unwrap_err().to_string(), message, "{body}");
     }
 }
+
+#[test]
+fn orders_and_alerts_are_states_of_their_order_or_alert_on_its_entity() {
+    let identity = |body: &str| normalize(parse(body), &context()).unwrap().identity;
+    let order = order_body("1", "0");
+    assert_eq!(
+        identity(&order),
+        identity(&order.replace(ORDER, &ORDER.to_ascii_uppercase()))
+    );
+    assert_eq!(
+        identity(&order),
+        Identity::LatestState(EntityKey::new("order").part(ORDER))
+    );
+    let alert = alert_body("SIM", "On", "80", "85");
+    let Identity::LatestState(key) = identity(&alert) else {
+        panic!("an alert is a state")
+    };
+    assert!(key.as_str().starts_with("5:alert;"), "{key:?}");
+    assert_eq!(
+        identity(&alert),
+        identity(&alert_body("SIM", "Off", "80", "85"))
+    );
+}
