@@ -14,13 +14,16 @@ use hooknorm::proto::v1::{
 use prost_types::value::Kind;
 use tokio_stream::StreamExt;
 
-/// The test config with a one-second dedup window, so the stable-id test need not wait a week.
-async fn server() -> TestServer {
+/// The test config with a one-second dedup window, so the stable-id test need not wait a week,
+/// and a store of its own that lives as long as the returned directory.
+async fn server() -> (TestServer, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let toml = format!(
-        "{}\n[store]\ndedup_window_seconds = 1\n",
-        test_config_toml(1024 * 1024)
+        "{}\n[store]\npath = {:?}\ndedup_window_seconds = 1\n",
+        test_config_toml(1024 * 1024),
+        dir.path().display().to_string()
     );
-    TestServer::start_with(&toml).await
+    (TestServer::start_in(&toml, dir.path()).await, dir)
 }
 
 async fn get(server: &mut TestServer, id: &str, view: EventView) -> Event {
@@ -75,7 +78,7 @@ const PAYLOAD: &str = r#"{"cents": 9007199254740993, "big": 12345678901234567891
 
 #[tokio::test]
 async fn integers_beyond_2_53_round_trip_exactly_through_every_rpc() {
-    let mut server = server().await;
+    let (mut server, _store) = server().await;
     let body = format!(
         r#"{{"source":"com.abowire.billing","event":"invoice.updated","accountId":"acc_1",
             "payload":{PAYLOAD},"previousPayload" : {{"cents": 9007199254740992}}}}"#
@@ -125,7 +128,7 @@ async fn integers_beyond_2_53_round_trip_exactly_through_every_rpc() {
 
 #[tokio::test]
 async fn the_full_view_returns_a_delivery_that_verifies_again() {
-    let mut server = server().await;
+    let (mut server, _store) = server().await;
     let body = gigs_event(7, "subscription.activated");
     let timestamp = chrono::Utc::now().timestamp();
     let mut request = gigs_request(&body, GIGS_SECRET, "msg_full_view", timestamp);
@@ -194,7 +197,7 @@ async fn the_full_view_returns_a_delivery_that_verifies_again() {
 
 #[tokio::test]
 async fn a_kept_delivery_holds_no_token() {
-    let mut server = server().await;
+    let (mut server, _store) = server().await;
     let encoded = "abowire-t0ken%2Fwith%2Bchars";
     let body = format!(
         r#"{{"id":"5f0c9a3e","eventArn":"arn:abowire:api-key:revoke","action":"api-key:revoke",
@@ -221,7 +224,7 @@ async fn a_kept_delivery_holds_no_token() {
 
 #[tokio::test]
 async fn a_gigs_id_is_a_duplicate_past_the_dedup_window_and_never_renamed() {
-    let mut server = server().await;
+    let (mut server, _store) = server().await;
     let body = gigs_event(42, "sim.retired");
     let request = || {
         gigs_request(
