@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use hooknorm::config::StoreConfig;
+use hooknorm::event::Identity;
 use hooknorm::log::sqlite::SqliteEventLog;
-use hooknorm::log::{AppendRequest, DedupRule, EventLog};
+use hooknorm::log::{AppendRequest, EventLog};
 use hooknorm::proto::v1::{Event, ResourceRef};
 
 fn event(index: usize) -> Event {
@@ -61,7 +62,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     for index in (task..total).step_by(concurrency) {
                         let request = AppendRequest {
                             event: event(index),
-                            dedup: DedupRule::EventId,
+                            identity: Identity::ProviderId,
+                            delivery: None,
                         };
                         log.append(request).await?;
                     }

@@ -12,7 +12,10 @@ use prost_types::Value;
 use prost_types::value::Kind;
 use sha2::{Digest, Sha256};
 
+pub mod identity;
+
 pub use crate::proto::v1::{Event, ResourceRef};
+pub use identity::{EntityKey, Identity};
 
 /// Converts a UTC time to a protobuf timestamp.
 pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {

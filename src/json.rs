@@ -40,15 +40,45 @@ pub enum JsonError {
 
 /// Parses `body` as a JSON object.
 pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
+    parse_object_keeping(body, &[]).map(|parsed| parsed.fields)
+}
+
+/// A JSON object's fields, with the exact text of some of them.
+#[derive(Debug)]
+pub struct ParsedObject<'a> {
+    pub fields: BTreeMap<String, Value>,
+    /// The JSON text of each kept field present in the body, byte for byte as sent (the last
+    /// one where a key repeats, as in `fields`).
+    pub kept: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> ParsedObject<'a> {
+    /// The exact text of a kept field, if present.
+    pub fn kept(&self, key: &str) -> Option<&'a str> {
+        self.kept
+            .iter()
+            .find(|(kept, _)| *kept == key)
+            .map(|(_, text)| *text)
+    }
+}
+
+/// Parses `body` as a JSON object and also returns the exact text of the fields named in
+/// `keep`: a `Struct` holds numbers as doubles, and the text is how a payload reaches consumers
+/// without loss. Kept fields are scanned twice (once as text, once into values); the others
+/// once.
+pub fn parse_object_keeping<'a>(
+    body: &'a [u8],
+    keep: &[&'static str],
+) -> Result<ParsedObject<'a>, JsonError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(JsonError::Empty);
     }
     // serde_json validates UTF-8 itself (every byte outside a string is ASCII syntax and every
     // string is checked), so a separate pass over the body is needed only to explain a failure.
     let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = ValueSeed { depth: 0 }
-        .deserialize(&mut deserializer)
-        .and_then(|value| deserializer.end().map(|()| value))
+    let top = deserializer
+        .deserialize_any(TopVisitor { keep })
+        .and_then(|top| deserializer.end().map(|()| top))
         .map_err(|error| {
             if let Err(invalid) = std::str::from_utf8(body) {
                 JsonError::NotUtf8 {
@@ -64,11 +94,84 @@ pub fn parse_object(body: &[u8]) -> Result<BTreeMap<String, Value>, JsonError> {
                 }
             }
         })?;
-    match value.kind {
-        Some(Kind::StructValue(object)) => Ok(object.fields),
-        other => Err(JsonError::NotObject {
-            found: kind_name(other.as_ref()),
-        }),
+    match top {
+        Top::Object(parsed) => Ok(parsed),
+        Top::Other(found) => Err(JsonError::NotObject { found }),
+    }
+}
+
+/// What the body turned out to be.
+enum Top<'a> {
+    Object(ParsedObject<'a>),
+    /// Not an object: the JSON type name, for the error.
+    Other(&'static str),
+}
+
+/// The body itself: an object whose kept members are captured as text before being parsed.
+struct TopVisitor<'k> {
+    keep: &'k [&'static str],
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a json object")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Top<'de>, E> {
+        Ok(Top::Other("a boolean"))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Top<'de>, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Top<'de>, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Top<'de>, E> {
+        Ok(Top::Other("a number"))
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Top<'de>, E> {
+        Ok(Top::Other("a string"))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Top<'de>, E> {
+        Ok(Top::Other("null"))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top<'de>, A::Error> {
+        // Still read to the end, so a too-deep or broken array is reported as such.
+        let member = ValueSeed { depth: 1 };
+        while seq.next_element_seed(member)?.is_some() {}
+        Ok(Top::Other("an array"))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let member = ValueSeed { depth: 1 };
+        let mut fields = BTreeMap::new();
+        let mut kept: Vec<(&'static str, &'de str)> = Vec::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let item = match self.keep.iter().find(|kept| **kept == key) {
+                Some(&name) => {
+                    let text: &'de serde_json::value::RawValue = map.next_value()?;
+                    let text = text.get();
+                    let item = member
+                        .deserialize(&mut serde_json::Deserializer::from_str(text))
+                        .map_err(de::Error::custom)?;
+                    kept.retain(|(other, _)| *other != name);
+                    kept.push((name, text));
+                    item
+                }
+                None => map.next_value_seed(member)?,
+            };
+            // Duplicate keys: the last wins, as in serde_json::Value and JavaScript.
+            fields.insert(key, item);
+        }
+        Ok(Top::Object(ParsedObject { fields, kept }))
     }
 }
 
@@ -193,6 +296,42 @@ mod tests {
         };
         assert_eq!(list.values.len(), 4);
         assert_eq!(fields["n"].kind, Some(Kind::NumberValue(-2.5)));
+    }
+
+    #[test]
+    fn kept_fields_are_the_exact_text_as_sent() {
+        let body = br#"{"payload" : {"cents": 9007199254740993, "big": 12345678901234567891,
+            "s": "\u00e9"}, "n": 1, "previousPayload": null, "payload": {"cents":  1.50}}"#;
+        let parsed = parse_object_keeping(body, &["payload", "previousPayload", "x"]).unwrap();
+        // The last of a repeated key, as in `fields`.
+        assert_eq!(parsed.kept("payload"), Some(r#"{"cents":  1.50}"#));
+        assert_eq!(parsed.kept("previousPayload"), Some("null"));
+        assert_eq!(parsed.kept("x"), None);
+        assert_eq!(parsed.fields.len(), 3);
+        let first = br#"{"payload": {"cents": 9007199254740993}}"#;
+        let parsed = parse_object_keeping(first, &["payload"]).unwrap();
+        assert_eq!(
+            parsed.kept("payload"),
+            Some(r#"{"cents": 9007199254740993}"#)
+        );
+        let Some(Kind::StructValue(payload)) = &parsed.fields["payload"].kind else {
+            panic!("payload is not an object")
+        };
+        assert_eq!(
+            payload.fields["cents"].kind,
+            Some(Kind::NumberValue(9007199254740992.0))
+        );
+    }
+
+    #[test]
+    fn kept_fields_are_depth_bounded_like_the_rest() {
+        let body = format!("{{\"data\":{}}}", nested_objects(MAX_DEPTH));
+        assert_eq!(
+            parse_object_keeping(body.as_bytes(), &["data"]).map(|parsed| parsed.kept.len()),
+            Err(JsonError::TooDeep)
+        );
+        let body = format!("{{\"data\":{}}}", nested_objects(MAX_DEPTH - 1));
+        assert!(parse_object_keeping(body.as_bytes(), &["data"]).is_ok());
     }
 
     #[test]

@@ -59,6 +59,9 @@ enum Command {
         /// Show the event with this id.
         #[arg(long)]
         id: Option<String>,
+        /// With --id: also the webhook as received (body, signed headers, path, peer).
+        #[arg(long, requires = "id")]
+        full: bool,
         /// Most events to print.
         #[arg(long, default_value_t = 50)]
         limit: usize,
@@ -190,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Events {
             filter,
             id,
+            full,
             limit,
             server,
         } => {
@@ -200,6 +204,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &url,
                 &filter,
                 id.as_deref(),
+                full,
                 limit,
                 &mut out,
             ))?;

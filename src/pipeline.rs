@@ -9,10 +9,10 @@ use prost::Message;
 
 use crate::config::{Config, ConfigError};
 use crate::error::{ErrorClass, Reason};
-use crate::log::{AppendRequest, DedupRule, EventLog, LogError};
-use crate::proto::v1::event::Detail;
-use crate::proto::v1::{AbowireFormat, Event};
-use crate::providers::{NormalizeError, ProviderKind};
+use crate::event::Identity;
+use crate::log::{AppendRequest, EventLog, LogError};
+use crate::proto::v1::{Event, WebhookDelivery};
+use crate::providers::{NormalizeError, Normalized, ProviderKind};
 use crate::verify::{Verifier, VerifyError};
 use crate::webhook::RawWebhook;
 
@@ -189,7 +189,7 @@ impl Pipeline {
         webhook: RawWebhook,
         dry_run: bool,
     ) -> Result<Outcome, PipelineError> {
-        let event = if webhook.body.len() > INLINE_BODY_LIMIT {
+        let accepted = if webhook.body.len() > INLINE_BODY_LIMIT {
             let pipeline = self.clone();
             tokio::task::spawn_blocking(move || pipeline.normalize(webhook))
                 .await
@@ -199,12 +199,18 @@ impl Pipeline {
         };
         if dry_run {
             return Ok(Outcome {
-                event,
+                event: accepted.event,
                 duplicate: false,
             });
         }
-        let dedup = dedup_rule(&event);
-        let appended = self.log.append(AppendRequest { event, dedup }).await?;
+        let appended = self
+            .log
+            .append(AppendRequest {
+                event: accepted.event,
+                identity: accepted.identity,
+                delivery: Some(accepted.delivery),
+            })
+            .await?;
         Ok(Outcome {
             event: appended.event,
             duplicate: appended.duplicate,
@@ -212,7 +218,7 @@ impl Pipeline {
     }
 
     /// Looks up the source, checks the size, verifies and normalizes (CPU only).
-    pub fn normalize(&self, webhook: RawWebhook) -> Result<Event, PipelineError> {
+    pub fn normalize(&self, webhook: RawWebhook) -> Result<Accepted, PipelineError> {
         let source =
             self.sources
                 .get(&webhook.source)
@@ -226,7 +232,7 @@ impl Pipeline {
             });
         }
         let verified = webhook.verify(&source.verifier)?;
-        let event = source.provider.normalize(&source.name, &verified)?;
+        let Normalized { event, identity } = source.provider.normalize(&source.name, &verified)?;
         // Refused before it is stored: a stored event too large to send would stall every
         // stream and page that reaches it.
         let size = event.encoded_len();
@@ -236,44 +242,21 @@ impl Pipeline {
                 limit: self.max_event_bytes,
             });
         }
-        Ok(event)
+        let delivery = source.verifier.delivery(verified.into_raw());
+        Ok(Accepted {
+            event,
+            identity,
+            delivery,
+        })
     }
 }
 
-/// How the log recognizes a redelivery of this event.
-///
-/// - Gigs ids are the provider's own, and an Abowire v1 delivery's fingerprint includes its
-///   `timestamp`, so the id itself is the key: the same id again is a redelivery.
-/// - Providers that re-send *state* with no id and no time (Mobile Manager; Abowire's current
-///   format, and v1 without a timestamp) are compared with the latest event of the same entity:
-///   a redelivery repeats it, while the same content after a different one (an alert On, Off,
-///   On; a subscription active, paused, active) is a new event. Keying such content on its
-///   fingerprint alone would drop the third as a "duplicate" of the first and lose it.
-pub fn dedup_rule(event: &Event) -> DedupRule {
-    let source = &event.source;
-    match &event.detail {
-        Some(Detail::MobileManagerOrder(order)) => DedupRule::LatestForEntity(format!(
-            "{source}:order:{}",
-            order.order_id.to_ascii_lowercase()
-        )),
-        Some(Detail::MobileManagerAlert(alert)) => DedupRule::LatestForEntity(format!(
-            "{source}:alert:{}:{}",
-            alert.alert_id.to_ascii_lowercase(),
-            alert.entity_id.to_ascii_lowercase()
-        )),
-        Some(Detail::Abowire(abowire))
-            if abowire.format != AbowireFormat::V1 as i32 || abowire.timestamp.is_empty() =>
-        {
-            // The resource the event is about; an event naming none is compared with the
-            // latest event of its type.
-            let entity = match &event.subject {
-                Some(subject) if !subject.id.is_empty() => {
-                    format!("{source}:abowire:{}:{}", subject.kind, subject.id)
-                }
-                _ => format!("{source}:abowire-type:{}", event.r#type),
-            };
-            DedupRule::LatestForEntity(entity)
-        }
-        _ => DedupRule::EventId,
-    }
+/// A verified webhook, normalized and ready to store.
+#[derive(Debug)]
+pub struct Accepted {
+    pub event: Event,
+    /// How its provider recognizes it when delivered again.
+    pub identity: Identity,
+    /// The webhook as received, to keep beside the event.
+    pub delivery: WebhookDelivery,
 }

@@ -142,6 +142,11 @@ impl VerifiedWebhook {
     pub fn body(&self) -> &[u8] {
         &self.raw.body
     }
+
+    /// The request as received, given up once it is no longer needed as proof.
+    pub fn into_raw(self) -> RawWebhook {
+        self.raw
+    }
 }
 
 #[cfg(test)]

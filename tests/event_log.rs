@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 use common::stream::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, DedupRule, EncodedEvent, EventLog, LiveEvent, LogError,
-    RetentionReport,
+    AppendRequest, Appended, EncodedEvent, EventLog, LiveEvent, LogError, RetentionReport,
 };
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{
@@ -148,7 +147,8 @@ impl SeamLog {
             .inner
             .append(AppendRequest {
                 event,
-                dedup: DedupRule::EventId,
+                identity: hooknorm::event::Identity::ProviderId,
+                delivery: None,
             })
             .await
             .expect("injected append");
@@ -199,8 +199,8 @@ impl EventLog for SeamLog {
     ) -> Result<Vec<Event>, LogError> {
         self.inner.list(filter, before, limit).await
     }
-    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
-        self.inner.get(id).await
+    async fn get(&self, id: &str, view: hooknorm::log::View) -> Result<Option<Event>, LogError> {
+        self.inner.get(id, view).await
     }
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
         self.inner.cursor_at(time).await
@@ -541,7 +541,10 @@ async fn mobile_manager_alerts_dedupe_by_latest_state() {
     for id in &ids {
         let got = server
             .client
-            .get_event(GetEventRequest { id: id.clone() })
+            .get_event(GetEventRequest {
+                id: id.clone(),
+                ..Default::default()
+            })
             .await
             .expect("get")
             .into_inner();
@@ -670,6 +673,7 @@ async fn list_paginates_newest_first_and_get_finds_by_id() {
         .client
         .get_event(GetEventRequest {
             id: "gigs:evt_nope".into(),
+            ..Default::default()
         })
         .await
         .expect_err("missing");

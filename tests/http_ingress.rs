@@ -431,7 +431,10 @@ async fn traceparent_is_carried_into_the_stored_event() {
     let (id, _, _) = assert_accepted(&post_webhook(server.http_addr, &request).await, "traced");
     let event = server
         .client
-        .get_event(GetEventRequest { id })
+        .get_event(GetEventRequest {
+            id,
+            ..Default::default()
+        })
         .await
         .expect("get")
         .into_inner()
@@ -452,7 +455,10 @@ async fn traceparent_is_carried_into_the_stored_event() {
         let (id, _, _) = assert_accepted(&post_webhook(server.http_addr, &request).await, invalid);
         let event = server
             .client
-            .get_event(GetEventRequest { id })
+            .get_event(GetEventRequest {
+                id,
+                ..Default::default()
+            })
             .await
             .expect("get")
             .into_inner()

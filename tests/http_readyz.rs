@@ -46,8 +46,8 @@ impl EventLog for GatedLog {
     ) -> Result<Vec<Event>, LogError> {
         self.inner.list(filter, before, limit).await
     }
-    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
-        self.inner.get(id).await
+    async fn get(&self, id: &str, view: hooknorm::log::View) -> Result<Option<Event>, LogError> {
+        self.inner.get(id, view).await
     }
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
         self.inner.cursor_at(time).await

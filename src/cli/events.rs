@@ -10,8 +10,8 @@ use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use crate::proto::v1::stream_events_request::Start;
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
-    EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef, StartPosition,
-    StreamEventsRequest,
+    EventFilter, EventView, GetEventRequest, ListEventsRequest, Provider, ResourceRef,
+    StartPosition, StreamEventsRequest,
 };
 
 use super::output::{OutputError, to_json};
@@ -173,18 +173,27 @@ pub async fn tail(
     Ok(())
 }
 
-/// Lists events newest first (following pages up to `limit`), or gets one by id.
+/// Lists events newest first (following pages up to `limit`), or gets one by id (`full`: with
+/// its delivery).
 pub async fn events(
     url: &str,
     filter: &FilterArgs,
     id: Option<&str>,
+    full: bool,
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), ClientError> {
     let mut client = connect(url).await?;
     if let Some(id) = id {
         let response = client
-            .get_event(GetEventRequest { id: id.to_owned() })
+            .get_event(GetEventRequest {
+                id: id.to_owned(),
+                view: if full {
+                    EventView::Full
+                } else {
+                    EventView::Basic
+                } as i32,
+            })
             .await?
             .into_inner();
         if let Some(event) = response.event {

@@ -6,7 +6,7 @@ use base64::Engine;
 use chrono::Utc;
 
 use crate::event::from_timestamp;
-use crate::log::{EventFilter, TypePattern};
+use crate::log::{EventFilter, TypePattern, View};
 use crate::proto::v1::stream_events_request::Start as ProtoStart;
 use crate::proto::v1::{self as pb, StartPosition, VerifyAndNormalizeRequest};
 use crate::stream::Start;
@@ -35,6 +35,17 @@ pub enum RequestError {
     MissingId,
     #[error("field `position`: unknown start position {0}")]
     Position(i32),
+    #[error("field `view`: unknown event view {0}")]
+    View(i32),
+}
+
+/// The event view asked for; BASIC when unset.
+pub fn view(view: i32) -> Result<View, RequestError> {
+    match pb::EventView::try_from(view) {
+        Ok(pb::EventView::Unspecified | pb::EventView::Basic) => Ok(View::Basic),
+        Ok(pb::EventView::Full) => Ok(View::Full),
+        Err(_) => Err(RequestError::View(view)),
+    }
 }
 
 /// Converts the request, defaulting `received_at` to now.

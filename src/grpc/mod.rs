@@ -237,11 +237,12 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<GetEventRequest>,
     ) -> Result<Response<GetEventResponse>, Status> {
-        let id = request.into_inner().id;
+        let GetEventRequest { id, view } = request.into_inner();
         if id.is_empty() {
             return Err(invalid_request(RequestError::MissingId));
         }
-        match self.pipeline.log().get(&id).await {
+        let view = convert::view(view).map_err(invalid_request)?;
+        match self.pipeline.log().get(&id, view).await {
             Ok(Some(event)) => Ok(Response::new(GetEventResponse { event: Some(event) })),
             Ok(None) => Err(status(
                 Reason::EventNotFound,

@@ -17,28 +17,31 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tokio::sync::{broadcast, watch};
 
-use crate::proto::v1::Event;
+use crate::event::Identity;
+use crate::proto::v1::{Event, WebhookDelivery};
 
 pub use filter::{EventFilter, TypePattern};
-
-/// How an append recognizes a redelivery of something already stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DedupRule {
-    /// `event.id` identifies the event: the same id within the dedup window is a duplicate.
-    EventId,
-    /// The provider has no event id and re-sends state (Mobile Manager): a duplicate is an event
-    /// whose id (a content fingerprint) equals that of the *latest* event stored for this entity
-    /// key. The same state seen again after a different one (alert On, Off, On) is a new event,
-    /// stored under the fingerprint with its sequence appended to keep ids unique.
-    LatestForEntity(String),
-}
 
 /// One event to store.
 #[derive(Debug, Clone)]
 pub struct AppendRequest {
     /// The normalized event; `sequence` is ignored and assigned by the log.
     pub event: Event,
-    pub dedup: DedupRule,
+    /// How a redelivery of it is recognized, as its provider declared.
+    pub identity: Identity,
+    /// The webhook as received, kept beside the event (never in its stream encoding) and
+    /// returned only by [`EventLog::get`] with [`View::Full`].
+    pub delivery: Option<WebhookDelivery>,
+}
+
+/// How much of a stored event [`EventLog::get`] returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum View {
+    /// The event as streams and lists carry it.
+    #[default]
+    Basic,
+    /// With `delivery`, the webhook as received.
+    Full,
 }
 
 /// What an append did.
@@ -152,8 +155,9 @@ pub trait EventLog: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<Event>, LogError>;
 
-    /// The event with this id, if stored.
-    async fn get(&self, id: &str) -> Result<Option<Event>, LogError>;
+    /// The event with this id, if stored; with `View::Full` also its `delivery`, when one was
+    /// kept.
+    async fn get(&self, id: &str, view: View) -> Result<Option<Event>, LogError>;
 
     /// The cursor to read from to get every event received at or after `time` (that is, the
     /// sequence just before the first such event).

@@ -14,17 +14,20 @@
 //! survives deletes and restarts.
 //!
 //! Dedup keys live in their own table so they outlive the events they point to:
-//! - [`EventId`](crate::log::DedupRule::EventId) keys on `id:<event id>`; a hit within the
-//!   dedup window returns the event as first stored.
-//! - [`LatestForEntity`](crate::log::DedupRule::LatestForEntity) keys on `latest:<entity>` and
-//!   remembers the id (content fingerprint) of the entity's latest event; only the same
-//!   fingerprint again, within the window, is a duplicate. The same state after a different one
-//!   is stored, and when its id is already taken by an older event it is stored as
-//!   `<id>-<sequence>` so ids stay unique.
+//! - [`ProviderId`](crate::event::Identity::ProviderId) and
+//!   [`Fingerprint`](crate::event::Identity::Fingerprint) key on `id:<event id>`. A redelivery
+//!   is a duplicate while the first event is retained (the unique `id` index finds it, whatever
+//!   its age), and within the dedup window even after retention removed it.
+//! - [`LatestState`](crate::event::Identity::LatestState) keys on `latest:<entity>` and
+//!   remembers the id (state fingerprint) of the entity's latest event; only the same
+//!   fingerprint again, within the window, is a duplicate. A state recurring after a different
+//!   one is a new event; when its fingerprint names an older event it is stored as
+//!   `<fingerprint>-<sequence>` (the event's id from then on; see `Event.id`).
 //! - When the original was since removed by retention, a duplicate is answered with a minimal
 //!   event carrying only the remembered id and sequence.
-//! - An event with an empty id cannot be recognized again: it is always stored, under its
-//!   sequence number as id.
+//!
+//! The webhook as received (`AppendRequest::delivery`) goes to its own table, keyed by sequence
+//! and removed with its event.
 //!
 //! Time: `received_at` is what [`EventLog::cursor_at`] goes by; an event without one is indexed
 //! at its append time (the stored event is left as given). Retention by age goes by the append
@@ -60,7 +63,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::config::StoreConfig;
 use crate::log::{
     AppendRequest, Appended, EncodedEvent, EventFilter, EventLog, LiveEvent, LogError,
-    RetentionReport,
+    RetentionReport, View,
 };
 use crate::proto::v1::Event;
 
@@ -384,10 +387,10 @@ impl EventLog for SqliteEventLog {
         self.reads.run(move |conn| query.run(conn)).await
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Event>, LogError> {
+    async fn get(&self, id: &str, view: View) -> Result<Option<Event>, LogError> {
         let id = id.to_owned();
         self.reads
-            .run(move |conn| read::event_by_id(conn, &id))
+            .run(move |conn| read::event_by_id(conn, &id, view))
             .await
     }
 

@@ -7,7 +7,11 @@
 //!
 //! Neither carries a trustworthy per-event id (the v1 `id` is documented as the *webhook's* UUID),
 //! so the local id is a fingerprint of the whole body: a redelivery deduplicates, two distinct
-//! events with identical bodies are indistinguishable anyway.
+//! events with identical bodies are indistinguishable anyway. The payloads enter it as their
+//! exact text, since parsed numbers are doubles: `{"cents": 9007199254740993}` and `…992` are
+//! different events. A v1 body with a `timestamp` names one moment, so its fingerprint identifies
+//! the event; without one (and in the current format) a body is the *state* of a resource, and
+//! only a repeat of that resource's latest state is a redelivery.
 //!
 //! Envelope fields neither format documents are kept in `detail.extensions`.
 //!
@@ -19,8 +23,8 @@ use prost_types::value::Kind;
 use prost_types::{Struct, Value};
 
 use super::fields::{self, Object};
-use super::{Context, NormalizeError};
-use crate::event::{self, Fingerprint, resource};
+use super::{Context, NormalizeError, Normalized, PayloadLocation};
+use crate::event::{self, EntityKey, Fingerprint, Identity, resource};
 use crate::proto::v1::event::Detail;
 use crate::proto::v1::{AbowireDetail, AbowireFormat, Event, ResourceRef};
 
@@ -46,10 +50,20 @@ struct Envelope {
     extensions: Object,
 }
 
+/// `payload` and, in the current format, `previousPayload`.
+pub const PAYLOAD: PayloadLocation = PayloadLocation::Fields {
+    data: "payload",
+    previous: "previousPayload",
+};
+
 /// Normalizes an Abowire webhook of either format.
-pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+pub fn normalize(fields: Object, context: &Context<'_>) -> Result<Normalized, NormalizeError> {
     // Fingerprint before anything is moved out of the body.
-    let id = Fingerprint::new().object(&fields).finish("abw_");
+    let id = Fingerprint::new()
+        .object(&fields)
+        .text(context.payload.data.unwrap_or("null"))
+        .text(context.payload.previous.unwrap_or("null"))
+        .finish("abw_");
     let mut envelope = Envelope::default();
     for (key, value) in fields {
         let slot = match key.as_str() {
@@ -86,7 +100,26 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
         ));
     };
     event.id = id;
-    Ok(event)
+    let identity = identity(&event);
+    Ok(Normalized { event, identity })
+}
+
+/// A timestamped v1 delivery is one moment; anything else is the state of the resource it is
+/// about or, naming none, of its type.
+fn identity(event: &Event) -> Identity {
+    if let Some(Detail::Abowire(detail)) = &event.detail
+        && detail.format == AbowireFormat::V1 as i32
+        && !detail.timestamp.is_empty()
+    {
+        return Identity::Fingerprint;
+    }
+    let entity = match &event.subject {
+        Some(subject) if !subject.id.is_empty() => EntityKey::new("resource")
+            .part(&subject.kind)
+            .part(&subject.id),
+        _ => EntityKey::new("type").part(&event.r#type),
+    };
+    Identity::LatestState(entity)
 }
 
 /// Unknown envelope fields as `detail.extensions`: unset when there are none.
@@ -99,7 +132,7 @@ fn present(value: &Option<Value>) -> bool {
 }
 
 /// The current format.
-fn current(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
+fn current(envelope: Envelope, context: &Context<'_>) -> Result<Event, NormalizeError> {
     let name = fields::require_string(string(envelope.event, "event")?, "", "event")?;
     let canonical = event::dotted_type(&name).ok_or_else(|| {
         NormalizeError::field(
@@ -135,7 +168,7 @@ fn current(envelope: Envelope, context: &Context) -> Result<Event, NormalizeErro
 }
 
 /// The v1 format.
-fn v1(envelope: Envelope, context: &Context) -> Result<Event, NormalizeError> {
+fn v1(envelope: Envelope, context: &Context<'_>) -> Result<Event, NormalizeError> {
     let event_arn = string(envelope.event_arn, "eventArn")?.unwrap_or_default();
     let component = string(envelope.component, "component")?.unwrap_or_default();
     let action = string(envelope.action, "action")?.unwrap_or_default();

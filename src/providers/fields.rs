@@ -235,9 +235,10 @@ pub(crate) mod testing {
         DateTime::from_timestamp(1_735_787_045, 0).unwrap_or_default()
     }
 
-    pub fn context() -> Context {
+    pub fn context() -> Context<'static> {
         Context {
             received_at: received_at(),
+            payload: crate::providers::PayloadText::default(),
         }
     }
 

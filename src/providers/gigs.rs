@@ -14,19 +14,25 @@ use prost_types::Value;
 use prost_types::value::Kind;
 
 use super::fields::{self, Object};
-use super::{Context, NormalizeError};
-use crate::event::{self, resource};
+use super::{Context, NormalizeError, Normalized, PayloadLocation};
+use crate::event::{self, Identity, resource};
 use crate::proto::v1::event::Detail;
 use crate::proto::v1::{Event, GigsDetail, ResourceRef};
 
 const TYPE_PREFIX: &str = "com.gigs.";
 
+/// `data` and, on `*.updated`, `previousData`.
+pub const PAYLOAD: PayloadLocation = PayloadLocation::Fields {
+    data: "data",
+    previous: "previousData",
+};
+
 /// For `data` objects with neither an id nor a subscription/SIM reference: the field that
 /// identifies one within its project (an installation is one per application).
 const NATURAL_KEYS: &[(&str, &str)] = &[("installation", "application")];
 
-/// Normalizes a Gigs event.
-pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+/// Normalizes a Gigs event. Its `evt_…` id is unique across Gigs, so it identifies the event.
+pub fn normalize(fields: Object, context: &Context<'_>) -> Result<Normalized, NormalizeError> {
     let (mut id, mut provider_type, mut data, mut previous_data, mut time) =
         (None, None, None, None, None);
     let mut detail = GigsDetail::default();
@@ -91,7 +97,7 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
         }
     }
 
-    Ok(Event {
+    let event = Event {
         provider_event_id: id.clone(),
         id,
         r#type: canonical,
@@ -103,6 +109,10 @@ pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeEr
         previous_data,
         detail: Some(Detail::Gigs(detail)),
         ..Event::default()
+    };
+    Ok(Normalized {
+        event,
+        identity: Identity::ProviderId,
     })
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Neither carries an event id or a time: the local id is a fingerprint of the event's identity
 //! (normalized, so a state sent as `1` or `"Complete"` gives the same id) and the occurrence time
-//! is the receive time. The whole body is the event's `data`.
+//! is the receive time. The whole body is the event's `data`. Since a state may be sent again
+//! and may also recur (an alert on, off, on), an event is a redelivery only when it repeats the
+//! latest state of its order, or of its alert on its entity.
 //!
 //! Order `Type`/`State` arrive as numbers (JSON numbers or numeric text) or names
 //! (case-insensitive). A value this version does not know still normalizes: its enum is
@@ -18,8 +20,8 @@ use prost_types::Struct;
 use prost_types::value::Kind;
 
 use super::fields::{self, Object};
-use super::{Context, NormalizeError};
-use crate::event::{self, Fingerprint, resource};
+use super::{Context, NormalizeError, Normalized, PayloadLocation};
+use crate::event::{self, EntityKey, Fingerprint, Identity, resource};
 use crate::proto::v1::event::Detail;
 use crate::proto::v1::{
     Event, MobileManagerAlertDetail, MobileManagerAlertTarget, MobileManagerAlertTrigger,
@@ -65,8 +67,11 @@ const ORDER_ACTIONS: [&str; 6] = [
     "pending",
 ];
 
+/// The body is the payload.
+pub const PAYLOAD: PayloadLocation = PayloadLocation::WholeBody;
+
 /// Normalizes a Mobile Manager webhook.
-pub fn normalize(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+pub fn normalize(fields: Object, context: &Context<'_>) -> Result<Normalized, NormalizeError> {
     if fields::has(&fields, "OrderId") {
         order(fields, context)
     } else if fields::has(&fields, "AlertId") || fields::has(&fields, "AlertTriggerType") {
@@ -173,7 +178,7 @@ fn is_zero_guid(text: &str) -> bool {
             .all(|b| matches!(b, b'0' | b'-' | b'{' | b'}'))
 }
 
-fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+fn order(fields: Object, context: &Context<'_>) -> Result<Normalized, NormalizeError> {
     let order_id = fields::required_str(&fields, "", "OrderId")?;
     let state =
         code(&fields, "State", &ORDER_STATES)?.ok_or_else(|| fields::missing("", "State"))?;
@@ -229,7 +234,8 @@ fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
         pool_id: pool_id.to_owned(),
         apn_id: apn_id.to_owned(),
     };
-    Ok(Event {
+    let identity = Identity::LatestState(EntityKey::new("order").part_lowercase(order_id));
+    let event = Event {
         id,
         r#type: event::join(&["order.", &action]),
         provider_event_type: "orders_update".to_owned(),
@@ -239,10 +245,11 @@ fn order(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
         data: Some(Struct { fields }),
         detail: Some(Detail::MobileManagerOrder(detail)),
         ..Event::default()
-    })
+    };
+    Ok(Normalized { event, identity })
 }
 
-fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
+fn alert(fields: Object, context: &Context<'_>) -> Result<Normalized, NormalizeError> {
     let alert_id = fields::required_str(&fields, "", "AlertId")?;
     let target_name = fields::required_str(&fields, "", "AlertTargetType")?;
     let trigger_name = fields::required_str(&fields, "", "AlertTriggerType")?;
@@ -315,7 +322,12 @@ fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
         conditional_value: fields::lenient_number(fields::get(&fields, "AlertConditionalValue")),
         trigger_value: fields::lenient_number(fields::get(&fields, "AlertTriggerValue")),
     };
-    Ok(Event {
+    let identity = Identity::LatestState(
+        EntityKey::new("alert")
+            .part_lowercase(alert_id)
+            .part_lowercase(entity_id),
+    );
+    let event = Event {
         id,
         r#type: event::join(&["alert.", &action]),
         provider_event_type: "alert".to_owned(),
@@ -325,7 +337,8 @@ fn alert(fields: Object, context: &Context) -> Result<Event, NormalizeError> {
         data: Some(Struct { fields }),
         detail: Some(Detail::MobileManagerAlert(detail)),
         ..Event::default()
-    })
+    };
+    Ok(Normalized { event, identity })
 }
 
 #[cfg(test)]

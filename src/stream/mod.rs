@@ -204,8 +204,9 @@ mod tests {
 
     use super::*;
     use crate::config::StoreConfig;
+    use crate::event::Identity;
+    use crate::log::AppendRequest;
     use crate::log::sqlite::SqliteEventLog;
-    use crate::log::{AppendRequest, DedupRule};
     use crate::proto::v1::Event;
 
     fn open_log(dir: &tempfile::TempDir) -> Arc<dyn EventLog> {
@@ -229,7 +230,8 @@ mod tests {
     async fn append(log: &Arc<dyn EventLog>, event: Event) -> Event {
         let request = AppendRequest {
             event,
-            dedup: DedupRule::EventId,
+            identity: Identity::ProviderId,
+            delivery: None,
         };
         log.append(request).await.unwrap().event
     }
@@ -272,7 +274,11 @@ mod tests {
         for (encoded, stored) in [(replayed, stored), (live, live_stored)] {
             assert_eq!(encoded.sequence, stored.sequence);
             assert_eq!(Event::decode(encoded.bytes.clone()).unwrap(), stored);
-            let listed = log.get(&stored.id).await.unwrap().unwrap();
+            let listed = log
+                .get(&stored.id, crate::log::View::Basic)
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(Event::decode(encoded.bytes).unwrap(), listed);
         }
         log.close().await;

@@ -27,6 +27,11 @@ impl std::fmt::Debug for HeaderTokenVerifier {
 }
 
 impl HeaderTokenVerifier {
+    /// The accepted tokens, for redacting them wherever else they turn up.
+    pub(crate) fn tokens(&self) -> &[Secret] {
+        &self.tokens
+    }
+
     pub fn new(header: String, prefix: String, tokens: Vec<Secret>) -> Self {
         HeaderTokenVerifier {
             header,

@@ -5,6 +5,7 @@
 //! of them plus an optional peer-address allowlist that combines with any scheme.
 
 pub mod basic_auth;
+mod delivery;
 pub mod header_token;
 pub mod ip_allowlist;
 pub mod query_token;

@@ -23,6 +23,11 @@ impl std::fmt::Debug for QueryTokenVerifier {
 }
 
 impl QueryTokenVerifier {
+    /// The accepted tokens, for redacting them wherever else they turn up.
+    pub(crate) fn tokens(&self) -> &[Secret] {
+        &self.tokens
+    }
+
     pub fn new(param: String, tokens: Vec<Secret>) -> Self {
         QueryTokenVerifier { param, tokens }
     }

@@ -38,6 +38,16 @@ pub const SVIX_ID_HEADER: &str = "svix-id";
 pub const SVIX_TIMESTAMP_HEADER: &str = "svix-timestamp";
 pub const SVIX_SIGNATURE_HEADER: &str = "svix-signature";
 
+/// Every header the scheme reads: what a stored delivery keeps to be verified again.
+pub const SIGNED_HEADERS: [&str; 6] = [
+    ID_HEADER,
+    TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+    SVIX_ID_HEADER,
+    SVIX_TIMESTAMP_HEADER,
+    SVIX_SIGNATURE_HEADER,
+];
+
 const ID_HEADERS: [&str; 2] = [ID_HEADER, SVIX_ID_HEADER];
 const TIMESTAMP_HEADERS: [&str; 2] = [TIMESTAMP_HEADER, SVIX_TIMESTAMP_HEADER];
 const SIGNATURE_HEADERS: [&str; 2] = [SIGNATURE_HEADER, SVIX_SIGNATURE_HEADER];

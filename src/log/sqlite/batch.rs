@@ -13,42 +13,62 @@ use super::schema::{sequence_column, sequence_to_sql};
 use crate::event::from_timestamp;
 use prost::Message;
 
-use crate::log::{AppendRequest, Appended, CommittedEvent, DedupRule, EncodedEvent, LogError};
+use crate::event::Identity;
+use crate::log::{AppendRequest, Appended, CommittedEvent, EncodedEvent, LogError};
 use crate::proto::v1::Event;
 
-/// An append as the writer receives it: the request, and the event already encoded by the
-/// caller (on its own thread, not the writer's) without a sequence.
+/// An append as the writer receives it: the event and its delivery already encoded by the
+/// caller (on its own thread, not the writer's), the event without a sequence.
 pub(super) struct Prepared {
-    pub request: AppendRequest,
+    event: Event,
+    identity: Identity,
     encoded: PreEncoded,
+    delivery: Option<Vec<u8>>,
 }
 
 impl Prepared {
     /// Encodes `request.event` with sequence 0 (the field is left out) for the writer to splice
-    /// the sequence into.
-    pub fn new(mut request: AppendRequest) -> Prepared {
-        request.event.sequence = 0;
-        let bytes = request.event.encode_to_vec();
-        let traceparent = &request.event.traceparent;
-        let tail = if traceparent.is_empty() {
-            0
-        } else {
-            prost::encoding::string::encoded_len(TRACEPARENT_FIELD, traceparent)
-        };
+    /// the sequence into. A delivery on the event itself is never stored in its encoding: it is
+    /// the request's `delivery` that is kept, apart.
+    pub fn new(request: AppendRequest) -> Prepared {
+        let AppendRequest {
+            mut event,
+            identity,
+            delivery,
+        } = request;
+        event.sequence = 0;
+        event.delivery = None;
+        let bytes = event.encode_to_vec();
+        let tail = string_field_len(TRACEPARENT_FIELD, &event.traceparent)
+            + string_field_len(DATA_JSON_FIELD, &event.data_json)
+            + string_field_len(PREVIOUS_DATA_JSON_FIELD, &event.previous_data_json);
         Prepared {
             encoded: PreEncoded {
                 split: bytes.len() - tail,
                 bytes,
             },
-            request,
+            delivery: delivery.map(|delivery| delivery.encode_to_vec()),
+            event,
+            identity,
         }
+    }
+}
+
+/// The encoded length of a string field as prost writes it (nothing when empty).
+fn string_field_len(field: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        prost::encoding::key_len(field)
+            + prost::encoding::encoded_len_varint(value.len() as u64)
+            + value.len()
     }
 }
 
 /// An event encoded without its sequence.
 struct PreEncoded {
     bytes: Vec<u8>,
-    /// Where the sequence field goes: before `traceparent`, the only field numbered after it.
+    /// Where the sequence field goes: before the fields numbered after it.
     split: usize,
 }
 
@@ -64,10 +84,13 @@ impl PreEncoded {
     }
 }
 
-/// `Event.sequence` and `Event.traceparent`, the two highest field numbers (prost writes fields
-/// in number order; `prepared_encoding_matches_prost` checks the splice).
+/// `Event.sequence` and the stored fields numbered after it (prost writes fields in number
+/// order; `prepared_encoding_matches_prost` checks the splice). `delivery` (21) is never in a
+/// stored encoding.
 const SEQUENCE_FIELD: u32 = 17;
 const TRACEPARENT_FIELD: u32 = 18;
+const DATA_JSON_FIELD: u32 = 19;
+const PREVIOUS_DATA_JSON_FIELD: u32 = 20;
 
 /// What one append did, as the writer reports it.
 pub(super) enum Outcome {
@@ -114,6 +137,7 @@ struct Statements<'c> {
     dedup_entry: CachedStatement<'c>,
     insert_event_if_id_free: CachedStatement<'c>,
     insert_ref: CachedStatement<'c>,
+    insert_delivery: CachedStatement<'c>,
     upsert_dedup: CachedStatement<'c>,
 }
 
@@ -128,6 +152,8 @@ impl<'c> Statements<'c> {
             insert_ref: conn.prepare_cached(
                 "INSERT OR IGNORE INTO refs (kind, id, sequence) VALUES (?1, ?2, ?3)",
             )?,
+            insert_delivery: conn
+                .prepare_cached("INSERT INTO deliveries (sequence, body) VALUES (?1, ?2)")?,
             upsert_dedup: conn.prepare_cached(
                 "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (key) DO UPDATE SET sequence = excluded.sequence, \
@@ -172,42 +198,37 @@ fn append_one(
     prepared: Prepared,
     batch: &mut Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
-    let Prepared {
-        request: AppendRequest { mut event, dedup },
-        encoded,
-    } = prepared;
-    let fingerprint = std::mem::take(&mut event.id);
-    let sequence = *batch.next_sequence;
-    if fingerprint.is_empty() {
-        // Nothing to recognize it by: always new, named by its sequence (so the caller's
-        // encoding, with another id, cannot be used).
-        event.id = sequence.to_string();
-        return store(statements, event, None, None, batch).map(Ok);
-    }
-
     // Earlier appends of this batch are visible here: the transaction reads its own writes.
-    let key = match &dedup {
-        DedupRule::EventId => format!("id:{fingerprint}"),
-        DedupRule::LatestForEntity(entity) => format!("latest:{entity}"),
+    let (key, taken) = match &prepared.identity {
+        Identity::ProviderId | Identity::Fingerprint => (
+            crate::event::join(&["id:", &prepared.event.id]),
+            IdTaken::Duplicate,
+        ),
+        Identity::LatestState(entity) => (
+            crate::event::join(&["latest:", entity.as_str()]),
+            IdTaken::Recurrence,
+        ),
     };
     if let Some(known) = dedup_entry(statements, &key)? {
-        let same = match dedup {
-            DedupRule::EventId => true,
-            DedupRule::LatestForEntity(_) => known.id == fingerprint,
+        let same = match taken {
+            IdTaken::Duplicate => true,
+            IdTaken::Recurrence => known.id == prepared.event.id,
         };
+        // Within the window a duplicate is recognized even when retention has removed it.
         if same && known.created_at >= batch.fresh_since_ms {
             return duplicate_of(statements.conn, known, batch);
         }
     }
-    event.id.clone_from(&fingerprint);
-    store(
-        statements,
-        event,
-        Some(&encoded),
-        Some((&key, &fingerprint)),
-        batch,
-    )
-    .map(Ok)
+    store(statements, prepared, &key, taken, batch)
+}
+
+/// What an id already held by a stored event means for a new append with that id.
+#[derive(Clone, Copy)]
+enum IdTaken {
+    /// The same event: the id identifies it for as long as it is retained.
+    Duplicate,
+    /// A state recurring after another: a new event, named by its sequence as well.
+    Recurrence,
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events \
@@ -219,15 +240,21 @@ const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
     (sequence, id, provider, source, type, received_at, body, appended_at) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/// Inserts the event, its refs and its dedup key (`(key, fingerprint)`). When `event.id` is
-/// taken, the event is stored under a unique variant of it.
+/// Inserts the event, its delivery, its refs and its dedup key `key`; when its id is taken, what
+/// `taken` says.
 fn store(
     statements: &mut Statements<'_>,
-    mut event: Event,
-    pre_encoded: Option<&PreEncoded>,
-    dedup: Option<(&str, &str)>,
+    prepared: Prepared,
+    key: &str,
+    taken: IdTaken,
     batch: &mut Batch<'_>,
-) -> rusqlite::Result<Outcome> {
+) -> rusqlite::Result<Result<Outcome, LogError>> {
+    let Prepared {
+        mut event,
+        encoded: pre_encoded,
+        delivery,
+        ..
+    } = prepared;
     let sequence = *batch.next_sequence;
     let sql_sequence = sequence_to_sql(sequence)?;
     event.sequence = sequence;
@@ -250,44 +277,57 @@ fn store(
         ))
     };
     // Encoded once: the same bytes are the stored body and what every subscriber is sent.
-    let mut encoded = match pre_encoded {
-        Some(pre_encoded) => EncodedEvent {
-            sequence,
-            bytes: pre_encoded.with_sequence(sequence),
-        },
-        None => EncodedEvent::encode(&event),
+    let mut encoded = EncodedEvent {
+        sequence,
+        bytes: pre_encoded.with_sequence(sequence),
     };
     // Optimistic: the id is almost always free, and the unique index answers that while
     // inserting, saving a separate lookup per append.
+    // The id a redelivery repeats: a recurrence's fingerprint, not the name it is stored by.
+    let mut fingerprint = None;
     if insert(
         &mut statements.insert_event_if_id_free,
         &event,
         &encoded.bytes,
     )? == 0
     {
-        event.id = unique_id(statements.conn, &event.id, sequence)?;
-        encoded = EncodedEvent::encode(&event);
-        insert(
-            &mut statements.conn.prepare_cached(INSERT_EVENT)?,
-            &event,
-            &encoded.bytes,
-        )?;
+        match taken {
+            IdTaken::Duplicate => return duplicate_by_id(statements.conn, &event.id),
+            IdTaken::Recurrence => {
+                // `<fingerprint>-<sequence>` is free: a fingerprint is hex after its source's
+                // name, so holds no `-`, and sequences are never reused.
+                let named = crate::event::join(&[&event.id, "-", &sequence.to_string()]);
+                fingerprint = Some(std::mem::replace(&mut event.id, named));
+                encoded = EncodedEvent::encode(&event);
+                insert(
+                    &mut statements.conn.prepare_cached(INSERT_EVENT)?,
+                    &event,
+                    &encoded.bytes,
+                )?;
+            }
+        }
+    }
+    if let Some(delivery) = &delivery {
+        statements
+            .insert_delivery
+            .execute((sql_sequence, delivery.as_slice()))?;
     }
     for resource in event.subject.iter().chain(&event.related) {
         statements
             .insert_ref
             .execute((&resource.kind, &resource.id, sql_sequence))?;
     }
-    if let Some((key, fingerprint)) = dedup {
-        statements
-            .upsert_dedup
-            .execute((key, sql_sequence, fingerprint, batch.now_ms))?;
-    }
+    statements.upsert_dedup.execute((
+        key,
+        sql_sequence,
+        fingerprint.as_deref().unwrap_or(&event.id),
+        batch.now_ms,
+    ))?;
     *batch.next_sequence += 1;
     batch.stored_index.insert(sequence, batch.stored.len());
     let committed = Arc::new(CommittedEvent { event, encoded });
     batch.stored.push(Arc::clone(&committed));
-    Ok(Outcome::Stored(committed))
+    Ok(Ok(Outcome::Stored(committed)))
 }
 
 fn dedup_entry(statements: &mut Statements<'_>, key: &str) -> rusqlite::Result<Option<DedupEntry>> {
@@ -340,21 +380,12 @@ fn duplicate_of(
     Ok(Ok(Outcome::Duplicate(Box::new(event))))
 }
 
-/// `<id>-<sequence>` for an id that is taken (the same state seen again, or an id redelivered
-/// after its dedup window), with a counter in the unlikely case that is taken too.
-fn unique_id(conn: &Connection, fingerprint: &str, sequence: u64) -> rusqlite::Result<String> {
-    let mut candidate = format!("{fingerprint}-{sequence}");
-    let mut attempt = 1u32;
-    while id_taken(conn, &candidate)? {
-        attempt += 1;
-        candidate = format!("{fingerprint}-{sequence}-{attempt}");
-    }
-    Ok(candidate)
-}
-
-fn id_taken(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
-    conn.prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-        .exists([id])
+/// The answer for a redelivery whose id a retained event holds: that event, as first stored.
+fn duplicate_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Result<Outcome, LogError>> {
+    let (sequence, body): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT sequence, body FROM events WHERE id = ?1")?
+        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(decode(sequence, &body).map(|event| Outcome::Duplicate(Box::new(event))))
 }
 
 #[cfg(test)]
@@ -364,10 +395,21 @@ mod tests {
 
     #[test]
     fn prepared_encoding_matches_prost() {
-        for traceparent in [
-            "",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        ] {
+        let tails = [
+            ("", "", ""),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                "",
+                "",
+            ),
+            ("", r#"{"cents": 9007199254740993}"#, ""),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                r#"{"a": 1}"#,
+                r#"{"a": 0}"#,
+            ),
+        ];
+        for (traceparent, data_json, previous_data_json) in tails {
             let mut event = Event {
                 id: "evt_1".to_owned(),
                 source: "gigs".to_owned(),
@@ -377,12 +419,15 @@ mod tests {
                     id: "sub_1".to_owned(),
                 }),
                 traceparent: traceparent.to_owned(),
+                data_json: data_json.to_owned(),
+                previous_data_json: previous_data_json.to_owned(),
                 sequence: 99,
                 ..Event::default()
             };
             let prepared = Prepared::new(AppendRequest {
                 event: event.clone(),
-                dedup: DedupRule::EventId,
+                identity: Identity::ProviderId,
+                delivery: None,
             });
             for sequence in [1, 127, 128, 1 << 40] {
                 event.sequence = sequence;

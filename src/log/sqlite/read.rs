@@ -10,8 +10,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::schema;
-use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern};
-use crate::proto::v1::Event;
+use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern, View};
+use crate::proto::v1::{Event, WebhookDelivery};
 
 /// Read-only connections kept for reuse, and a bound on reads running at once.
 pub(super) struct ReadPool {
@@ -269,16 +269,33 @@ fn placeholders(count: usize) -> String {
     out
 }
 
-/// The stored event with this id.
-pub(super) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Event>, LogError> {
-    let mut statement = conn
-        .prepare_cached("SELECT sequence, body FROM events WHERE id = ?1")
-        .map_err(unavailable)?;
+/// The stored event with this id; with `View::Full`, its delivery too (where one was kept).
+pub(super) fn event_by_id(
+    conn: &Connection,
+    id: &str,
+    view: View,
+) -> Result<Option<Event>, LogError> {
+    let sql = match view {
+        View::Basic => "SELECT sequence, body, NULL FROM events WHERE id = ?1",
+        View::Full => {
+            "SELECT e.sequence, e.body, d.body FROM events e \
+             LEFT JOIN deliveries d ON d.sequence = e.sequence WHERE e.id = ?1"
+        }
+    };
+    let mut statement = conn.prepare_cached(sql).map_err(unavailable)?;
     let mut rows = statement.query([id]).map_err(unavailable)?;
-    match rows.next().map_err(unavailable)? {
-        Some(row) => decode_row(row).map(Some),
-        None => Ok(None),
+    let Some(row) = rows.next().map_err(unavailable)? else {
+        return Ok(None);
+    };
+    let mut event = decode_row(row)?;
+    let delivery = row.get_ref(2).map_err(unavailable)?;
+    if let Ok(delivery) = delivery.as_blob() {
+        event.delivery = Some(
+            WebhookDelivery::decode(delivery)
+                .map_err(|error| corrupt(i64::try_from(event.sequence).unwrap_or(0), &error))?,
+        );
     }
+    Ok(Some(event))
 }
 
 /// The smallest sequence received at or after `since_ms`. Events may be stored out of receive

@@ -128,9 +128,11 @@ fn delete_events(conn: &Connection, select: &str, bound: i64) -> rusqlite::Resul
         .query_map((bound, CHUNK as i64), |row| row.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
     let mut delete_refs = conn.prepare_cached("DELETE FROM refs WHERE sequence = ?1")?;
+    let mut delete_delivery = conn.prepare_cached("DELETE FROM deliveries WHERE sequence = ?1")?;
     let mut delete_event = conn.prepare_cached("DELETE FROM events WHERE sequence = ?1")?;
     for sequence in &sequences {
         delete_refs.execute([sequence])?;
+        delete_delivery.execute([sequence])?;
         delete_event.execute([sequence])?;
     }
     Ok(sequences.len())

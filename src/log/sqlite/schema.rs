@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 2;
+pub(super) const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,6 +74,17 @@ UPDATE events SET appended_at = received_at;
 CREATE INDEX IF NOT EXISTS events_appended_at ON events (appended_at);
 ";
 
+/// Version 3: `deliveries`, the webhook as received (a prost-encoded `WebhookDelivery`) by its
+/// event's sequence. Apart from `events` so that scans and stream reads of `events` never page
+/// through raw bodies, which only `GetEvent` with the full view reads. Events stored by older
+/// versions have none.
+const SCHEMA_V3: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    sequence INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+);
+";
+
 /// Why the file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SchemaError {
@@ -132,6 +143,7 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     if !has_appended_at {
         tx.execute_batch(SCHEMA_V2)?;
     }
+    tx.execute_batch(SCHEMA_V3)?;
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

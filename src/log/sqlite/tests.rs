@@ -13,8 +13,9 @@ use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 
 use super::*;
+use crate::event::{EntityKey, Identity};
 use crate::event::{resource, timestamp};
-use crate::log::{DedupRule, TypePattern};
+use crate::log::TypePattern;
 use crate::proto::v1::{Provider, ResourceRef};
 
 /// 2023-11-14T22:13:20Z.
@@ -103,14 +104,16 @@ fn about(mut event: Event, subject: ResourceRef, related: Vec<ResourceRef>) -> E
 fn by_id(event: Event) -> AppendRequest {
     AppendRequest {
         event,
-        dedup: DedupRule::EventId,
+        identity: Identity::ProviderId,
+        delivery: None,
     }
 }
 
 fn latest(entity: &str, event: Event) -> AppendRequest {
     AppendRequest {
         event,
-        dedup: DedupRule::LatestForEntity(entity.to_owned()),
+        identity: Identity::LatestState(EntityKey::new("test").part(entity)),
+        delivery: None,
     }
 }
 

@@ -4,7 +4,7 @@ use super::*;
 use crate::providers::fields::testing::{assert_fixtures, context, event_types, parse, reference};
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn detail(event: &Event) -> &AbowireDetail {
@@ -289,4 +289,46 @@ fn urls_never_keep_their_secrets() {
         "https://app.abowire.com"
     );
     assert_eq!(redact_url("d"), "d");
+}
+
+#[test]
+fn a_timestamped_v1_delivery_is_identified_by_its_fingerprint_and_the_rest_by_their_resource() {
+    let identity = |body: &str| normalize(parse(body), &context()).unwrap().identity;
+    let timestamped = v1_body(r#""action":"api-key:revoke","timestamp":"2025-03-04T10:15:30Z""#);
+    assert_eq!(identity(&timestamped), Identity::Fingerprint);
+    let untimed = v1_body(r#""action":"api-key:revoke""#);
+    assert_eq!(
+        identity(&untimed),
+        Identity::LatestState(EntityKey::new("resource").part("api_key").part("x1"))
+    );
+    let current = r#"{"event":"customer.updated","payload":{"id":"cus_1"}}"#;
+    assert_eq!(
+        identity(current),
+        Identity::LatestState(EntityKey::new("resource").part("customer").part("cus_1"))
+    );
+    let nameless = r#"{"event":"report.ready","payload":{"rows":3}}"#;
+    assert_eq!(
+        identity(nameless),
+        Identity::LatestState(EntityKey::new("type").part("report.ready"))
+    );
+}
+
+#[test]
+fn payloads_that_one_double_cannot_tell_apart_have_different_ids() {
+    let body = r#"{"event":"invoice.paid","payload":{"id":"inv_1","cents":9007199254740993}}"#;
+    let other = body.replace("993", "992");
+    let id = |body: &str, text: &'static str| {
+        let context = Context {
+            payload: crate::providers::PayloadText {
+                data: Some(text),
+                previous: None,
+            },
+            ..context()
+        };
+        normalize(parse(body), &context).unwrap().event.id
+    };
+    assert_ne!(
+        id(body, r#"{"id":"inv_1","cents":9007199254740993}"#),
+        id(&other, r#"{"id":"inv_1","cents":9007199254740992}"#)
+    );
 }

@@ -6,7 +6,7 @@ use crate::providers::fields::testing::{
 };
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn with_data(provider_type: &str, data: &str) -> Result<Event, NormalizeError> {
@@ -272,4 +272,12 @@ fn malformed_envelopes_name_the_field_and_the_reason() {
     ] {
         assert_eq!(error(&body), message, "{body}");
     }
+}
+
+#[test]
+fn gigs_events_are_identified_by_their_provider_id() {
+    let body = include_str!("../../../tests/fixtures/gigs/subscription.activated.json");
+    let normalized = normalize(parse(body), &context()).unwrap();
+    assert_eq!(normalized.identity, Identity::ProviderId);
+    assert!(normalized.event.id.starts_with("evt_"));
 }

@@ -9,7 +9,7 @@ const SIM: &str = "b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34";
 const ZERO: &str = "00000000-0000-0000-0000-000000000000";
 
 fn run(body: &str) -> Result<Event, NormalizeError> {
-    normalize(parse(body), &context())
+    normalize(parse(body), &context()).map(|normalized| normalized.event)
 }
 
 fn order_body(state: &str, order_type: &str) -> String {
@@ -348,4 +348,27 @@ fn malformed_bodies_name_the_field_and_the_reason() {
     ] {
         assert_eq!(run(&body).unwrap_err().to_string(), message, "{body}");
     }
+}
+
+#[test]
+fn orders_and_alerts_are_states_of_their_order_or_alert_on_its_entity() {
+    let identity = |body: &str| normalize(parse(body), &context()).unwrap().identity;
+    let order = order_body("1", "0");
+    assert_eq!(
+        identity(&order),
+        identity(&order.replace(ORDER, &ORDER.to_ascii_uppercase()))
+    );
+    assert_eq!(
+        identity(&order),
+        Identity::LatestState(EntityKey::new("order").part(ORDER))
+    );
+    let alert = alert_body("SIM", "On", "80", "85");
+    let Identity::LatestState(key) = identity(&alert) else {
+        panic!("an alert is a state")
+    };
+    assert!(key.as_str().starts_with("5:alert;"), "{key:?}");
+    assert_eq!(
+        identity(&alert),
+        identity(&alert_body("SIM", "Off", "80", "85"))
+    );
 }

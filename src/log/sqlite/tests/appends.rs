@@ -81,17 +81,6 @@ async fn sequences_are_never_reused_after_deletes() {
 }
 
 #[tokio::test]
-async fn an_event_without_id_is_always_stored() {
-    let fixture = Fixture::new();
-    let log = fixture.open();
-    let first = log.append(by_id(event("", "t.x"))).await.unwrap();
-    let second = log.append(by_id(event("", "t.x"))).await.unwrap();
-    assert!(!first.duplicate && !second.duplicate);
-    assert_eq!([first.event.id, second.event.id], ["1", "2"]);
-    log.close().await;
-}
-
-#[tokio::test]
 async fn subscribers_receive_committed_events_in_order() {
     let fixture = Fixture::new();
     let log = Arc::new(fixture.open());

@@ -1,6 +1,7 @@
 //! Dedup rules, across batches, within one batch, across restarts and past the window.
 
 use super::*;
+use crate::log::View;
 
 #[tokio::test]
 async fn event_id_dedup_returns_the_first_stored_event() {
@@ -123,7 +124,14 @@ async fn latest_for_entity_on_off_on_is_three_events() {
         ids(&all(&log).await),
         ["mm:fp_on", "mm:fp_off", "mm:fp_on-3"]
     );
-    assert_eq!(log.get("mm:fp_on-3").await.unwrap().unwrap().sequence, 3);
+    assert_eq!(
+        log.get("mm:fp_on-3", View::Basic)
+            .await
+            .unwrap()
+            .unwrap()
+            .sequence,
+        3
+    );
     // Another entity with the same fingerprint is its own history.
     let other = log
         .append(latest(
@@ -206,21 +214,44 @@ async fn dedup_window_expires() {
             .duplicate
     );
 
-    // Past the window the same id is new; the old event still holds the id, so the new one
-    // gets a unique one, and it becomes what later redeliveries match.
+    // Past the window a provider id is still the same event while that event is retained:
+    // never stored again, never renamed.
     fixture.advance(1);
     let late = log.append(by_id(event("a", "t.x"))).await.unwrap();
-    assert!(!late.duplicate);
-    assert_eq!(late.event.id, "a-3");
-    let later = log.append(by_id(event("a", "t.x"))).await.unwrap();
-    assert!(later.duplicate);
-    assert_eq!(later.event.sequence, 3);
+    assert!(late.duplicate);
+    assert_eq!((late.event.id.as_str(), late.event.sequence), ("a", 1));
 
+    // A state past the window is new; its fingerprint names an older event, so it is stored
+    // under its own name.
     let state = log
         .append(latest("sim_1", event("fp_on", "alert.triggered")))
         .await
         .unwrap();
     assert!(!state.duplicate);
-    assert_eq!(state.event.id, "fp_on-4");
+    assert_eq!(state.event.id, "fp_on-3");
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_provider_id_removed_by_retention_is_stored_again_past_the_window() {
+    let fixture = Fixture::with(|config| {
+        config.dedup_window_seconds = 60;
+        config.retention_max_count = Some(1);
+    });
+    let log = fixture.open();
+    log.append(by_id(event("a", "t.x"))).await.unwrap();
+    log.append(by_id(event("b", "t.x"))).await.unwrap();
+    log.enforce_retention().await.unwrap();
+    assert!(log.get("a", View::Basic).await.unwrap().is_none());
+
+    // Within the window the removed event is still recognized.
+    let within = log.append(by_id(event("a", "t.x"))).await.unwrap();
+    assert!(within.duplicate);
+    assert_eq!((within.event.id.as_str(), within.event.sequence), ("a", 1));
+
+    fixture.advance(60_001);
+    let again = log.append(by_id(event("a", "t.x"))).await.unwrap();
+    assert!(!again.duplicate);
+    assert_eq!((again.event.id.as_str(), again.event.sequence), ("a", 3));
     log.close().await;
 }

@@ -1,6 +1,7 @@
 //! Retention, a failing disk, closing and the schema version.
 
 use super::*;
+use crate::log::View;
 
 #[tokio::test]
 async fn retention_by_count_removes_old_events_and_refs_but_keeps_dedup_keys() {
@@ -221,7 +222,7 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
     // Nothing of the failed batch is stored, not even the append that would have fit.
     assert_eq!(ids(&all(&log).await), ["before"]);
     assert_eq!(log.head(), 1);
-    assert!(log.get("small").await.unwrap().is_none());
+    assert!(log.get("small", View::Basic).await.unwrap().is_none());
 
     log.execute_on_writer("PRAGMA max_page_count = 1073741823")
         .await

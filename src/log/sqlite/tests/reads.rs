@@ -1,6 +1,7 @@
 //! Reads: filters pushed into SQL, paging, lookups by id and time, corrupt data.
 
 use super::*;
+use crate::log::View;
 
 /// Events chosen so a careless translation (LIKE wildcards, case folding, duplicate refs)
 /// would return too much.
@@ -217,9 +218,9 @@ async fn get_finds_by_id() {
     let log = fixture.open();
     log.append(by_id(event("a", "t.x"))).await.unwrap();
     log.append(by_id(event("b", "t.y"))).await.unwrap();
-    let b = log.get("b").await.unwrap().unwrap();
+    let b = log.get("b", View::Basic).await.unwrap().unwrap();
     assert_eq!(b, event("b", "t.y").with_sequence(2));
-    assert!(log.get("missing").await.unwrap().is_none());
+    assert!(log.get("missing", View::Basic).await.unwrap().is_none());
     log.close().await;
 }
 
@@ -270,7 +271,7 @@ async fn corrupt_bodies_are_reported_with_their_sequence() {
     assert!(is_corrupt(
         log.read_after(0, &EventFilter::default(), 10).await
     ));
-    assert!(is_corrupt(log.get("a").await));
+    assert!(is_corrupt(log.get("a", View::Basic).await));
     assert!(is_corrupt(log.append(by_id(event("a", "t.x"))).await));
     // The writer is unharmed.
     log.append(by_id(event("b", "t.x"))).await.unwrap();

@@ -1,0 +1,104 @@
+//! How a provider's events are recognized again: each provider declares it next to its
+//! normalizer, and the event log applies it. A provider that does not decide cannot return an
+//! event (see [`crate::providers::Normalized`]).
+
+/// What makes two deliveries the same event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// The event id is the provider's own, unique across all its events (Gigs `evt_…`): the
+    /// same id again is a redelivery for as long as the first event is retained, whatever its
+    /// age.
+    ProviderId,
+    /// The event id is a fingerprint of content that includes the provider's own timestamp
+    /// (Abowire v1): two deliveries with the same fingerprint are one event, for as long as the
+    /// first is retained.
+    Fingerprint,
+    /// The provider re-sends *state* with no id and no time (Mobile Manager; Abowire's current
+    /// format): the event id is a fingerprint of that state, and a delivery is a redelivery only
+    /// when it repeats the entity's latest state within the dedup window. The same state after
+    /// a different one (an alert on, off, on) is a new event.
+    LatestState(EntityKey),
+}
+
+/// The entity a state belongs to, built from parts so that no two different entities share a
+/// key: every part is length-prefixed, so free text holding the separator cannot collide
+/// (`("a:b", "c")` and `("a", "b:c")` are different keys).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct EntityKey(String);
+
+impl EntityKey {
+    /// A key of this `kind` of entity (for example `order`), with no parts yet.
+    pub fn new(kind: &str) -> EntityKey {
+        let mut key = EntityKey(String::with_capacity(kind.len() + 48));
+        key.push(kind);
+        key
+    }
+
+    /// Adds one identifying part.
+    pub fn part(mut self, part: &str) -> EntityKey {
+        self.push(part);
+        self
+    }
+
+    /// Adds one identifying part, ASCII-lowercased (identifiers whose case carries no meaning,
+    /// such as GUIDs).
+    pub fn part_lowercase(self, part: &str) -> EntityKey {
+        self.part(&part.to_ascii_lowercase())
+    }
+
+    /// The same entity within `source`: sources never share entities.
+    pub fn within(self, source: &str) -> EntityKey {
+        let mut scoped = EntityKey(String::with_capacity(source.len() + self.0.len() + 8));
+        scoped.push(source);
+        scoped.0.push_str(&self.0);
+        scoped
+    }
+
+    /// The key as text (opaque; stable across releases, as stored dedup keys use it).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn push(&mut self, part: &str) {
+        use std::fmt::Write as _;
+        // Writing to a `String` cannot fail.
+        let _ = write!(self.0, "{}:{part};", part.len());
+    }
+}
+
+impl std::fmt::Debug for EntityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("EntityKey").field(&self.0).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separators_in_parts_cannot_make_two_entities_one() {
+        let a = EntityKey::new("alert").part("a:b").part("c");
+        let b = EntityKey::new("alert").part("a").part("b:c");
+        assert_ne!(a, b);
+        assert_ne!(
+            EntityKey::new("alert").part("1;").part("2"),
+            EntityKey::new("alert").part("1").part(";2")
+        );
+        assert_ne!(
+            EntityKey::new("order").part("x").within("s:1"),
+            EntityKey::new("order").part("x").within("s")
+        );
+        assert_ne!(
+            EntityKey::new("order").part("x"),
+            EntityKey::new("alert").part("x")
+        );
+    }
+
+    #[test]
+    fn keys_are_deterministic() {
+        let make = || EntityKey::new("order").part_lowercase("ABC").within("mm");
+        assert_eq!(make(), make());
+        assert_eq!(make().as_str(), "2:mm;5:order;3:abc;");
+    }
+}
