@@ -18,6 +18,7 @@
 //! A subscriber's buffer is bounded by count (`buffer`) and by bytes (`buffer_bytes`): what it
 //! holds costs at most one catch-up batch plus `buffer_bytes`, whatever the event sizes.
 
+mod open;
 mod producer;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::log::{EncodedEvent, EventFilter, EventLog, LogError};
+pub use open::{OpenError, open};
 use producer::{Producer, Stop};
 
 /// Where a subscription starts.
