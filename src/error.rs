@@ -114,7 +114,7 @@ impl Reason {
             Reason::TokenMismatch => row("TOKEN_MISMATCH", Unauthenticated, 401, false),
             Reason::AddressNotAllowed => row("ADDRESS_NOT_ALLOWED", Unauthenticated, 401, false),
             Reason::MalformedPayload => row("MALFORMED_PAYLOAD", InvalidArgument, 400, false),
-            // INVALID_ARGUMENT on gRPC: clients of VerifyAndNormalize already match on it.
+            // Not RESOURCE_EXHAUSTED, which reads as a quota worth retrying: this body never fits.
             Reason::PayloadTooLarge => row("PAYLOAD_TOO_LARGE", InvalidArgument, 413, false),
             Reason::InvalidRequest => row("INVALID_REQUEST", InvalidArgument, 400, false),
             Reason::EventNotFound => row("EVENT_NOT_FOUND", NotFound, 404, false),

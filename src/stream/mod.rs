@@ -53,9 +53,8 @@ pub struct StreamSettings {
     /// subscribers, so this is a bound, not what each subscriber costs.
     pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
-    /// one batch of its own, so this bounds memory when many fall behind at once (`hooknorm
-    /// bench --scenario fanout`: 512 peaked at ~2.5 GiB with 1,000 subscribers, 64 at ~1.3 GiB,
-    /// with no measurable change in single-subscriber replay speed).
+    /// one batch of its own, so this bounds memory when many fall behind at once; small enough
+    /// for that, large enough not to slow a single subscriber's replay.
     pub catch_up_batch: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
@@ -64,8 +63,8 @@ pub struct StreamSettings {
 }
 
 /// 64 KiB: about 40 events of 1.5 KiB. Small on purpose: a subscriber that is behind waits in
-/// the shared live ring (or reads the log), not in bytes of its own, and with 1,000 subscribers
-/// catching up this is what they hold (`hooknorm bench --scenario fanout`).
+/// the shared live ring (or reads the log), not in bytes of its own, and this times the number
+/// of subscribers catching up is what they hold.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Default for StreamSettings {
