@@ -1,16 +1,33 @@
-//! The reasons a webhook is refused, and the one table that maps each to a transport status.
+//! The reasons a webhook or request is refused, the one table that maps each to its gRPC code,
+//! HTTP status and retryability, and the one log line every refused webhook gets.
 //!
-//! Domain errors (`VerifyError`, `NormalizeError`, `PipelineError`) each say which [`Reason`] they
-//! are; transports look the reason up here and never decide a status of their own. Each
-//! transport turns an [`ErrorClass`] into its status in exactly one match: `grpc::status` (the
-//! gRPC code) and `http::status_of` (the HTTP status).
+//! Domain errors (`VerifyError`, `NormalizeError`, `LogError`, `PipelineError`, `PageError`)
+//! each say which [`Reason`] they are; transports look the reason up in [`Reason::spec`] and
+//! never decide a status of their own. No transport type appears here: the gRPC code is a
+//! [`GrpcCode`], which `grpc` converts to `tonic::Code` in one `From`.
 
 use std::fmt;
+use std::net::IpAddr;
 
-/// A stable, machine-readable refusal reason: the `google.rpc.ErrorInfo.reason` on gRPC and the
-/// `reason` field of the HTTP error body. Public API: never rename a variant's string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Reason {
+/// Defines [`Reason`] and [`Reason::ALL`] from one list, so `ALL` cannot miss a variant.
+macro_rules! reasons {
+    ($($(#[$doc:meta])* $variant:ident,)*) => {
+        /// A stable, machine-readable refusal reason: the `google.rpc.ErrorInfo.reason` on gRPC
+        /// and the `reason` field of the HTTP error body. Public API: never rename a variant's
+        /// string.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Reason {
+            /// Every reason, so tests can walk the table.
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+        }
+    };
+}
+
+reasons! {
     UnknownSource,
     MissingSignature,
     MalformedSignature,
@@ -42,90 +59,92 @@ pub enum Reason {
     Internal,
 }
 
-/// The transport-neutral class of a failure; `grpc` and `http` each map it in one match.
+/// The gRPC status codes hooknorm answers with, numbered as gRPC numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    NotFound,
-    Unauthenticated,
-    InvalidArgument,
-    /// The body is over the configured limit.
-    TooLarge,
-    /// The body is declared as something other than JSON.
-    UnsupportedMediaType,
-    /// The resource exists but not for this method.
-    MethodNotAllowed,
-    /// The sender exceeds the configured rate or concurrency; try again later.
-    RateLimited,
-    /// Try again later (the store cannot write, the server is stopping, the request timed out).
-    Unavailable,
-    /// The operation was cut short; the client resumes from its cursor.
-    Aborted,
-    /// A position past the end of what exists.
-    OutOfRange,
-    Internal,
+pub enum GrpcCode {
+    InvalidArgument = 3,
+    NotFound = 5,
+    ResourceExhausted = 8,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    Unauthenticated = 16,
+}
+
+/// How every transport answers one [`Reason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReasonSpec {
+    /// The string clients match on.
+    pub name: &'static str,
+    pub grpc: GrpcCode,
+    /// The HTTP status code.
+    pub http: u16,
+    /// Whether trying again later can succeed; HTTP then sends `Retry-After`.
+    pub retryable: bool,
 }
 
 /// `ErrorInfo.domain` for every hooknorm error.
 pub const ERROR_DOMAIN: &str = "hooknorm";
 
-impl Reason {
-    /// The reason string clients match on.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::UnknownSource => "UNKNOWN_SOURCE",
-            Reason::MissingSignature => "MISSING_SIGNATURE",
-            Reason::MalformedSignature => "MALFORMED_SIGNATURE",
-            Reason::SignatureMismatch => "SIGNATURE_MISMATCH",
-            Reason::TimestampOutOfTolerance => "TIMESTAMP_OUT_OF_TOLERANCE",
-            Reason::MissingToken => "MISSING_TOKEN",
-            Reason::TokenMismatch => "TOKEN_MISMATCH",
-            Reason::AddressNotAllowed => "ADDRESS_NOT_ALLOWED",
-            Reason::MalformedPayload => "MALFORMED_PAYLOAD",
-            Reason::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Reason::InvalidRequest => "INVALID_REQUEST",
-            Reason::EventNotFound => "EVENT_NOT_FOUND",
-            Reason::StoreUnavailable => "STORE_UNAVAILABLE",
-            Reason::ShuttingDown => "SHUTTING_DOWN",
-            Reason::SubscriberTooSlow => "SUBSCRIBER_TOO_SLOW",
-            Reason::CursorOutOfRange => "CURSOR_OUT_OF_RANGE",
-            Reason::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Reason::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Reason::UnknownPath => "UNKNOWN_PATH",
-            Reason::RateLimited => "RATE_LIMITED",
-            Reason::RequestTimeout => "REQUEST_TIMEOUT",
-            Reason::Internal => "INTERNAL",
-        }
-    }
-
-    /// The status class: the single table every transport follows.
-    pub fn class(self) -> ErrorClass {
-        match self {
-            Reason::UnknownSource | Reason::EventNotFound | Reason::UnknownPath => {
-                ErrorClass::NotFound
-            }
-            Reason::MissingSignature
-            | Reason::MalformedSignature
-            | Reason::SignatureMismatch
-            | Reason::TimestampOutOfTolerance
-            | Reason::MissingToken
-            | Reason::TokenMismatch
-            | Reason::AddressNotAllowed => ErrorClass::Unauthenticated,
-            Reason::MalformedPayload | Reason::InvalidRequest => ErrorClass::InvalidArgument,
-            Reason::PayloadTooLarge => ErrorClass::TooLarge,
-            Reason::UnsupportedMediaType => ErrorClass::UnsupportedMediaType,
-            Reason::MethodNotAllowed => ErrorClass::MethodNotAllowed,
-            Reason::RateLimited => ErrorClass::RateLimited,
-            Reason::StoreUnavailable | Reason::ShuttingDown | Reason::RequestTimeout => {
-                ErrorClass::Unavailable
-            }
-            Reason::SubscriberTooSlow => ErrorClass::Aborted,
-            Reason::CursorOutOfRange => ErrorClass::OutOfRange,
-            Reason::Internal => ErrorClass::Internal,
-        }
+const fn row(name: &'static str, grpc: GrpcCode, http: u16, retryable: bool) -> ReasonSpec {
+    ReasonSpec {
+        name,
+        grpc,
+        http,
+        retryable,
     }
 }
 
 impl Reason {
+    /// The table: the one place a reason's name, gRPC code, HTTP status and retryability are
+    /// decided. README's "Error reasons" table is checked against it.
+    pub const fn spec(self) -> ReasonSpec {
+        use GrpcCode::*;
+        match self {
+            Reason::UnknownSource => row("UNKNOWN_SOURCE", NotFound, 404, false),
+            Reason::MissingSignature => row("MISSING_SIGNATURE", Unauthenticated, 401, false),
+            Reason::MalformedSignature => row("MALFORMED_SIGNATURE", Unauthenticated, 401, false),
+            Reason::SignatureMismatch => row("SIGNATURE_MISMATCH", Unauthenticated, 401, false),
+            Reason::TimestampOutOfTolerance => {
+                row("TIMESTAMP_OUT_OF_TOLERANCE", Unauthenticated, 401, false)
+            }
+            Reason::MissingToken => row("MISSING_TOKEN", Unauthenticated, 401, false),
+            Reason::TokenMismatch => row("TOKEN_MISMATCH", Unauthenticated, 401, false),
+            Reason::AddressNotAllowed => row("ADDRESS_NOT_ALLOWED", Unauthenticated, 401, false),
+            Reason::MalformedPayload => row("MALFORMED_PAYLOAD", InvalidArgument, 400, false),
+            // Not RESOURCE_EXHAUSTED, which reads as a quota worth retrying: this body never fits.
+            Reason::PayloadTooLarge => row("PAYLOAD_TOO_LARGE", InvalidArgument, 413, false),
+            Reason::InvalidRequest => row("INVALID_REQUEST", InvalidArgument, 400, false),
+            Reason::EventNotFound => row("EVENT_NOT_FOUND", NotFound, 404, false),
+            Reason::StoreUnavailable => row("STORE_UNAVAILABLE", Unavailable, 503, true),
+            Reason::ShuttingDown => row("SHUTTING_DOWN", Unavailable, 503, true),
+            // Streams only; an HTTP request meeting it would be in conflict with state.
+            Reason::SubscriberTooSlow => row("SUBSCRIBER_TOO_SLOW", Aborted, 409, false),
+            Reason::CursorOutOfRange => row("CURSOR_OUT_OF_RANGE", OutOfRange, 400, false),
+            // The gRPC codes of the HTTP-only reasons are never sent; they say what each means.
+            Reason::UnsupportedMediaType => {
+                row("UNSUPPORTED_MEDIA_TYPE", InvalidArgument, 415, false)
+            }
+            Reason::MethodNotAllowed => row("METHOD_NOT_ALLOWED", Unimplemented, 405, false),
+            Reason::UnknownPath => row("UNKNOWN_PATH", NotFound, 404, false),
+            Reason::RateLimited => row("RATE_LIMITED", ResourceExhausted, 429, true),
+            Reason::RequestTimeout => row("REQUEST_TIMEOUT", Unavailable, 503, true),
+            Reason::Internal => row("INTERNAL", Internal, 500, false),
+        }
+    }
+
+    /// The reason string clients match on.
+    pub const fn as_str(self) -> &'static str {
+        self.spec().name
+    }
+
+    /// The server, not the sender, is why the request failed (a 5xx): worth a warning.
+    pub const fn is_server_fault(self) -> bool {
+        self.spec().http >= 500
+    }
+
     /// The message a client sees for an error with this reason: the error's own text, except
     /// for store and internal failures, whose text may carry file paths or SQLite detail that
     /// only the server log should see.
@@ -145,25 +164,46 @@ impl fmt::Display for Reason {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn verification_reasons_are_unauthenticated() {
-        for reason in [
-            Reason::MissingSignature,
-            Reason::MalformedSignature,
-            Reason::SignatureMismatch,
-            Reason::TimestampOutOfTolerance,
-            Reason::MissingToken,
-            Reason::TokenMismatch,
-            Reason::AddressNotAllowed,
-        ] {
-            assert_eq!(reason.class(), ErrorClass::Unauthenticated, "{reason}");
-        }
-        assert_eq!(Reason::UnknownSource.class(), ErrorClass::NotFound);
-        assert_eq!(Reason::PayloadTooLarge.class(), ErrorClass::TooLarge);
-        assert_eq!(Reason::RateLimited.class(), ErrorClass::RateLimited);
+/// Logs a refused webhook: every transport calls this exactly once per refusal, whichever layer
+/// refused it, so each refusal is one line with the same fields. `source` is the name the sender
+/// asked for (empty when unknown), `peer` the client address as far as it is known, `error`
+/// the full text, which may say more than the answer does (a store error's detail). Server
+/// faults are warnings; the sender's mistakes are info.
+pub fn log_refusal(source: &str, reason: Reason, peer: Option<IpAddr>, error: &dyn fmt::Display) {
+    let source = SenderText(source);
+    let peer = Peer(peer);
+    if reason.is_server_fault() {
+        tracing::warn!(%source, %reason, %peer, %error, "webhook refused");
+    } else {
+        tracing::info!(%source, %reason, %peer, %error, "webhook refused");
     }
 }
+
+/// Text the sender chose (a source name from a URL or a request), bounded and escaped so it
+/// cannot forge log lines.
+struct SenderText<'a>(&'a str);
+
+impl fmt::Display for SenderText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars().take(64) {
+            fmt::Display::fmt(&c.escape_debug(), f)?;
+        }
+        Ok(())
+    }
+}
+
+struct Peer(Option<IpAddr>);
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => fmt::Display::fmt(&addr, f),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod log_capture;
+#[cfg(test)]
+mod tests;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use prost::Message;
 
 use crate::config::{Config, ConfigError};
-use crate::error::{ErrorClass, Reason};
+use crate::error::Reason;
 use crate::event::Identity;
 use crate::log::{AppendRequest, EventLog, LogError};
 use crate::proto::v1::{Event, WebhookDelivery};
@@ -48,11 +48,8 @@ impl PipelineError {
             }
             PipelineError::Verify(error) => error.reason(),
             PipelineError::Normalize(error) => error.reason(),
-            PipelineError::Store(LogError::Closed) => Reason::ShuttingDown,
-            PipelineError::Store(LogError::Unavailable { .. }) => Reason::StoreUnavailable,
-            PipelineError::Store(LogError::Corrupt { .. }) | PipelineError::Task(_) => {
-                Reason::Internal
-            }
+            PipelineError::Store(error) => error.reason(),
+            PipelineError::Task(_) => Reason::Internal,
         }
     }
 }
@@ -142,44 +139,24 @@ impl Pipeline {
     }
 
     /// Verifies and normalizes one webhook and, unless `dry_run`, stores it durably; returns
-    /// only once the event is committed.
-    /// The outcome is logged here, once for every transport: accepted at debug, refusals at
-    /// info, failures to store at warn.
+    /// only once the event is committed. Acceptances are logged here (debug); refusals are
+    /// logged by the transport that answers them ([`crate::error::log_refusal`]), since only it
+    /// sees the webhooks it refuses before they get here.
     pub async fn process(
         &self,
         webhook: RawWebhook,
         dry_run: bool,
     ) -> Result<Outcome, PipelineError> {
-        let source = webhook.source.clone();
-        // For the log only: refusals never tell the sender which address was seen.
-        let peer = webhook.remote_addr;
         let result = self.process_unlogged(webhook, dry_run).await;
-        match &result {
-            Ok(outcome) => tracing::debug!(
-                source = %source,
+        if let Ok(outcome) = &result {
+            tracing::debug!(
+                source = %outcome.event.source,
                 id = %outcome.event.id,
                 sequence = outcome.event.sequence,
                 duplicate = outcome.duplicate,
                 dry_run,
                 "webhook accepted"
-            ),
-            Err(error) => {
-                let reason = error.reason();
-                if matches!(
-                    reason.class(),
-                    ErrorClass::Unavailable | ErrorClass::Internal
-                ) {
-                    tracing::warn!(source = %source, reason = %reason, %error, "webhook not stored");
-                } else {
-                    tracing::info!(
-                        source = %source,
-                        reason = %reason,
-                        peer = peer.map(tracing::field::display),
-                        %error,
-                        "webhook refused"
-                    );
-                }
-            }
+            );
         }
         result
     }

@@ -1,5 +1,6 @@
 //! The tonic service: converts `hooknorm.v1` requests into domain calls and domain errors into
-//! `tonic::Status` with a `google.rpc.ErrorInfo`. No decisions are made here beyond conversion.
+//! `tonic::Status` with a `google.rpc.ErrorInfo`, whose code comes from the shared reason table
+//! ([`Reason::spec`]). No decisions are made here beyond conversion.
 
 mod convert;
 pub mod health;
@@ -15,8 +16,9 @@ use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::{ERROR_DOMAIN, ErrorClass, Reason};
+use crate::error::{ERROR_DOMAIN, GrpcCode, Reason, log_refusal};
 use crate::log::LogError;
+use crate::log::page::{self, PageError};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::proto::v1::normalizer_service_server::{NormalizerService, NormalizerServiceServer};
 use crate::proto::v1::stream_events_response::Message;
@@ -25,7 +27,7 @@ use crate::proto::v1::{
     StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
     VerifyAndNormalizeResponse,
 };
-use crate::stream::{StreamEnd, StreamItem, StreamSettings, Subscription};
+use crate::stream::{OpenError, StreamEnd, StreamItem, StreamSettings, Subscription};
 
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
@@ -65,8 +67,8 @@ impl NormalizerGrpc {
         let decode_limit = max_body
             .saturating_mul(2)
             .max(max_body.saturating_add(1 << 20));
-        let encode_limit =
-            list_page_bytes(self.pipeline.max_event_bytes()).saturating_add(MESSAGE_OVERHEAD_BYTES);
+        let encode_limit = page::max_page_bytes(self.pipeline.max_event_bytes())
+            .saturating_add(MESSAGE_OVERHEAD_BYTES);
         let server = NormalizerServiceServer::new(self.clone())
             .max_decoding_message_size(decode_limit)
             .max_encoding_message_size(encode_limit);
@@ -78,83 +80,23 @@ impl NormalizerGrpc {
         )
     }
 
-    /// Validates a StreamEvents request and starts its subscription.
+    /// Converts a StreamEvents request and opens its subscription.
     fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
         let filter = convert::filter(request.filter).map_err(invalid_request)?;
         let start = convert::start(request.start).map_err(invalid_request)?;
-        if *self.shutdown.borrow() {
-            return Err(status(
-                Reason::ShuttingDown,
-                "server is shutting down".into(),
-                HashMap::new(),
-            ));
-        }
-        crate::stream::check_start(self.pipeline.log().as_ref(), start).map_err(|error| {
-            status(
-                Reason::CursorOutOfRange,
-                error.to_string(),
-                HashMap::from([("head_sequence".to_owned(), error.head().to_string())]),
-            )
-        })?;
-        Ok(crate::stream::subscribe(
+        crate::stream::open(
             self.pipeline.log().clone(),
             filter,
             start,
             self.streams,
             self.shutdown.clone(),
-        ))
+        )
+        .map_err(|error| open_status(&error))
     }
 }
 
 /// Room for a response's own fields around its events (an event's sequence, a page token).
 const MESSAGE_OVERHEAD_BYTES: usize = 64 * 1024;
-
-/// A ListEvents page stops before its events pass this many bytes, so a page of large events
-/// stays under the 4 MiB gRPC clients accept by default (AIP-158 allows short pages); it holds
-/// at least one event, so it is never less than the largest event.
-const LIST_PAGE_BYTES: usize = crate::config::DEFAULT_MAX_EVENT_BYTES;
-
-fn list_page_bytes(max_event_bytes: usize) -> usize {
-    LIST_PAGE_BYTES.max(max_event_bytes)
-}
-
-impl NormalizerGrpc {
-    /// Up to `page_size` matching events before `before`, newest first, stopping early where the
-    /// page would pass its byte budget; and whether more follow. Read in small chunks, so a page
-    /// of large events never holds more than a chunk beyond what it returns.
-    async fn read_page(
-        &self,
-        filter: &crate::log::EventFilter,
-        before: Option<u64>,
-        page_size: usize,
-    ) -> Result<(Vec<crate::proto::v1::Event>, bool), LogError> {
-        let budget = list_page_bytes(self.pipeline.max_event_bytes());
-        let mut events = Vec::new();
-        let mut bytes = 0usize;
-        let mut cursor = before;
-        loop {
-            // One extra row tells whether another page exists without a second query.
-            let wanted = (page_size + 1 - events.len()).min(LIST_READ_CHUNK);
-            let chunk = self.pipeline.log().list(filter, cursor, wanted).await?;
-            let exhausted = chunk.len() < wanted;
-            for event in chunk {
-                let size = prost::encoding::message::encoded_len(1, &event);
-                if events.len() == page_size || (!events.is_empty() && bytes + size > budget) {
-                    return Ok((events, true));
-                }
-                bytes += size;
-                cursor = Some(event.sequence);
-                events.push(event);
-            }
-            if exhausted {
-                return Ok((events, false));
-            }
-        }
-    }
-}
-
-/// Events read per query while filling a ListEvents page.
-const LIST_READ_CHUNK: usize = 32;
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEventsResponse, Status>> + Send>>;
 
@@ -166,14 +108,24 @@ impl NormalizerService for NormalizerGrpc {
     ) -> Result<Response<VerifyAndNormalizeResponse>, Status> {
         let request = request.into_inner();
         let dry_run = request.dry_run;
-        let webhook = convert::raw_webhook(request).map_err(invalid_request)?;
-        let source = webhook.source.clone();
+        let source = request.source.clone();
+        let peer = convert::peer(&request.remote_addr);
+        let webhook = match convert::raw_webhook(request) {
+            Ok(webhook) => webhook,
+            Err(error) => {
+                log_refusal(&source, Reason::InvalidRequest, peer, &error);
+                return Err(invalid_request(error));
+            }
+        };
         match self.pipeline.process(webhook, dry_run).await {
             Ok(outcome) => Ok(Response::new(VerifyAndNormalizeResponse {
                 event: Some(outcome.event),
                 duplicate: outcome.duplicate,
             })),
-            Err(error) => Err(pipeline_status(&source, &error)),
+            Err(error) => {
+                log_refusal(&source, error.reason(), peer, &error);
+                Err(pipeline_status(&source, &error))
+            }
         }
     }
 
@@ -216,20 +168,18 @@ impl NormalizerService for NormalizerGrpc {
     ) -> Result<Response<ListEventsResponse>, Status> {
         let request = request.into_inner();
         let filter = convert::filter(request.filter).map_err(invalid_request)?;
-        let page_size = convert::page_size(request.page_size).map_err(invalid_request)?;
-        let before =
-            convert::parse_page_token(&request.page_token, &filter).map_err(invalid_request)?;
-        let (events, more) = self
-            .read_page(&filter, before, page_size)
-            .await
-            .map_err(|error| log_status(&error))?;
-        let next_page_token = match events.last() {
-            Some(last) if more => convert::page_token(last.sequence, &filter),
-            _ => String::new(),
-        };
+        let page = page::list_page(
+            self.pipeline.log().as_ref(),
+            &filter,
+            request.page_size,
+            &request.page_token,
+            self.pipeline.max_event_bytes(),
+        )
+        .await
+        .map_err(|error| page_status(&error))?;
         Ok(Response::new(ListEventsResponse {
-            events,
-            next_page_token,
+            events: page.events,
+            next_page_token: page.next_page_token,
         }))
     }
 
@@ -262,14 +212,31 @@ pub fn pipeline_status(source: &str, error: &PipelineError) -> Status {
     status(reason, reason.public_message(error), metadata)
 }
 
+/// A failed read of the log: logged here, since no refusal log covers reads.
 fn log_status(error: &LogError) -> Status {
-    let reason = match error {
-        LogError::Unavailable { .. } => Reason::StoreUnavailable,
-        LogError::Closed => Reason::ShuttingDown,
-        LogError::Corrupt { .. } => Reason::Internal,
-    };
+    let reason = error.reason();
     tracing::warn!(%error, "event log read failed");
     status(reason, reason.public_message(error), HashMap::new())
+}
+
+fn page_status(error: &PageError) -> Status {
+    match error {
+        PageError::Log(error) => log_status(error),
+        PageError::PageSize | PageError::PageToken => {
+            status(error.reason(), error.to_string(), HashMap::new())
+        }
+    }
+}
+
+/// A refused subscription; a cursor past the head says where the head is.
+fn open_status(error: &OpenError) -> Status {
+    let metadata = match error {
+        OpenError::Start(start) => {
+            HashMap::from([("head_sequence".to_owned(), start.head().to_string())])
+        }
+        OpenError::ShuttingDown => HashMap::new(),
+    };
+    status(error.reason(), error.to_string(), metadata)
 }
 
 /// Every stream end carries `resume_after_sequence` so clients reconnect without loss.
@@ -277,10 +244,7 @@ fn stream_end_status(end: &StreamEnd) -> Status {
     let reason = match end {
         StreamEnd::TooSlow { .. } => Reason::SubscriberTooSlow,
         StreamEnd::ShuttingDown { .. } => Reason::ShuttingDown,
-        StreamEnd::Log { error, .. } => match error {
-            LogError::Corrupt { .. } => Reason::Internal,
-            _ => Reason::StoreUnavailable,
-        },
+        StreamEnd::Log { error, .. } => error.reason(),
     };
     let metadata = HashMap::from([(
         "resume_after_sequence".to_owned(),
@@ -298,24 +262,31 @@ fn invalid_request(error: RequestError) -> Status {
     status(Reason::InvalidRequest, error.to_string(), HashMap::new())
 }
 
+/// The one place a [`Reason`] becomes a `tonic::Status`: the code from the shared table, the
+/// reason in an `ErrorInfo`.
 fn status(reason: Reason, message: String, metadata: HashMap<String, String>) -> Status {
-    let code = match reason.class() {
-        ErrorClass::NotFound => Code::NotFound,
-        ErrorClass::Unauthenticated => Code::Unauthenticated,
-        // PAYLOAD_TOO_LARGE has always been INVALID_ARGUMENT on gRPC; clients rely on it.
-        ErrorClass::InvalidArgument | ErrorClass::TooLarge | ErrorClass::UnsupportedMediaType => {
-            Code::InvalidArgument
-        }
-        ErrorClass::MethodNotAllowed => Code::Unimplemented,
-        ErrorClass::RateLimited => Code::ResourceExhausted,
-        ErrorClass::Unavailable => Code::Unavailable,
-        ErrorClass::Aborted => Code::Aborted,
-        ErrorClass::OutOfRange => Code::OutOfRange,
-        ErrorClass::Internal => Code::Internal,
-    };
     Status::with_error_details(
-        code,
+        Code::from(reason.spec().grpc),
         message,
         ErrorDetails::with_error_info(reason.as_str(), ERROR_DOMAIN, metadata),
     )
 }
+
+impl From<GrpcCode> for Code {
+    fn from(code: GrpcCode) -> Code {
+        match code {
+            GrpcCode::InvalidArgument => Code::InvalidArgument,
+            GrpcCode::NotFound => Code::NotFound,
+            GrpcCode::ResourceExhausted => Code::ResourceExhausted,
+            GrpcCode::Aborted => Code::Aborted,
+            GrpcCode::OutOfRange => Code::OutOfRange,
+            GrpcCode::Unimplemented => Code::Unimplemented,
+            GrpcCode::Internal => Code::Internal,
+            GrpcCode::Unavailable => Code::Unavailable,
+            GrpcCode::Unauthenticated => Code::Unauthenticated,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

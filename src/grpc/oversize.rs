@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use tonic::server::NamedService;
 use tower::Service;
 
-use crate::error::Reason;
+use crate::error::{Reason, log_refusal};
 
 /// The decoding-limit message tonic uses; matched so no other OUT_OF_RANGE is rewritten.
 const TONIC_TOO_LARGE: &str = "decoded message length too large";
@@ -64,10 +64,8 @@ where
             {
                 return Ok(response);
             }
-            tracing::info!(
-                limit,
-                "webhook refused: request message over the decoding limit"
-            );
+            // Refused before decoding: neither the source nor the sender's address is known.
+            log_refusal("", Reason::PayloadTooLarge, None, &status.message());
             Ok(super::status(
                 Reason::PayloadTooLarge,
                 format!("body is over the limit of {limit} bytes"),

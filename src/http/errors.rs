@@ -1,35 +1,28 @@
-//! HTTP answers for refusals: the status from the shared error table (one match on
-//! [`ErrorClass`]), `Retry-After` where retrying helps, and a JSON body with the same reason
-//! code gRPC puts in its `ErrorInfo`.
+//! HTTP answers for refusals, and the one place the ingress logs them.
+//!
+//! An [`HttpError`] answers with the status from the shared reason table ([`Reason::spec`]),
+//! `Retry-After` where the table says retrying helps, and a JSON body with the same reason code
+//! gRPC puts in its `ErrorInfo`. Whichever layer refused (routing, limits, the request's
+//! content type or size, the pipeline), the answer passes through [`refusal_log`], which logs
+//! it once with [`log_refusal`].
+
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{ErrorClass, Reason};
+use super::HttpState;
+use super::client_ip::client_ip;
+use crate::error::{Reason, log_refusal};
 use crate::pipeline::PipelineError;
 
-/// The HTTP status for each class of refusal: the HTTP column of the shared error table.
-pub fn status_of(class: ErrorClass) -> StatusCode {
-    match class {
-        ErrorClass::NotFound => StatusCode::NOT_FOUND,
-        ErrorClass::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorClass::InvalidArgument | ErrorClass::OutOfRange => StatusCode::BAD_REQUEST,
-        ErrorClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorClass::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        ErrorClass::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorClass::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorClass::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        // Only streams end this way; an HTTP request that meets it was in conflict with state.
-        ErrorClass::Aborted => StatusCode::CONFLICT,
-        ErrorClass::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
-/// Whether a provider should retry, and so is told when.
-fn retryable(class: ErrorClass) -> bool {
-    matches!(class, ErrorClass::Unavailable | ErrorClass::RateLimited)
+/// The HTTP status of a reason, from the shared table.
+pub fn status_of(reason: Reason) -> StatusCode {
+    StatusCode::from_u16(reason.spec().http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A refusal, ready to be sent.
@@ -37,11 +30,11 @@ fn retryable(class: ErrorClass) -> bool {
 pub struct HttpError {
     reason: Reason,
     message: String,
+    /// For the server's log instead of `message`: a store error's detail, or what the sender
+    /// sent that was refused (echoing that back would reflect sender-controlled text).
+    detail: Option<String>,
     retry_after_seconds: Option<u64>,
     allow: Option<&'static str>,
-    /// What the sender sent that was refused (bounded), for the server's log only: echoing it
-    /// back would reflect sender-controlled text into the answer.
-    sent: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -55,25 +48,39 @@ struct ErrorDetail<'a> {
     message: &'a str,
 }
 
+/// Carried from an [`HttpError`]'s response to [`refusal_log`].
+#[derive(Debug, Clone)]
+struct Refused {
+    reason: Reason,
+    error: String,
+}
+
+/// The client address, resolved once per request by [`refusal_log`] for allowlists and the log.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
 impl HttpError {
     pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         HttpError {
             reason,
             message: message.into(),
+            detail: None,
             retry_after_seconds: None,
             allow: None,
-            sent: None,
         }
     }
 
     /// The refusal for a pipeline error. Messages of store and internal failures are replaced:
-    /// they may carry file paths or SQLite text, which a provider has no use for.
+    /// they may carry file paths or SQLite text, which a provider has no use for, and which
+    /// only the log gets.
     pub fn from_pipeline(error: &PipelineError) -> Self {
         let reason = error.reason();
-        HttpError::new(reason, reason.public_message(error))
+        let mut refusal = HttpError::new(reason, reason.public_message(error));
+        refusal.detail = Some(error.to_string());
+        refusal
     }
 
-    /// Sets `Retry-After`, sent when the class says retrying helps (429, 503).
+    /// Sets `Retry-After`, sent only where the reason table says retrying helps (429, 503).
     pub fn retry_after(mut self, seconds: u64) -> Self {
         self.retry_after_seconds = Some(seconds);
         self
@@ -85,15 +92,17 @@ impl HttpError {
         self
     }
 
-    /// Records the refused value for the log (never sent).
-    pub fn sent(mut self, value: String) -> Self {
-        self.sent = Some(value);
+    /// Records the refused value for the log (never sent), bounded.
+    pub fn sent(mut self, value: &str) -> Self {
+        let value: String = value.chars().take(64).collect();
+        self.detail = Some(format!("{}; sent {value:?}", self.message));
         self
     }
 
-    /// The refused value, for the log line.
-    pub fn sent_value(&self) -> Option<&str> {
-        self.sent.as_deref()
+    /// Records the cause for the log (never sent).
+    pub fn cause(mut self, cause: &dyn std::fmt::Display) -> Self {
+        self.detail = Some(format!("{}: {cause}", self.message));
+        self
     }
 
     pub fn reason(&self) -> Reason {
@@ -101,7 +110,7 @@ impl HttpError {
     }
 
     pub fn status(&self) -> StatusCode {
-        status_of(self.reason.class())
+        status_of(self.reason)
     }
 }
 
@@ -122,15 +131,42 @@ impl IntoResponse for HttpError {
         let mut response = (self.status(), Json(body)).into_response();
         let headers = response.headers_mut();
         if let Some(seconds) = self.retry_after_seconds
-            && retryable(self.reason.class())
+            && self.reason.spec().retryable
         {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if let Some(methods) = self.allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(methods));
         }
+        response.extensions_mut().insert(Refused {
+            reason: self.reason,
+            error: self.detail.unwrap_or(self.message),
+        });
         response
     }
+}
+
+/// Middleware around every route: resolves the client address (see [`client_ip`]) once, and
+/// logs the request's refusal, if it got one, whichever layer inside refused it.
+pub async fn refusal_log(
+    State(state): State<HttpState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let client = client_ip(peer, request.headers(), &state.trusted_proxies);
+    request.extensions_mut().insert(ClientAddr(client));
+    // Cheap to keep (shared bytes); the source is read from it only for a refusal.
+    let uri = request.uri().clone();
+    let mut response = next.run(request).await;
+    if let Some(refused) = response.extensions_mut().remove::<Refused>() {
+        let source = uri.path().strip_prefix("/webhooks/").unwrap_or_default();
+        log_refusal(source, refused.reason, client, &refused.error);
+    }
+    response
 }
 
 #[cfg(test)]
@@ -139,27 +175,14 @@ mod tests {
     use crate::log::LogError;
 
     #[test]
-    fn every_reason_has_the_documented_status() {
-        for (reason, status) in [
-            (Reason::SignatureMismatch, 401),
-            (Reason::AddressNotAllowed, 401),
-            (Reason::UnknownSource, 404),
-            (Reason::UnknownPath, 404),
-            (Reason::MalformedPayload, 400),
-            (Reason::PayloadTooLarge, 413),
-            (Reason::UnsupportedMediaType, 415),
-            (Reason::MethodNotAllowed, 405),
-            (Reason::RateLimited, 429),
-            (Reason::StoreUnavailable, 503),
-            (Reason::RequestTimeout, 503),
-            (Reason::Internal, 500),
-        ] {
-            assert_eq!(status_of(reason.class()).as_u16(), status, "{reason}");
+    fn every_reason_has_a_valid_http_status() {
+        for reason in Reason::ALL {
+            assert_eq!(status_of(*reason).as_u16(), reason.spec().http, "{reason}");
         }
     }
 
     #[test]
-    fn store_detail_is_not_sent() {
+    fn store_detail_is_logged_not_sent() {
         let error = PipelineError::Store(LogError::Unavailable {
             reason: "disk I/O error at /var/lib/hooknorm/events.sqlite3".into(),
         });
@@ -168,6 +191,8 @@ mod tests {
         let response = http.into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let refused = response.extensions().get::<Refused>().unwrap();
+        assert!(refused.error.contains("/var/lib"), "{refused:?}");
     }
 
     #[test]

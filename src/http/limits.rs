@@ -1,6 +1,7 @@
 //! Ingest limits: a token-bucket rate limit, and the answers for the tower limits around the
 //! webhook route (concurrency limit with load shedding, request timeout). Each refusal tells the
-//! provider to come back (`Retry-After`) instead of queueing work we cannot take now.
+//! provider to come back (`Retry-After`) instead of queueing work we cannot take now; the
+//! refusal is logged where every HTTP refusal is ([`super::errors::refusal_log`]).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -65,15 +66,12 @@ impl RateLimiter {
 /// Middleware: refuses with 429 when the configured rate is exceeded.
 pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: Next) -> Response {
     match &state.rate_limiter {
-        Some(limiter) if !limiter.try_acquire() => {
-            tracing::info!(reason = %Reason::RateLimited, "webhook refused: over the ingest rate");
-            HttpError::new(
-                Reason::RateLimited,
-                "over the ingest rate limit; retry later",
-            )
-            .retry_after(state.retry_after_seconds)
-            .into_response()
-        }
+        Some(limiter) if !limiter.try_acquire() => HttpError::new(
+            Reason::RateLimited,
+            "over the ingest rate limit; retry later",
+        )
+        .retry_after(state.retry_after_seconds)
+        .into_response(),
         _ => next.run(request).await,
     }
 }
@@ -92,10 +90,8 @@ pub fn limit_error(error: &BoxError, retry_after_seconds: u64) -> HttpError {
             "the request took too long; retry later",
         )
     } else {
-        tracing::error!(%error, "ingest middleware failed");
-        HttpError::new(Reason::Internal, "internal error")
+        HttpError::new(Reason::Internal, "internal error").cause(error)
     };
-    tracing::info!(reason = %error.reason(), "webhook refused: {error}");
     error.retry_after(retry_after_seconds)
 }
 

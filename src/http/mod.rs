@@ -1,7 +1,8 @@
 //! The HTTP ingress: providers post webhooks straight to `POST /webhooks/{source}`, which runs
 //! exactly the pipeline `VerifyAndNormalize` runs. This module only converts (HTTP request ->
 //! [`RawWebhook`](crate::webhook::RawWebhook), outcome or error -> HTTP answer) and applies the
-//! ingest limits; it decides nothing about webhooks itself.
+//! ingest limits; it decides nothing about webhooks itself. Every refusal, whichever layer
+//! makes it, is logged once on its way out ([`errors::refusal_log`]).
 //!
 //! Also served here: the `/healthz` and `/readyz` probes.
 
@@ -107,8 +108,9 @@ impl HttpState {
     }
 }
 
-/// The ingress app; every request runs in an `http` span. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST`
-/// to a configured source: probes answer even when ingestion is saturated, and a request refused
+/// The ingress app; every request runs in an `http` span, and every refusal is logged on its
+/// way out. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST` to a
+/// configured source: probes answer even when ingestion is saturated, and a request refused
 /// anyway (404 unknown source or path, 405 wrong method) spends neither a rate token nor a
 /// concurrency slot, so stray traffic cannot crowd out real deliveries.
 pub fn router(state: HttpState) -> Router {
@@ -147,6 +149,10 @@ pub fn router(state: HttpState) -> Router {
                 "no such path; webhooks go to POST /webhooks/{source}",
             )
         })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            errors::refusal_log,
+        ))
         .layer(trace::TraceLayer)
         .with_state(state)
 }
@@ -164,9 +170,8 @@ async fn known_source(
     if state.sources.contains(&source) {
         return next.run(request).await;
     }
-    // It came from the sender: bounded, and logged escaped (`?`).
+    // It came from the sender, and the answer repeats it: bounded.
     let source_name: String = source.chars().take(64).collect();
-    tracing::info!(source = ?source_name, "webhook refused: unknown source");
     let error = PipelineError::UnknownSource { source_name };
     HttpError::from_pipeline(&error).into_response()
 }
@@ -187,25 +192,10 @@ async fn receive(
     request: Request,
 ) -> Response {
     // `known_source` has checked the name.
-    let webhook = match request::raw_webhook(
-        source.clone(),
-        request,
-        state.pipeline.max_body_bytes(),
-        &state.trusted_proxies,
-    )
-    .await
+    let webhook = match request::raw_webhook(source, request, state.pipeline.max_body_bytes()).await
     {
         Ok(webhook) => webhook,
-        Err(error) => {
-            tracing::info!(
-                source = %source,
-                reason = %error.reason(),
-                sent = error.sent_value().map(tracing::field::debug),
-                %error,
-                "webhook refused"
-            );
-            return error.retry_after(state.retry_after_seconds).into_response();
-        }
+        Err(error) => return error.retry_after(state.retry_after_seconds).into_response(),
     };
     match state.pipeline.process(webhook, false).await {
         Ok(outcome) => {

@@ -2,37 +2,33 @@
 //! the body is read under the size limit (refused as soon as it is exceeded, never buffered
 //! whole), and the headers (grouped by name), path and query, and client address are kept.
 
-use std::net::SocketAddr;
-
 use axum::body::{Body, HttpBody};
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{HeaderMap, header};
 use chrono::Utc;
 use http_body_util::BodyExt;
 
-use super::client_ip::client_ip;
-use super::errors::HttpError;
+use super::errors::{ClientAddr, HttpError};
 use crate::error::Reason;
 use crate::pipeline::PipelineError;
-use crate::verify::IpAllowlist;
 use crate::webhook::RawWebhook;
 
-/// Converts the request; `source` comes from the path. Every early refusal (type, declared size)
+/// Converts the request; `source` comes from the path, the client address from [`ClientAddr`]
+/// (unknown without it, which allowlists refuse). Every early refusal (type, declared size)
 /// happens before a byte of the body is read.
 pub async fn raw_webhook(
     source: String,
     request: Request,
     max_body_bytes: usize,
-    trusted_proxies: &IpAllowlist,
 ) -> Result<RawWebhook, HttpError> {
     // Signature timestamps are checked against arrival, not against the end of a slow upload.
     let received_at = Utc::now();
     let (parts, body) = request.into_parts();
     check_content_type(&parts.headers)?;
-    let peer = parts
+    let remote_addr = parts
         .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+        .get::<ClientAddr>()
+        .and_then(|ClientAddr(addr)| *addr);
     let body = read_body(body, max_body_bytes).await?;
     Ok(RawWebhook {
         source,
@@ -42,7 +38,7 @@ pub async fn raw_webhook(
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
-        remote_addr: client_ip(peer, &parts.headers, trusted_proxies),
+        remote_addr,
         received_at,
     })
 }
@@ -71,7 +67,7 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
         Reason::UnsupportedMediaType,
         "content type is not json; send application/json",
     )
-    .sent(text.chars().take(64).collect()))
+    .sent(text))
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -102,8 +98,7 @@ pub async fn read_body(mut body: Body, limit: usize) -> Result<Vec<u8>, HttpErro
     let mut bytes = Vec::with_capacity(capacity);
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| {
-            tracing::debug!(%error, "request body read failed");
-            HttpError::new(Reason::InvalidRequest, "cannot read the request body")
+            HttpError::new(Reason::InvalidRequest, "cannot read the request body").cause(&error)
         })?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers carry nothing we use

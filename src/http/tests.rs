@@ -132,3 +132,52 @@ async fn rate_limit_applies_to_webhooks_only() {
     let live = Request::get("/healthz").body(Body::empty()).unwrap();
     assert_eq!(call(&app, live).await.0, StatusCode::OK);
 }
+
+/// A Gigs source, for refusals the pipeline makes.
+const GIGS: &str = "[[sources]]\nname = \"gigs\"\nprovider = \"gigs\"\n\
+                    verification = { secrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"] }\n";
+
+#[tokio::test]
+async fn refusals_before_and_in_the_pipeline_log_one_line_alike() {
+    let app = app(GIGS);
+    let log = crate::error::log_capture::capture();
+    let (status, body) = call(&app, post("/webhooks/open", "text/plain", ORDER)).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(!body.to_string().contains("text/plain"), "{body}");
+    let signed_by_another = Request::post("/webhooks/gigs")
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_1")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header("webhook-signature", format!("v1,{}", "A".repeat(43) + "="))
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, body) = call(&app, signed_by_another).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["reason"], "SIGNATURE_MISMATCH");
+
+    let refused = log.with_message("webhook refused");
+    assert_eq!(refused.len(), 2, "{:#?}", log.lines());
+    for line in &refused {
+        assert_eq!(line.level, tracing::Level::INFO);
+        assert_eq!(line.field_names(), ["error", "peer", "reason", "source"]);
+    }
+    let fields = |line: &crate::error::log_capture::Line| {
+        (line.fields["source"].clone(), line.fields["reason"].clone())
+    };
+    assert_eq!(
+        fields(&refused[0]),
+        ("open".into(), "UNSUPPORTED_MEDIA_TYPE".into())
+    );
+    assert_eq!(
+        fields(&refused[1]),
+        ("gigs".into(), "SIGNATURE_MISMATCH".into())
+    );
+    // The log says what was sent; the answer did not.
+    assert!(
+        refused[0].fields["error"].contains("text/plain"),
+        "{refused:#?}"
+    );
+}

@@ -66,6 +66,51 @@ impl EventFilter {
     pub fn is_empty(&self) -> bool {
         self == &EventFilter::default()
     }
+
+    /// A filter from the parts a request names: type patterns as text (see
+    /// [`TypePattern::parse`]), and a resource, which must name both its kind and its id.
+    pub fn new(
+        providers: Vec<i32>,
+        sources: Vec<String>,
+        types: &[String],
+        resource: Option<ResourceRef>,
+    ) -> Result<EventFilter, FilterError> {
+        let types = types
+            .iter()
+            .map(|pattern| TypePattern::parse(pattern).map_err(FilterError::TypePattern))
+            .collect::<Result<Vec<_>, _>>()?;
+        if resource
+            .as_ref()
+            .is_some_and(|resource| resource.kind.is_empty() || resource.id.is_empty())
+        {
+            return Err(FilterError::Resource);
+        }
+        Ok(EventFilter {
+            providers,
+            sources,
+            types,
+            resource,
+        })
+    }
+}
+
+/// Why a filter cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("{0}")]
+    TypePattern(String),
+    #[error("kind and id are both required")]
+    Resource,
+}
+
+impl FilterError {
+    /// The part of the filter at fault, as a request names it.
+    pub fn field(&self) -> &'static str {
+        match self {
+            FilterError::TypePattern(_) => "types",
+            FilterError::Resource => "resource",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +145,20 @@ mod tests {
                 .unwrap()
                 .matches("sim.retired")
         );
+    }
+
+    #[test]
+    fn filters_are_validated() {
+        let types = |patterns: &[&str]| -> Vec<String> {
+            patterns.iter().map(|p| (*p).to_owned()).collect()
+        };
+        let filter = EventFilter::new(vec![], vec![], &types(&["order.*"]), None).unwrap();
+        assert_eq!(filter.types, [TypePattern::Prefix("order.".into())]);
+        let error = EventFilter::new(vec![], vec![], &types(&["ord*"]), None).unwrap_err();
+        assert_eq!(error.field(), "types");
+        let error = EventFilter::new(vec![], vec![], &[], Some(rr("sim", ""))).unwrap_err();
+        assert_eq!(error, FilterError::Resource);
+        assert!(EventFilter::new(vec![], vec![], &[], Some(rr("sim", "s1"))).is_ok());
     }
 
     #[test]

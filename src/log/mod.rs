@@ -7,6 +7,7 @@
 
 pub mod filter;
 pub mod live;
+pub mod page;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -110,6 +111,18 @@ pub enum LogError {
     /// Stored data could not be decoded.
     #[error("stored event at sequence {sequence} is unreadable: {reason}")]
     Corrupt { sequence: u64, reason: String },
+}
+
+impl LogError {
+    /// The refusal reason of a request that met this error, whichever request it was.
+    pub fn reason(&self) -> crate::error::Reason {
+        use crate::error::Reason;
+        match self {
+            LogError::Unavailable { .. } => Reason::StoreUnavailable,
+            LogError::Closed => Reason::ShuttingDown,
+            LogError::Corrupt { .. } => Reason::Internal,
+        }
+    }
 }
 
 /// What a retention pass removed.

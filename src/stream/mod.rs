@@ -18,6 +18,7 @@
 //! A subscriber's buffer is bounded by count (`buffer`) and by bytes (`buffer_bytes`): what it
 //! holds costs at most one catch-up batch plus `buffer_bytes`, whatever the event sizes.
 
+mod open;
 mod producer;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::log::{EncodedEvent, EventFilter, EventLog, LogError};
+pub use open::{OpenError, open};
 use producer::{Producer, Stop};
 
 /// Where a subscription starts.
@@ -51,9 +53,8 @@ pub struct StreamSettings {
     /// subscribers, so this is a bound, not what each subscriber costs.
     pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
-    /// one batch of its own, so this bounds memory when many fall behind at once (`hooknorm
-    /// bench --scenario fanout`: 512 peaked at ~2.5 GiB with 1,000 subscribers, 64 at ~1.3 GiB,
-    /// with no measurable change in single-subscriber replay speed).
+    /// one batch of its own, so this bounds memory when many fall behind at once; small enough
+    /// for that, large enough not to slow a single subscriber's replay.
     pub catch_up_batch: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
@@ -62,8 +63,8 @@ pub struct StreamSettings {
 }
 
 /// 64 KiB: about 40 events of 1.5 KiB. Small on purpose: a subscriber that is behind waits in
-/// the shared live ring (or reads the log), not in bytes of its own, and with 1,000 subscribers
-/// catching up this is what they hold (`hooknorm bench --scenario fanout`).
+/// the shared live ring (or reads the log), not in bytes of its own, and this times the number
+/// of subscribers catching up is what they hold.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Default for StreamSettings {
