@@ -207,7 +207,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let config = load()?;
-            hooknorm::pipeline::build_sources(&config)?;
             println!("config ok: {} sources", config.sources.len());
             Ok(())
         }
