@@ -122,22 +122,6 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Samples = cli.command {
-        for sample in hooknorm::cli::samples::SAMPLES {
-            println!("{:<16} {}", sample.provider.name(), sample.name);
-        }
-        return Ok(());
-    }
-    // The bench builds its own configs, one per server it starts.
-    if let Command::Bench(args) = cli.command {
-        let report = runtime()?.block_on(hooknorm::bench::run(args))?;
-        print!("{report}");
-        return Ok(());
-    }
-    if let Command::BenchEchoServer { listen } = cli.command {
-        runtime()?.block_on(hooknorm::bench::echo_server::serve(listen))?;
-        return Ok(());
-    }
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -149,12 +133,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             None => Ok(format!("http://{}", load()?.server.grpc_listen)),
         }
     };
-    let runtime = runtime()?;
     match cli.command {
         Command::Serve => {
             let config = load()?;
             init_tracing(&config)?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 // Before binding: a SIGTERM from here on is a graceful stop.
                 let shutdown = shutdown_signal();
                 let server = Server::bind(&config).await?;
@@ -164,7 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Send(args) => {
             let config = load()?;
-            let json = runtime.block_on(send::run(&config, &args))?;
+            let json = runtime()?.block_on(send::run(&config, &args))?;
             println!("{json}");
             Ok(())
         }
@@ -184,7 +167,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let filter = FilterArgs::from(filter);
             let mut out = std::io::stdout().lock();
-            runtime.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
+            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
             Ok(())
         }
         Command::Events {
@@ -196,7 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let url = server_url(server)?;
             let filter = FilterArgs::from(filter);
             let mut out = std::io::stdout().lock();
-            runtime.block_on(events::events(
+            runtime()?.block_on(events::events(
                 &url,
                 &filter,
                 id.as_deref(),
@@ -205,12 +188,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))?;
             Ok(())
         }
+        Command::Samples => {
+            for sample in hooknorm::cli::samples::SAMPLES {
+                println!("{:<16} {}", sample.provider.name(), sample.name);
+            }
+            Ok(())
+        }
         Command::CheckConfig => {
             let config = load()?;
             println!("config ok: {} sources", config.sources.len());
             Ok(())
         }
-        Command::Samples | Command::Bench(_) | Command::BenchEchoServer { .. } => Ok(()),
+        // The bench builds its own configs, one per server it starts.
+        Command::Bench(args) => {
+            let report = runtime()?.block_on(hooknorm::bench::run(args))?;
+            print!("{report}");
+            Ok(())
+        }
+        Command::BenchEchoServer { listen } => {
+            runtime()?.block_on(hooknorm::bench::echo_server::serve(listen))?;
+            Ok(())
+        }
     }
 }
 
