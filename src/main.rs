@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hooknorm::bench::BenchArgs;
 use hooknorm::cli::events::{self, FilterArgs, TailStart};
+use hooknorm::cli::output;
 use hooknorm::cli::send::{self, SendArgs};
 use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
 use hooknorm::server::{Server, shutdown_signal};
@@ -112,7 +114,7 @@ impl From<FilterFlags> for FilterArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match output::with_stdout(|out| run(cli, out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -121,7 +123,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; everything it prints goes to `out`.
+fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -148,7 +151,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(args) => {
             let config = load()?;
             let json = runtime()?.block_on(send::run(&config, &args))?;
-            println!("{json}");
+            writeln!(out, "{json}")?;
             Ok(())
         }
         Command::Tail {
@@ -166,8 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 since,
             };
             let filter = FilterArgs::from(filter);
-            let mut out = std::io::stdout().lock();
-            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
+            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, out))?;
             Ok(())
         }
         Command::Events {
@@ -178,31 +180,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let url = server_url(server)?;
             let filter = FilterArgs::from(filter);
-            let mut out = std::io::stdout().lock();
-            runtime()?.block_on(events::events(
-                &url,
-                &filter,
-                id.as_deref(),
-                limit,
-                &mut out,
-            ))?;
+            runtime()?.block_on(events::events(&url, &filter, id.as_deref(), limit, out))?;
             Ok(())
         }
         Command::Samples => {
             for sample in hooknorm::cli::samples::SAMPLES {
-                println!("{:<16} {}", sample.provider.name(), sample.name);
+                writeln!(out, "{:<16} {}", sample.provider.name(), sample.name)?;
             }
             Ok(())
         }
         Command::CheckConfig => {
             let config = load()?;
-            println!("config ok: {} sources", config.sources.len());
+            writeln!(out, "config ok: {} sources", config.sources.len())?;
             Ok(())
         }
         // The bench builds its own configs, one per server it starts.
         Command::Bench(args) => {
             let report = runtime()?.block_on(hooknorm::bench::run(args))?;
-            print!("{report}");
+            write!(out, "{report}")?;
             Ok(())
         }
         Command::BenchEchoServer { listen } => {
