@@ -63,20 +63,6 @@ pub enum VerificationConfig {
     None,
 }
 
-impl VerificationConfig {
-    /// The scheme's name as written in the config.
-    pub fn scheme_name(&self) -> &'static str {
-        match self {
-            VerificationConfig::StandardWebhooks { .. } => "standard_webhooks",
-            VerificationConfig::QueryToken { .. } => "query_token",
-            VerificationConfig::HeaderToken { .. } => "header_token",
-            VerificationConfig::BasicAuth { .. } => "basic_auth",
-            VerificationConfig::IpAllowlist { .. } => "ip_allowlist",
-            VerificationConfig::None => "none",
-        }
-    }
-}
-
 /// Svix and the Standard Webhooks libraries accept five minutes either way.
 pub const DEFAULT_TOLERANCE_SECONDS: u64 = 300;
 

@@ -74,11 +74,14 @@ fn scheme_defaults_to_the_providers() {
          [[sources]]\nname = \"a\"\nprovider = \"abowire\"\nverification = { tokens = [\"t\"] }\n",
     )
     .unwrap();
-    assert_eq!(
-        config.sources[0].verification.scheme_name(),
-        "standard_webhooks"
-    );
-    assert_eq!(config.sources[1].verification.scheme_name(), "query_token");
+    assert!(matches!(
+        config.sources[0].verification,
+        VerificationConfig::StandardWebhooks { .. }
+    ));
+    assert!(matches!(
+        config.sources[1].verification,
+        VerificationConfig::QueryToken { .. }
+    ));
     let error = load_error(
         "[[sources]]\nname = \"g\"\nprovider = \"gigs\"\nverification = { secrets = [\"whsec_eA==\"] }\n\
          [[sources]]\nname = \"m\"\nprovider = \"mobile_manager\"\nverification = { tokens = [\"t\"], bogus = 1 }",
