@@ -3,7 +3,8 @@
 //! to its HTTP ingress or backends pass webhooks on over gRPC.
 //!
 //! Module map (data walks one way: transport -> pipeline -> verify -> provider):
-//! - [`config`]: the TOML configuration, `HOOKNORM_*` overrides, secrets and their redaction.
+//! - [`config`]: the TOML configuration, `HOOKNORM_*` overrides, secrets and their redaction,
+//!   validated once at load into typed values.
 //! - [`error`]: refusal reasons and the one table mapping them to transport statuses.
 //! - [`webhook`]: `RawWebhook` (as received) and `VerifiedWebhook` (the type that gates the rest).
 //! - [`verify`]: verification schemes, one file each (Standard Webhooks, tokens, basic auth, IPs).

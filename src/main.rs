@@ -2,6 +2,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hooknorm::bench::BenchArgs;
 use hooknorm::cli::events::{self, FilterArgs, TailStart};
+use hooknorm::cli::output;
 use hooknorm::cli::send::{self, SendArgs};
 use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
 use hooknorm::server::{Server, shutdown_signal};
@@ -115,7 +117,7 @@ impl From<FilterFlags> for FilterArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
+    match output::with_stdout(|out| run(cli, out)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
@@ -124,23 +126,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Samples = cli.command {
-        for sample in hooknorm::cli::samples::SAMPLES {
-            println!("{:<16} {}", sample.provider.name(), sample.name);
-        }
-        return Ok(());
-    }
-    // The bench builds its own configs, one per server it starts.
-    if let Command::Bench(args) = cli.command {
-        let report = runtime()?.block_on(hooknorm::bench::run(args))?;
-        print!("{report}");
-        return Ok(());
-    }
-    if let Command::BenchEchoServer { listen } = cli.command {
-        runtime()?.block_on(hooknorm::bench::echo_server::serve(listen))?;
-        return Ok(());
-    }
+/// Runs the command; everything it prints goes to `out`.
+fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let path = cli
         .config
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -152,12 +139,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             None => Ok(format!("http://{}", load()?.server.grpc_listen)),
         }
     };
-    let runtime = runtime()?;
     match cli.command {
         Command::Serve => {
             let config = load()?;
             init_tracing(&config)?;
-            runtime.block_on(async {
+            runtime()?.block_on(async {
                 // Before binding: a SIGTERM from here on is a graceful stop.
                 let shutdown = shutdown_signal();
                 let server = Server::bind(&config).await?;
@@ -167,8 +153,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Send(args) => {
             let config = load()?;
-            let json = runtime.block_on(send::run(&config, &args))?;
-            println!("{json}");
+            let json = runtime()?.block_on(send::run(&config, &args))?;
+            writeln!(out, "{json}")?;
             Ok(())
         }
         Command::Tail {
@@ -186,8 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 since,
             };
             let filter = FilterArgs::from(filter);
-            let mut out = std::io::stdout().lock();
-            runtime.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
+            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, out))?;
             Ok(())
         }
         Command::Events {
@@ -199,24 +184,37 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let url = server_url(server)?;
             let filter = FilterArgs::from(filter);
-            let mut out = std::io::stdout().lock();
-            runtime.block_on(events::events(
+            runtime()?.block_on(events::events(
                 &url,
                 &filter,
                 id.as_deref(),
                 full,
                 limit,
-                &mut out,
+                out,
             ))?;
+            Ok(())
+        }
+        Command::Samples => {
+            for sample in hooknorm::cli::samples::SAMPLES {
+                writeln!(out, "{:<16} {}", sample.provider.name(), sample.name)?;
+            }
             Ok(())
         }
         Command::CheckConfig => {
             let config = load()?;
-            hooknorm::pipeline::build_sources(&config)?;
-            println!("config ok: {} sources", config.sources.len());
+            writeln!(out, "config ok: {} sources", config.sources.len())?;
             Ok(())
         }
-        Command::Samples | Command::Bench(_) | Command::BenchEchoServer { .. } => Ok(()),
+        // The bench builds its own configs, one per server it starts.
+        Command::Bench(args) => {
+            let report = runtime()?.block_on(hooknorm::bench::run(args))?;
+            write!(out, "{report}")?;
+            Ok(())
+        }
+        Command::BenchEchoServer { listen } => {
+            runtime()?.block_on(hooknorm::bench::echo_server::serve(listen))?;
+            Ok(())
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use prost::Message;
 
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::error::Reason;
 use crate::event::Identity;
 use crate::log::{AppendRequest, EventLog, LogError};
@@ -89,13 +89,11 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-/// Builds every source's verifier; any bad scheme parameter fails here, naming its key.
-pub fn build_sources(config: &Config) -> Result<HashMap<String, Source>, ConfigError> {
+/// Builds every source's verifier from the validated config.
+pub fn build_sources(config: &Config) -> HashMap<String, Source> {
     let mut sources = HashMap::with_capacity(config.sources.len());
-    for (index, source) in config.sources.iter().enumerate() {
-        let key = format!("sources[{index}]");
-        let verification = source.verification(&key)?;
-        let verifier = Verifier::from_config(&key, &verification, &source.allowed_cidrs)?;
+    for source in &config.sources {
+        let verifier = Verifier::from_config(&source.verification, source.allowed_cidrs.as_ref());
         sources.insert(
             source.name.clone(),
             Source {
@@ -105,17 +103,17 @@ pub fn build_sources(config: &Config) -> Result<HashMap<String, Source>, ConfigE
             },
         );
     }
-    Ok(sources)
+    sources
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, log: Arc<dyn EventLog>) -> Result<Pipeline, ConfigError> {
-        Ok(Pipeline {
-            sources: Arc::new(build_sources(config)?),
+    pub fn new(config: &Config, log: Arc<dyn EventLog>) -> Pipeline {
+        Pipeline {
+            sources: Arc::new(build_sources(config)),
             max_body_bytes: config.limits.max_body_bytes,
             max_event_bytes: config.limits.max_event_bytes,
             log,
-        })
+        }
     }
 
     /// The configured sources.

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tonic::transport::Server as TonicServer;
 use tonic::transport::server::TcpIncoming;
 
-use crate::config::{Config, ConfigError, StoreBackend};
+use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
 use crate::log::sqlite::SqliteEventLog;
@@ -24,8 +24,6 @@ use crate::stream::StreamSettings;
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error("cannot open the event log: {0}")]
     Log(#[from] LogError),
     #[error("cannot listen on {addr}: {source}")]
@@ -72,7 +70,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Validates the sources, opens the event log and binds the gRPC and HTTP listeners.
+    /// Opens the event log and binds the gRPC and HTTP listeners.
     pub async fn bind(config: &Config) -> Result<Server, ServerError> {
         let log = open_log(config).await?;
         Self::bind_with_log(config, log).await
@@ -83,8 +81,8 @@ impl Server {
         config: &Config,
         log: Arc<dyn EventLog>,
     ) -> Result<Server, ServerError> {
-        let pipeline = Pipeline::new(config, log)?;
-        let http = HttpSettings::from_config(&config.http)?;
+        let pipeline = Pipeline::new(config, log);
+        let http = HttpSettings::from_config(&config.http);
         // In config order, so the start-up log reads like the file.
         let mut sources: Vec<_> = pipeline.sources().collect();
         sources.sort_by_key(|source| {

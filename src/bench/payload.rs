@@ -38,7 +38,7 @@ impl Payloads {
 
     /// The `n`th webhook, signed now.
     pub fn request(&self, n: u64) -> Result<VerifyAndNormalizeRequest, SendError> {
-        authenticated_request("sources[0]", &self.source, self.body(n))
+        authenticated_request(&self.source, self.body(n))
     }
 }
 

@@ -8,10 +8,9 @@ use std::path::PathBuf;
 use base64::Engine;
 use chrono::Utc;
 
-use crate::config::{Config, ConfigError, SourceConfig, VerificationConfig};
+use crate::config::{Config, Secret, SourceConfig, VerificationConfig};
 use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use crate::proto::v1::{Header, VerifyAndNormalizeRequest};
-use crate::verify::standard_webhooks::StandardWebhooksSigner;
 
 use super::samples;
 
@@ -49,8 +48,6 @@ pub struct SendArgs {
 /// Why `send` failed before or while calling the server.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error("source `{0}` is not in the config")]
     UnknownSource(String),
     #[error("no sample `{name}` for {provider}; samples: {available}")]
@@ -91,11 +88,10 @@ pub enum SendError {
 
 /// Sends one webhook and returns the response rendered as JSON.
 pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> {
-    let (index, source) = config
+    let source = config
         .sources
         .iter()
-        .enumerate()
-        .find(|(_, source)| source.name == args.source)
+        .find(|source| source.name == args.source)
         .ok_or_else(|| SendError::UnknownSource(args.source.clone()))?;
     let body = match &args.file {
         Some(path) => std::fs::read(path).map_err(|source| SendError::ReadFile {
@@ -106,7 +102,7 @@ pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> 
             .as_bytes()
             .to_vec(),
     };
-    let mut request = authenticated_request(&format!("sources[{index}]"), source, body)?;
+    let mut request = authenticated_request(source, body)?;
     if args.http {
         let base = args
             .http_server
@@ -197,7 +193,6 @@ fn sample_body(source: &SourceConfig, name: Option<&str>) -> Result<&'static str
 /// Builds the request a provider's delivery would produce: headers and URI carrying the
 /// source's credentials, signed now with a fresh message id.
 pub fn authenticated_request(
-    key: &str,
     source: &SourceConfig,
     body: Vec<u8>,
 ) -> Result<VerifyAndNormalizeRequest, SendError> {
@@ -207,17 +202,11 @@ pub fn authenticated_request(
         value: "application/json".into(),
     }];
     let mut request_uri = format!("/webhooks/{}", source.name);
-    match source.verification(key)? {
-        VerificationConfig::StandardWebhooks { secrets, .. } => {
-            let secret = secrets
-                .first()
-                .ok_or_else(|| {
-                    SendError::Sign(
-                        "source has only v1a public keys; send needs an hmac secret".into(),
-                    )
-                })?
-                .resolve(&format!("{key}.verification.secrets[0]"))?;
-            let signer = StandardWebhooksSigner::new(secret.expose()).map_err(SendError::Sign)?;
+    match &source.verification {
+        VerificationConfig::StandardWebhooks { keys, .. } => {
+            let signer = keys.signer().ok_or_else(|| {
+                SendError::Sign("source has only v1a public keys; send needs an hmac secret".into())
+            })?;
             let msg_id = format!("msg_{}", now.timestamp_nanos_opt().unwrap_or_default());
             let timestamp = now.timestamp();
             headers.push(header("webhook-id", &msg_id));
@@ -228,9 +217,9 @@ pub fn authenticated_request(
             ));
         }
         VerificationConfig::QueryToken { param, tokens } => {
-            let token = first_secret(key, &tokens)?;
+            let token = first_token(tokens)?;
             let query: String = form_urlencoded::Serializer::new(String::new())
-                .append_pair(&param, token.expose())
+                .append_pair(param, token.expose())
                 .finish();
             request_uri = format!("{request_uri}?{query}");
         }
@@ -239,16 +228,18 @@ pub fn authenticated_request(
             prefix,
             tokens,
         } => {
-            let token = first_secret(key, &tokens)?;
-            headers.push(header(&name, &format!("{prefix}{}", token.expose())));
+            let token = first_token(tokens)?;
+            headers.push(header(
+                name.as_str(),
+                &format!("{prefix}{}", token.expose()),
+            ));
         }
         VerificationConfig::BasicAuth { username, password } => {
-            let password = password.resolve(&format!("{key}.verification.password"))?;
             let credentials = base64::engine::general_purpose::STANDARD
                 .encode(format!("{username}:{}", password.expose()));
             headers.push(header("authorization", &format!("Basic {credentials}")));
         }
-        VerificationConfig::IpAllowlist { .. } | VerificationConfig::None {} => {}
+        VerificationConfig::IpAllowlist { .. } | VerificationConfig::None => {}
     }
     Ok(VerifyAndNormalizeRequest {
         source: source.name.clone(),
@@ -261,14 +252,10 @@ pub fn authenticated_request(
     })
 }
 
-fn first_secret(
-    key: &str,
-    tokens: &[crate::config::SecretRef],
-) -> Result<crate::config::Secret, SendError> {
-    let token = tokens
+fn first_token(tokens: &[Secret]) -> Result<&Secret, SendError> {
+    tokens
         .first()
-        .ok_or_else(|| SendError::Sign("source has no token configured".into()))?;
-    Ok(token.resolve(&format!("{key}.verification.tokens[0]"))?)
+        .ok_or_else(|| SendError::Sign("source has no token configured".into()))
 }
 
 fn header(name: &str, value: &str) -> Header {

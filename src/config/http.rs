@@ -5,32 +5,26 @@ use serde::Deserialize;
 use super::ConfigError;
 use crate::verify::IpAllowlist;
 
-/// `[http]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[http]`, validated: the proxies are parsed networks and every limit is usable.
+#[derive(Debug, Clone)]
 pub struct HttpConfig {
-    /// Peers (CIDRs or addresses) whose `Forwarded` / `X-Forwarded-For` headers are believed when
-    /// checking source allowlists: the load balancers or ingress controllers in front of
-    /// hooknorm. Empty: the socket peer is always the client.
-    #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers are believed when checking source
+    /// allowlists: the load balancers or ingress controllers in front of hooknorm. Empty: the
+    /// socket peer is always the client.
+    pub trusted_proxies: IpAllowlist,
     /// Webhooks processed at once; more are answered 429 at once rather than queued, so a burst
     /// cannot hold more than `max_concurrency × limits.max_body_bytes` of bodies in memory.
-    #[serde(default = "default_max_concurrency")]
     pub max_concurrency: usize,
     /// Webhooks accepted per second (a token bucket holding one second's worth); more get 429.
-    /// Unset: no rate limit.
-    #[serde(default)]
+    /// `None`: no rate limit.
     pub rate_limit_per_second: Option<u32>,
     /// A webhook whose upload and processing take longer gets 503, so a slow sender cannot hold
     /// a concurrency slot. Below Abowire's 5 s (and Svix's 15 s) delivery timeout, so the
     /// provider hears our answer rather than timing out.
-    #[serde(default = "default_request_timeout")]
     pub request_timeout_seconds: u64,
     /// The `Retry-After` sent with 429 and 503 answers, in seconds. Abowire honours it (up to
     /// 900 s) and disables a webhook after three failed attempts, so the default is its own
     /// first retry delay: a shorter one would spend those attempts faster.
-    #[serde(default = "default_retry_after")]
     pub retry_after_seconds: u64,
     /// A connection must deliver a complete request head within this long, counted from when it
     /// starts waiting for one: from accept for a new connection, from the end of the previous
@@ -38,12 +32,31 @@ pub struct HttpConfig {
     /// kept, and a sender trickling half a head (slowloris) is cut off. Above the 60 s idle
     /// timeout of common load balancers and ingress controllers, so they, not we, close a pooled
     /// connection first and never send a webhook on one we are closing.
-    #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout_seconds: u64,
     /// Connections open at once; past it new ones wait in the kernel's accept queue until one
     /// closes, so idle or slow connections cannot exhaust file descriptors or memory.
-    #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+}
+
+/// `[http]` as written; [`HttpFile::validate`] turns it into an [`HttpConfig`], whose fields
+/// document the keys.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct HttpFile {
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+    #[serde(default = "default_max_concurrency")]
+    max_concurrency: usize,
+    #[serde(default)]
+    rate_limit_per_second: Option<u32>,
+    #[serde(default = "default_request_timeout")]
+    request_timeout_seconds: u64,
+    #[serde(default = "default_retry_after")]
+    retry_after_seconds: u64,
+    #[serde(default = "default_header_read_timeout")]
+    header_read_timeout_seconds: u64,
+    #[serde(default = "default_max_connections")]
+    max_connections: usize,
 }
 
 fn default_max_concurrency() -> usize {
@@ -66,9 +79,9 @@ fn default_max_connections() -> usize {
     1024
 }
 
-impl Default for HttpConfig {
+impl Default for HttpFile {
     fn default() -> Self {
-        HttpConfig {
+        HttpFile {
             trusted_proxies: Vec::new(),
             max_concurrency: default_max_concurrency(),
             rate_limit_per_second: None,
@@ -80,15 +93,10 @@ impl Default for HttpConfig {
     }
 }
 
-impl HttpConfig {
-    /// The trusted proxies as networks; errors name the offending entry.
-    pub fn trusted_proxies(&self) -> Result<IpAllowlist, ConfigError> {
-        IpAllowlist::parse("http.trusted_proxies", &self.trusted_proxies)
-    }
-
-    /// Checks what serde cannot; every error names its key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.trusted_proxies()?;
+impl HttpFile {
+    /// Parses the proxies and checks what serde cannot; every error names its key.
+    pub(super) fn validate(self) -> Result<HttpConfig, ConfigError> {
+        let trusted_proxies = IpAllowlist::parse("http.trusted_proxies", &self.trusted_proxies)?;
         if self.max_concurrency == 0 {
             return Err(ConfigError::invalid(
                 "http.max_concurrency",
@@ -119,7 +127,15 @@ impl HttpConfig {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
         }
-        Ok(())
+        Ok(HttpConfig {
+            trusted_proxies,
+            max_concurrency: self.max_concurrency,
+            rate_limit_per_second: self.rate_limit_per_second,
+            request_timeout_seconds: self.request_timeout_seconds,
+            retry_after_seconds: self.retry_after_seconds,
+            header_read_timeout_seconds: self.header_read_timeout_seconds,
+            max_connections: self.max_connections,
+        })
     }
 }
 
@@ -127,19 +143,26 @@ impl HttpConfig {
 mod tests {
     use super::*;
 
-    fn parse(toml: &str) -> HttpConfig {
-        toml::from_str(toml).unwrap()
+    fn validate(toml: &str) -> Result<HttpConfig, ConfigError> {
+        toml::from_str::<HttpFile>(toml).unwrap().validate()
     }
 
     #[test]
     fn defaults_are_valid() {
-        let config = parse("");
-        config.validate().unwrap();
+        let config = validate("").unwrap();
         assert_eq!(config.max_concurrency, 256);
         assert_eq!(config.header_read_timeout_seconds, 75);
         assert_eq!(config.max_connections, 1024);
         assert_eq!(config.rate_limit_per_second, None);
-        assert!(config.trusted_proxies.is_empty());
+        assert!(!config.trusted_proxies.contains([10, 0, 0, 1].into()));
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_at_load() {
+        let config = validate("trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\"]").unwrap();
+        assert!(config.trusted_proxies.contains([10, 1, 2, 3].into()));
+        assert!(config.trusted_proxies.contains([192, 0, 2, 7].into()));
+        assert!(!config.trusted_proxies.contains([192, 0, 2, 8].into()));
     }
 
     #[test]
@@ -162,9 +185,9 @@ mod tests {
             ),
             ("max_connections = 0", "http.max_connections"),
         ] {
-            let error = parse(toml).validate().unwrap_err().to_string();
+            let error = validate(toml).unwrap_err().to_string();
             assert!(error.contains(key), "{toml}: {error}");
         }
-        assert!(toml::from_str::<HttpConfig>("max_concurency = 3").is_err());
+        assert!(toml::from_str::<HttpFile>("max_concurency = 3").is_err());
     }
 }

@@ -33,7 +33,7 @@ use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::config::{ConfigError, HttpConfig};
+use crate::config::HttpConfig;
 use crate::error::Reason;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::readiness::Readiness;
@@ -62,9 +62,9 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    pub fn from_config(config: &HttpConfig) -> Result<Self, ConfigError> {
-        Ok(HttpSettings {
-            trusted_proxies: config.trusted_proxies()?,
+    pub fn from_config(config: &HttpConfig) -> Self {
+        HttpSettings {
+            trusted_proxies: config.trusted_proxies.clone(),
             max_concurrency: config.max_concurrency,
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
@@ -73,7 +73,7 @@ impl HttpSettings {
                 header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
                 max_connections: config.max_connections,
             },
-        })
+        }
     }
 }
 

@@ -26,12 +26,11 @@ fn app(extra: &str) -> App {
         dir.path().display().to_string()
     );
     let config = Config::from_toml(&toml).unwrap();
-    config.validate().unwrap();
     let log: Arc<dyn crate::log::EventLog> = Arc::new(SqliteEventLog::open(&config.store).unwrap());
-    let pipeline = Pipeline::new(&config, log.clone()).unwrap();
+    let pipeline = Pipeline::new(&config, log.clone());
     let (_stop, stopping) = watch::channel(false);
     let readiness = Readiness::new(log, stopping);
-    let settings = HttpSettings::from_config(&config.http).unwrap();
+    let settings = HttpSettings::from_config(&config.http);
     App {
         router: router(HttpState::new(pipeline, settings, readiness)),
         _dir: dir,

@@ -11,9 +11,7 @@ pub mod ip_allowlist;
 pub mod query_token;
 pub mod standard_webhooks;
 
-use std::time::Duration;
-
-use crate::config::{ConfigError, SecretRef, VerificationConfig};
+use crate::config::VerificationConfig;
 use crate::error::Reason;
 use crate::webhook::RawWebhook;
 
@@ -86,82 +84,38 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// Builds a verifier; `key` is the config key prefix of the source (`sources[2]`) for errors.
+    /// Builds a source's verifier from its validated config; nothing is left to check here.
     pub fn from_config(
-        key: &str,
         config: &VerificationConfig,
-        allowed_cidrs: &[String],
-    ) -> Result<Verifier, ConfigError> {
-        let vkey = format!("{key}.verification");
-        let mut allowlists = Vec::new();
-        if !allowed_cidrs.is_empty() {
-            allowlists.push(IpAllowlist::parse(
-                &format!("{key}.allowed_cidrs"),
-                allowed_cidrs,
-            )?);
-        }
+        allowed_cidrs: Option<&IpAllowlist>,
+    ) -> Verifier {
+        let mut allowlists: Vec<IpAllowlist> = allowed_cidrs.into_iter().cloned().collect();
         let scheme = match config {
-            VerificationConfig::StandardWebhooks {
-                secrets,
-                public_keys,
-                tolerance_seconds,
-            } => Scheme::StandardWebhooks(
-                StandardWebhooksVerifier::new(
-                    &resolve_all(&format!("{vkey}.secrets"), secrets)?,
-                    &resolve_all(&format!("{vkey}.public_keys"), public_keys)?,
-                    Duration::from_secs(*tolerance_seconds),
-                )
-                .map_err(|error| ConfigError::invalid(vkey.clone(), error))?,
+            VerificationConfig::StandardWebhooks { keys, tolerance } => Scheme::StandardWebhooks(
+                StandardWebhooksVerifier::from_keys(keys.clone(), *tolerance),
             ),
             VerificationConfig::QueryToken { param, tokens } => {
-                if param.is_empty() {
-                    return Err(ConfigError::invalid(format!("{vkey}.param"), "is empty"));
-                }
-                Scheme::QueryToken(QueryTokenVerifier::new(
-                    param.clone(),
-                    require_some(&format!("{vkey}.tokens"), tokens)?,
-                ))
+                Scheme::QueryToken(QueryTokenVerifier::new(param.clone(), tokens.clone()))
             }
             VerificationConfig::HeaderToken {
                 header,
                 prefix,
                 tokens,
-            } => {
-                if header.is_empty() {
-                    return Err(ConfigError::invalid(format!("{vkey}.header"), "is empty"));
-                }
-                // A name no request can carry would refuse every webhook, silently.
-                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(ConfigError::invalid(
-                        format!("{vkey}.header"),
-                        "is not a valid http header name",
-                    ));
-                }
-                Scheme::HeaderToken(HeaderTokenVerifier::new(
-                    header.clone(),
-                    prefix.clone(),
-                    require_some(&format!("{vkey}.tokens"), tokens)?,
-                ))
-            }
+            } => Scheme::HeaderToken(HeaderTokenVerifier::new(
+                header.as_str().to_owned(),
+                prefix.clone(),
+                tokens.clone(),
+            )),
             VerificationConfig::BasicAuth { username, password } => {
-                Scheme::BasicAuth(BasicAuthVerifier::new(
-                    username.clone(),
-                    password.resolve(&format!("{vkey}.password"))?,
-                ))
+                Scheme::BasicAuth(BasicAuthVerifier::new(username.clone(), password.clone()))
             }
             VerificationConfig::IpAllowlist { cidrs } => {
-                if cidrs.is_empty() {
-                    return Err(ConfigError::invalid(
-                        format!("{vkey}.cidrs"),
-                        "needs at least one cidr",
-                    ));
-                }
-                allowlists.push(IpAllowlist::parse(&format!("{vkey}.cidrs"), cidrs)?);
+                allowlists.push(cidrs.clone());
                 Scheme::IpAllowlist
             }
-            VerificationConfig::None {} => Scheme::None,
+            VerificationConfig::None => Scheme::None,
         };
-        Ok(Verifier { scheme, allowlists })
+        Verifier { scheme, allowlists }
     }
 
     /// True when the scheme is `none`: nothing about the request itself is checked, at most the
@@ -201,20 +155,6 @@ impl Verifier {
             Scheme::IpAllowlist | Scheme::None => Ok(()),
         }
     }
-}
-
-fn resolve_all(key: &str, refs: &[SecretRef]) -> Result<Vec<crate::config::Secret>, ConfigError> {
-    refs.iter()
-        .enumerate()
-        .map(|(index, secret)| secret.resolve(&format!("{key}[{index}]")))
-        .collect()
-}
-
-fn require_some(key: &str, refs: &[SecretRef]) -> Result<Vec<crate::config::Secret>, ConfigError> {
-    if refs.is_empty() {
-        return Err(ConfigError::invalid(key, "needs at least one token"));
-    }
-    resolve_all(key, refs)
 }
 
 /// Compares two byte strings in constant time (for equal lengths; length is not secret).

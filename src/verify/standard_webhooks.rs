@@ -94,35 +94,19 @@ impl StandardWebhooksVerifier {
         public_keys: &[Secret],
         tolerance: Duration,
     ) -> Result<Self, String> {
-        if secrets.is_empty() && public_keys.is_empty() {
-            return Err("needs at least one secret or public key".to_owned());
-        }
-        if secrets.len() > MAX_SECRETS {
-            return Err(format!(
-                "has {} secrets, at most {MAX_SECRETS} are allowed",
-                secrets.len()
-            ));
-        }
-        let hmac_keys = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                HmacKey::from_secret(secret.expose())
-                    .map_err(|why| format!("secrets[{index}] {why}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let public_keys = public_keys
-            .iter()
-            .enumerate()
-            .map(|(index, key)| {
-                parse_public_key(key.expose()).map_err(|why| format!("public_keys[{index}] {why}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(StandardWebhooksVerifier {
-            hmac_keys,
-            public_keys,
+        Ok(Self::from_keys(
+            StandardWebhooksKeys::decode(secrets, public_keys)?,
+            tolerance,
+        ))
+    }
+
+    /// A verifier for keys decoded earlier (when the config was loaded).
+    pub fn from_keys(keys: StandardWebhooksKeys, tolerance: Duration) -> Self {
+        StandardWebhooksVerifier {
+            hmac_keys: keys.hmac_keys,
+            public_keys: keys.public_keys,
             tolerance_seconds: tolerance.as_secs(),
-        })
+        }
     }
 
     /// Checks headers, timestamp and signature; see the module docs for the order.
@@ -236,6 +220,66 @@ impl StandardWebhooksVerifier {
             });
         }
         Ok(())
+    }
+}
+
+/// A source's decoded `v1` secrets and `v1a` public keys. Decoding is where a bad secret is
+/// found, so the config does it once at load and keeps this rather than the text.
+#[derive(Clone)]
+pub struct StandardWebhooksKeys {
+    hmac_keys: Vec<HmacKey>,
+    public_keys: Vec<VerifyingKey>,
+}
+
+// Counts only, as for the verifier.
+impl std::fmt::Debug for StandardWebhooksKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandardWebhooksKeys")
+            .field("secrets", &self.hmac_keys.len())
+            .field("public_keys", &self.public_keys.len())
+            .finish()
+    }
+}
+
+impl StandardWebhooksKeys {
+    /// Decodes `whsec_` secrets and `whpk_` public keys. Errors name the offending entry by
+    /// index (`secrets[1] is not valid base64…`) and never include its value.
+    pub fn decode(secrets: &[Secret], public_keys: &[Secret]) -> Result<Self, String> {
+        if secrets.is_empty() && public_keys.is_empty() {
+            return Err("needs at least one secret or public key".to_owned());
+        }
+        if secrets.len() > MAX_SECRETS {
+            return Err(format!(
+                "has {} secrets, at most {MAX_SECRETS} are allowed",
+                secrets.len()
+            ));
+        }
+        let hmac_keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(index, secret)| {
+                HmacKey::from_secret(secret.expose())
+                    .map_err(|why| format!("secrets[{index}] {why}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let public_keys = public_keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                parse_public_key(key.expose()).map_err(|why| format!("public_keys[{index}] {why}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StandardWebhooksKeys {
+            hmac_keys,
+            public_keys,
+        })
+    }
+
+    /// A signer with the first `v1` secret; `None` when only `v1a` public keys are configured.
+    pub fn signer(&self) -> Option<StandardWebhooksSigner> {
+        self.hmac_keys
+            .first()
+            .map(|key| StandardWebhooksSigner { key: key.clone() })
     }
 }
 

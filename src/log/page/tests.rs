@@ -2,9 +2,9 @@
 
 use super::*;
 use crate::config::StoreConfig;
-use crate::log::sqlite::SqliteEventLog;
 use crate::event::Identity;
 use crate::log::AppendRequest;
+use crate::log::sqlite::SqliteEventLog;
 
 #[test]
 fn page_sizes_default_cap_and_refuse_negatives() {
