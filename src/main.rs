@@ -184,7 +184,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let filter = FilterArgs::from(filter);
             let mut out = std::io::stdout().lock();
-            runtime.block_on(events::tail(&url, &filter, &start, heartbeats, &mut out))?;
+            let mut notices = std::io::stderr().lock();
+            runtime.block_on(events::tail(
+                &url,
+                &filter,
+                &start,
+                heartbeats,
+                &mut out,
+                &mut notices,
+            ))?;
             Ok(())
         }
         Command::Events {

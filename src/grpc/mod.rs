@@ -21,11 +21,11 @@ use crate::pipeline::{Pipeline, PipelineError};
 use crate::proto::v1::normalizer_service_server::{NormalizerService, NormalizerServiceServer};
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
-    Event, GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest, ListEventsResponse,
-    StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
+    Event, EventsSkipped, GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest,
+    ListEventsResponse, StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
     VerifyAndNormalizeResponse,
 };
-use crate::stream::{StreamEnd, StreamItem, StreamSettings, Subscription};
+use crate::stream::{StartError, StreamEnd, StreamItem, StreamSettings, Subscription};
 
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
@@ -79,7 +79,7 @@ impl NormalizerGrpc {
     }
 
     /// Validates a StreamEvents request and starts its subscription.
-    fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
+    async fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
         let filter = convert::filter(request.filter).map_err(invalid_request)?;
         let start = convert::start(request.start).map_err(invalid_request)?;
         if *self.shutdown.borrow() {
@@ -89,13 +89,16 @@ impl NormalizerGrpc {
                 HashMap::new(),
             ));
         }
-        crate::stream::check_start(self.pipeline.log().as_ref(), start).map_err(|error| {
-            status(
-                Reason::CursorOutOfRange,
-                error.to_string(),
-                HashMap::from([("head_sequence".to_owned(), error.head().to_string())]),
-            )
-        })?;
+        crate::stream::check_start(self.pipeline.log().as_ref(), start)
+            .await
+            .map_err(|error| match error {
+                StartError::CursorAhead { head, .. } => status(
+                    Reason::CursorOutOfRange,
+                    error.to_string(),
+                    HashMap::from([("head_sequence".to_owned(), head.to_string())]),
+                ),
+                StartError::Log(error) => log_status(&error),
+            })?;
         Ok(crate::stream::subscribe(
             self.pipeline.log().clone(),
             filter,
@@ -185,7 +188,7 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let subscription = self.open_stream(request.into_inner())?;
+        let subscription = self.open_stream(request.into_inner()).await?;
         let stream = ReceiverStream::new(subscription).map(|queued| match queued {
             Ok(queued) => match queued.item {
                 StreamItem::Event(event) => Event::decode(event.bytes)
@@ -202,6 +205,12 @@ impl NormalizerService for NormalizerGrpc {
                     message: Some(Message::Heartbeat(Heartbeat {
                         head_sequence: head,
                         sent_at: Some(crate::event::timestamp(at)),
+                    })),
+                }),
+                StreamItem::Skipped { after, through } => Ok(StreamEventsResponse {
+                    message: Some(Message::EventsSkipped(EventsSkipped {
+                        after_sequence: after,
+                        last_skipped_sequence: through,
                     })),
                 }),
             },

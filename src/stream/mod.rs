@@ -2,16 +2,23 @@
 //! duplicate at the seam.
 //!
 //! Each subscription is one producer task feeding a bounded channel. The task replays stored
-//! events after the start cursor, then subscribes to the log's broadcast, reads the log once
+//! events after the start cursor, then subscribes to the log's live feed, reads the log once
 //! more up to its head (what was committed around the subscription), and forwards live events
-//! whose sequence is past what it already sent. It holds a live receiver only while it drains
-//! it: the shared ring keeps an event until its slowest receiver has read it, so a receiver
-//! parked in a replay or behind a full buffer would make the ring send events by sequence only
-//! to everyone. When its buffer is full, when it lags the ring or meets an event sent by
-//! sequence only, it drops the receiver and goes back to reading the log from its cursor, so a
-//! slow subscriber costs a bounded amount of memory and slows neither ingestion nor other
-//! subscribers. One that stops reading altogether for `slow_subscriber_timeout` is ended with
-//! a resume cursor.
+//! whose sequence is past what it already sent: the log's seam guarantee
+//! ([`EventLog`]'s contract) makes that gap-free. It holds a live subscription only while it
+//! drains it: a feed kept in memory holds an event until its slowest subscriber has read it, so
+//! a subscription parked in a replay or behind a full buffer would make the feed send events
+//! by sequence only to everyone. When its buffer is full, when it lags the feed or meets an
+//! event sent by sequence only, it drops the subscription and goes back to reading the log
+//! from its cursor, so a slow subscriber costs a bounded amount of memory and slows neither
+//! ingestion nor other subscribers. One that stops reading altogether for
+//! `slow_subscriber_timeout` is ended with a resume cursor.
+//!
+//! Retention may remove events before a subscriber has them: a resume cursor older than the
+//! oldest kept event, or a subscriber catching up more slowly than retention removes. Every
+//! catch-up read says how far retention has gone, and when that is past the cursor the
+//! subscriber is told ([`StreamItem::Skipped`]) before the stream goes on from the oldest kept
+//! event. Only what retention removed counts: events a filter leaves out are never reported.
 //!
 //! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
 //! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
@@ -51,9 +58,8 @@ pub struct StreamSettings {
     /// subscribers, so this is a bound, not what each subscriber costs.
     pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
-    /// one batch of its own, so this bounds memory when many fall behind at once (`hooknorm
-    /// bench --scenario fanout`: 512 peaked at ~2.5 GiB with 1,000 subscribers, 64 at ~1.3 GiB,
-    /// with no measurable change in single-subscriber replay speed).
+    /// one batch of its own, so this bounds memory when many fall behind at once; small
+    /// batches cost a replay little, as one query per batch is cheap next to sending its events.
     pub catch_up_batch: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
@@ -62,8 +68,8 @@ pub struct StreamSettings {
 }
 
 /// 64 KiB: about 40 events of 1.5 KiB. Small on purpose: a subscriber that is behind waits in
-/// the shared live ring (or reads the log), not in bytes of its own, and with 1,000 subscribers
-/// catching up this is what they hold (`hooknorm bench --scenario fanout`).
+/// the shared live feed (or reads the log), not in bytes of its own, and this is what each of
+/// many subscribers catching up at once holds.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Default for StreamSettings {
@@ -87,6 +93,12 @@ pub enum StreamItem {
     Heartbeat {
         head: u64,
         at: DateTime<Utc>,
+    },
+    /// Retention removed the events after sequence `after` up to and including `through`
+    /// before they could be sent; the stream goes on after `through`.
+    Skipped {
+        after: u64,
+        through: u64,
     },
 }
 
@@ -119,28 +131,23 @@ pub enum StartError {
          restored; resume from EARLIEST, LATEST or a time instead"
     )]
     CursorAhead { after: u64, head: u64 },
-}
-
-impl StartError {
-    /// The newest stored sequence when the start was refused.
-    pub fn head(&self) -> u64 {
-        match self {
-            StartError::CursorAhead { head, .. } => *head,
-        }
-    }
+    /// The log could not say where its head is.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Refuses a resume cursor past the log's head: every sequence a client was ever sent is at or
 /// below the head, so a larger one means the store is not the one the cursor came from, and
 /// waiting there would silently skip the next events.
-pub fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
-    match start {
-        Start::After(after) if after > log.head() => Err(StartError::CursorAhead {
-            after,
-            head: log.head(),
-        }),
-        _ => Ok(()),
+pub async fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
+    let Start::After(after) = start else {
+        return Ok(());
+    };
+    let head = log.head().await?;
+    if after > head {
+        return Err(StartError::CursorAhead { after, head });
     }
+    Ok(())
 }
 
 /// One buffered message; while it exists it holds its share of the subscriber's byte budget,
@@ -179,6 +186,7 @@ pub fn subscribe(
             shutdown,
             pressure,
             cursor: 0,
+            skips_reported: !matches!(start, Start::Earliest),
             last_sent_at: Instant::now(),
         };
         if let Err(Stop::End(end)) = producer.run(start).await {
@@ -249,7 +257,7 @@ mod tests {
             .unwrap();
         match queued.item {
             StreamItem::Event(event) => event,
-            StreamItem::Heartbeat { .. } => panic!("expected an event"),
+            other => panic!("expected an event, got {other:?}"),
         }
     }
 

@@ -6,14 +6,14 @@ use super::*;
 async fn append_assigns_increasing_sequences_and_read_after_returns_them() {
     let fixture = Fixture::new();
     let log = fixture.open();
-    assert_eq!(log.head(), 0);
+    assert_eq!(log.head().await.unwrap(), 0);
     for (index, id) in ["a", "b", "c"].into_iter().enumerate() {
         let appended = log.append(by_id(event(id, "order.created"))).await.unwrap();
         assert!(!appended.duplicate);
         assert_eq!(appended.event.sequence, index as u64 + 1);
         assert_eq!(appended.event.id, id);
     }
-    assert_eq!(log.head(), 3);
+    assert_eq!(log.head().await.unwrap(), 3);
     assert!(log.path().ends_with("store/events.sqlite3"));
 
     let events = all(&log).await;
@@ -48,7 +48,7 @@ async fn restart_continues_sequences_and_keeps_data() {
     log.close().await;
 
     let log = fixture.open();
-    assert_eq!(log.head(), 2);
+    assert_eq!(log.head().await.unwrap(), 2);
     assert_eq!(sequences(&all(&log).await), [1, 2]);
     let c = log.append(by_id(event("c", "t.x"))).await.unwrap();
     assert_eq!(c.event.sequence, 3);
@@ -56,25 +56,27 @@ async fn restart_continues_sequences_and_keeps_data() {
     drop(log);
 
     let log = fixture.open();
-    assert_eq!(log.head(), 3);
+    assert_eq!(log.head().await.unwrap(), 3);
     assert_eq!(ids(&all(&log).await), ["a", "b", "c"]);
     log.close().await;
 }
 
 #[tokio::test]
 async fn sequences_are_never_reused_after_deletes() {
-    let fixture = Fixture::with(|config| config.retention_max_count = Some(0));
+    let fixture = Fixture::with(|config| config.retention_max_age_seconds = Some(60));
     let log = fixture.open();
     for id in ["a", "b", "c"] {
         log.append(by_id(event(id, "t.x"))).await.unwrap();
     }
+    // Every event, the newest included, is past its age.
+    fixture.advance(61_000);
     let report = log.enforce_retention().await.unwrap();
     assert_eq!(report.events_removed, 3);
     assert!(all(&log).await.is_empty());
     log.close().await;
 
     let log = fixture.open();
-    assert_eq!(log.head(), 3);
+    assert_eq!(log.head().await.unwrap(), 3);
     let d = log.append(by_id(event("d", "t.x"))).await.unwrap();
     assert_eq!(d.event.sequence, 4);
     log.close().await;
@@ -95,7 +97,7 @@ async fn an_event_without_id_is_always_stored() {
 async fn subscribers_receive_committed_events_in_order() {
     let fixture = Fixture::new();
     let log = Arc::new(fixture.open());
-    let mut subscriber = log.subscribe();
+    let mut subscriber = log.subscribe().await.unwrap();
     let tasks: Vec<_> = (0..20)
         .map(|index| {
             let log = Arc::clone(&log);
@@ -107,7 +109,10 @@ async fn subscribers_receive_committed_events_in_order() {
     }
     let mut received = Vec::new();
     for _ in 0..20 {
-        received.push(subscriber.recv().await.unwrap().sequence());
+        match subscriber.next().await {
+            crate::log::Live::Event(event) => received.push(event.sequence()),
+            other => panic!("expected an event, got {other:?}"),
+        }
     }
     assert_eq!(received, (1..=20).collect::<Vec<u64>>());
     // Duplicates are not broadcast.
@@ -117,10 +122,7 @@ async fn subscribers_receive_committed_events_in_order() {
             .unwrap()
             .duplicate
     );
-    assert!(matches!(
-        subscriber.try_recv(),
-        Err(broadcast::error::TryRecvError::Empty)
-    ));
+    assert!(subscriber.try_next().is_none());
     log.close().await;
 }
 
@@ -148,7 +150,7 @@ async fn concurrent_appends_share_group_commits() {
     for task in tasks {
         assert!(!task.await.unwrap().duplicate);
     }
-    assert_eq!(log.head(), APPENDS as u64);
+    assert_eq!(log.head().await.unwrap(), APPENDS as u64);
     let commits = log.commits();
     // One commit per append would be 256; appends queued while a commit runs share the next.
     assert!(

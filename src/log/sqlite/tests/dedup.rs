@@ -25,7 +25,7 @@ async fn event_id_dedup_returns_the_first_stored_event() {
     assert!(again.duplicate);
     assert_eq!(again.event, first.event);
     assert_eq!(all(&log).await.len(), 1);
-    assert_eq!(log.head(), 1);
+    assert_eq!(log.head().await.unwrap(), 1);
     log.close().await;
 }
 

@@ -149,7 +149,7 @@ async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
         );
     }
     let log = fixture.open();
-    assert_eq!(log.head(), 2, "sequences continue");
+    assert_eq!(log.head().await.unwrap(), 2, "sequences continue");
     let appended = log
         .append(by_id(received(event("v2", "t.x"), T0_MS - 864_000_000)))
         .await
@@ -220,7 +220,7 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
     }
     // Nothing of the failed batch is stored, not even the append that would have fit.
     assert_eq!(ids(&all(&log).await), ["before"]);
-    assert_eq!(log.head(), 1);
+    assert_eq!(log.head().await.unwrap(), 1);
     assert!(log.get("small").await.unwrap().is_none());
 
     log.execute_on_writer("PRAGMA max_page_count = 1073741823")
@@ -271,7 +271,7 @@ async fn close_finishes_queued_appends_then_refuses() {
     ));
     // Reads still work on a closed log.
     assert_eq!(all(&log).await.len(), 20);
-    assert_eq!(log.head(), 20);
+    assert_eq!(log.head().await.unwrap(), 20);
     // The WAL was folded into the database on close.
     let wal = fixture.config.path.join(format!("{DB_FILE_NAME}-wal"));
     assert!(std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0));
@@ -346,6 +346,6 @@ async fn a_second_log_on_the_same_store_is_refused_until_the_first_closes() {
     assert_eq!(next.event.sequence, 2);
     first.close().await;
     let reopened = fixture.open();
-    assert_eq!(reopened.head(), 2);
+    assert_eq!(reopened.head().await.unwrap(), 2);
     reopened.close().await;
 }
