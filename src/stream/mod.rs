@@ -249,13 +249,17 @@ mod tests {
         }
     }
 
-    async fn next_event(subscription: &mut Subscription) -> EncodedEvent {
+    async fn next_item(subscription: &mut Subscription) -> StreamItem {
         let queued = tokio::time::timeout(Duration::from_secs(10), subscription.recv())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
-        match queued.item {
+        queued.item
+    }
+
+    async fn next_event(subscription: &mut Subscription) -> EncodedEvent {
+        match next_item(subscription).await {
             StreamItem::Event(event) => event,
             other => panic!("expected an event, got {other:?}"),
         }
@@ -371,6 +375,50 @@ mod tests {
         assert_eq!(subscription.len(), 1);
         assert_eq!(next_event(&mut subscription).await.sequence, 1);
         assert_eq!(next_event(&mut subscription).await.sequence, 2);
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_retention_overtakes_is_told_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            path: dir.path().to_path_buf(),
+            retention_max_count: Some(2),
+            ..StoreConfig::default()
+        };
+        let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config).unwrap());
+        for index in 1..=10 {
+            append(&log, event(&format!("evt_{index}"), 10)).await;
+        }
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        // Reads two events at a time and buffers one: it is still catching up when retention
+        // removes everything but 9 and 10.
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::After(0),
+            StreamSettings {
+                buffer: 1,
+                catch_up_batch: 2,
+                ..settings()
+            },
+            shutdown,
+        );
+        assert_eq!(next_event(&mut subscription).await.sequence, 1);
+        assert_eq!(log.enforce_retention().await.unwrap().events_removed, 8);
+        // What it had read before the removal still arrives, then the notice, then the rest.
+        let mut sent = vec![1];
+        let (after, through) = loop {
+            match next_item(&mut subscription).await {
+                StreamItem::Event(event) => sent.push(event.sequence),
+                StreamItem::Skipped { after, through } => break (after, through),
+                other => panic!("expected an event or a notice, got {other:?}"),
+            }
+        };
+        assert_eq!(sent, (1..=after).collect::<Vec<u64>>());
+        assert_eq!(through, 8);
+        assert_eq!(next_event(&mut subscription).await.sequence, 9);
+        assert_eq!(next_event(&mut subscription).await.sequence, 10);
         log.close().await;
     }
 }
