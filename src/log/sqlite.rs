@@ -291,12 +291,6 @@ impl SqliteEventLog {
         self.head.load(Ordering::Acquire)
     }
 
-    /// The database file.
-    #[cfg(test)]
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// How many group commits (one transaction and one fsync each) have stored batches of
     /// appends since the log was opened: appends divided by this is the average group.
     #[cfg(test)]

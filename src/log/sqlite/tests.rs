@@ -14,7 +14,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::event::{resource, timestamp};
-use crate::log::{DedupRule, EncodedEvent, TypePattern};
+use crate::log::{DedupRule, EncodedEvent};
 use crate::proto::v1::{Provider, ResourceRef};
 
 /// 2023-11-14T22:13:20Z.
