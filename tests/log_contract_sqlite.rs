@@ -78,3 +78,13 @@ impl Harness for SqliteHarness {
 }
 
 log_contract::log_contract_tests!(SqliteHarness::new());
+
+/// Retention by count always keeps the newest event: configuration refuses a count of 0, so
+/// the backend never has to handle one.
+#[test]
+fn a_retention_count_of_zero_is_refused() {
+    let config = hooknorm::config::Config::from_toml("[store]\nretention_max_count = 0\n")
+        .expect("the file parses");
+    let error = config.validate().expect_err("refused").to_string();
+    assert!(error.contains("store.retention_max_count"), "{error}");
+}

@@ -62,10 +62,6 @@ impl EventFilter {
                 event.subject.as_ref() == Some(wanted) || event.related.contains(wanted)
             })
     }
-
-    pub fn is_empty(&self) -> bool {
-        self == &EventFilter::default()
-    }
 }
 
 #[cfg(test)]

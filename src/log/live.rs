@@ -222,4 +222,32 @@ mod tests {
         }
         assert!(feed.totals.len() <= 9);
     }
+
+    #[tokio::test]
+    async fn subscriptions_report_lag_and_end_with_the_feed() {
+        let mut feed = LiveFeed::new(4, 1 << 20);
+        let subscriptions = feed.subscriptions();
+        let mut subscription = subscriptions.subscribe().unwrap();
+        for sequence in 1..=6 {
+            feed.publish(committed(sequence, 10));
+        }
+        // The ring held four: the first two went by, and the subscription is told.
+        assert!(matches!(
+            subscription.next().await,
+            Live::Lagged { missed: 2 }
+        ));
+        for sequence in 3..=6 {
+            match subscription.next().await {
+                Live::Event(event) => assert_eq!(event.sequence(), sequence),
+                other => panic!("expected event {sequence}, got {other:?}"),
+            }
+        }
+        assert!(subscription.try_next().is_none());
+        feed.publish(committed(7, 10));
+        drop(feed);
+        // What was published before the feed ended still arrives, then the end.
+        assert!(matches!(subscription.next().await, Live::Event(_)));
+        assert!(matches!(subscription.next().await, Live::Closed));
+        assert!(subscriptions.subscribe().is_none());
+    }
 }

@@ -37,8 +37,9 @@
 //!
 //! Retention runs on the writer thread in small transactions between group commits, so appends
 //! wait for at most one small chunk. By age it removes the oldest events up to the first one
-//! young enough, so that even a wall clock that stepped back leaves no hole in what is kept. [`crate::log::spawn_retention`] schedules it; callers may
-//! also call [`EventLog::enforce_retention`] themselves.
+//! young enough, so that even a wall clock that stepped back leaves no hole in what is kept.
+//! [`crate::log::spawn_retention`] schedules it; callers may also call
+//! [`EventLog::enforce_retention`] themselves.
 //!
 //! Files: `schema` (connections, pragmas, tables), `writer` (the thread and its commands),
 //! `batch` (one group commit: dedup and inserts), `read` (pool and filter -> SQL), `retention`
@@ -236,6 +237,7 @@ impl SqliteEventLog {
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
+        #[cfg(test)]
         let commits = Arc::new(AtomicU64::new(0));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
         let events = live.subscriptions();
@@ -250,6 +252,7 @@ impl SqliteEventLog {
             last_sequence,
             Progress {
                 head: Arc::clone(&head),
+                #[cfg(test)]
                 commits: Arc::clone(&commits),
             },
             live,
