@@ -77,8 +77,8 @@ impl EncodedEvent {
 /// Why the log could not do what was asked. Callers decide by the variant alone.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LogError {
-    /// The store cannot do it now (disk full, I/O error, locked, broker unreachable): nothing
-    /// was changed by the failed call, and retrying later, on this log, may work.
+    /// The store cannot do it now (disk full, I/O error, locked, broker unreachable); retrying
+    /// later, on this log, may work (see the trait's "Errors" for what a failed append left).
     #[error("event log unavailable: {reason}")]
     Unavailable { reason: String },
     /// The log is closing or closed and takes no more work; retrying on this log never helps.
@@ -129,10 +129,10 @@ pub struct EncodedBatch {
 /// is asked of the store, not cached, because every caller needs the current answer: a stale
 /// head would refuse resume cursors that are valid, replay old events to a `LATEST` subscriber
 /// and open a gap at the catch-up/live seam. (A backend whose head costs a round trip pays one
-/// per catch-up batch and per heartbeat.) Once [`EventLog::append`] has returned an event,
-/// `head()` answers at least its sequence and `read_after`, `read_encoded_after`, `list` and
-/// `get` find it, for every caller, not only the one that appended it. Nothing is visible
-/// before it is durable.
+/// per catch-up batch and per heartbeat.) Once [`EventLog::append`] has returned a newly
+/// stored event, `head()` answers at least its sequence and `read_after`, `read_encoded_after`,
+/// `list` and `get` find it (until retention removes it), for every caller, not only the one
+/// that appended it. Nothing is visible before it is durable.
 ///
 /// # Live feed
 ///
@@ -178,8 +178,10 @@ pub struct EncodedBatch {
 ///
 /// # Errors
 ///
-/// [`LogError::Unavailable`] changed nothing and is worth retrying; [`LogError::Closed`] is
-/// final for this log; [`LogError::Corrupt`] is a stored event that cannot be decoded.
+/// [`LogError::Unavailable`] is worth retrying later: a failed append stored nothing or, where a
+/// backend cannot tell (the broker's acknowledgement was lost), stored the event so that the
+/// retry is answered as its duplicate. [`LogError::Closed`] is final for this log.
+/// [`LogError::Corrupt`] is a stored event that cannot be decoded; retrying does not help.
 #[async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Stores the event unless it is a duplicate, and returns only once it is durable.
