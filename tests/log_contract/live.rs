@@ -46,9 +46,9 @@ pub async fn the_live_feed_carries_exactly_the_committed_events_in_order<H: Harn
             .expect("read");
         assert_eq!(
             read,
-            [expected.clone()],
+            std::slice::from_ref(expected),
             "event {} not yet readable",
-            previous
+            expected.sequence
         );
         previous = expected.sequence;
     }
