@@ -172,7 +172,15 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 since,
             };
             let filter = FilterArgs::from(filter);
-            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, out))?;
+            let mut notices = std::io::stderr().lock();
+            runtime()?.block_on(events::tail(
+                &url,
+                &filter,
+                &start,
+                heartbeats,
+                out,
+                &mut notices,
+            ))?;
             Ok(())
         }
         Command::Events {

@@ -1,5 +1,6 @@
 //! `hooknorm tail` (StreamEvents) and `hooknorm events` (ListEvents / GetEvent): one JSON event
-//! per line, for people and `jq`.
+//! per line, for people and `jq`; what is not an event (events skipped) goes to a separate
+//! writer, stderr, so the JSON lines stay clean.
 
 use std::io::Write;
 
@@ -124,13 +125,15 @@ async fn connect(url: &str) -> Result<NormalizerServiceClient<Channel>, ClientEr
         })
 }
 
-/// Streams events to `out`, one JSON object per line, until the stream ends.
+/// Streams events to `out`, one JSON object per line, until the stream ends; says on `notices`
+/// when retention removed events before they could be sent.
 pub async fn tail(
     url: &str,
     filter: &FilterArgs,
     start: &TailStart,
     heartbeats: bool,
     out: &mut impl Write,
+    notices: &mut impl Write,
 ) -> Result<(), ClientError> {
     let start = if let Some(after) = start.after {
         Some(Start::AfterSequence(after))
@@ -166,6 +169,17 @@ pub async fn tail(
                     to_json("hooknorm.v1.Heartbeat", &heartbeat, false)?
                 )?;
                 out.flush()?;
+            }
+            Some(Message::EventsSkipped(skipped)) => {
+                writeln!(
+                    notices,
+                    "hooknorm tail: events after sequence {} through {} were removed by \
+                     retention before they could be sent; continuing after {}",
+                    skipped.after_sequence,
+                    skipped.last_skipped_sequence,
+                    skipped.last_skipped_sequence
+                )?;
+                notices.flush()?;
             }
             _ => {}
         }
