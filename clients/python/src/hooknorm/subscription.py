@@ -55,6 +55,12 @@ class Subscription:
         self._call = None
         self._iterator: Optional[Iterator[event_pb2.Event]] = None
         self._pinned = False
+        # "From now on" means from this call, not from the first iteration; if the server is
+        # unreachable now, the first connection pins it.
+        try:
+            self._resolve_latest()
+        except grpc.RpcError:
+            pass
         #: How many times the subscription has reconnected, for logs and tests.
         self.reconnects = 0
 
