@@ -12,7 +12,7 @@
 //! | `subject` | `<subject.kind>/<subject.id>` (`<kind>` alone when the id is empty) |
 //! | `time` | `occurred_at`, RFC 3339 in UTC |
 //! | `datacontenttype` | `application/json` |
-//! | `data` | `data_json`, the payload exactly as the provider sent it |
+//! | `data` | `data_json`, the payload as the provider sent it (every number as written), less the whitespace between tokens, so one event is one line |
 //! | `sequence` | `sequence`, zero-padded to 20 digits (the Sequence extension compares as strings) |
 //! | `provider` | `gigs`, `abowire` or `mobile_manager` |
 //! | `providereventtype` | `provider_event_type` |
@@ -62,22 +62,42 @@ struct CloudEvent<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     traceparent: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Data<'a>>,
+    data: Option<Data>,
 }
 
-/// The payload: its exact text when the event carries it, else rebuilt from the `Struct`
+/// The payload: its text as sent when the event carries it, else rebuilt from the `Struct`
 /// (events stored before `data_json` existed; their large integers are already rounded).
 #[derive(Serialize)]
 #[serde(untagged)]
-enum Data<'a> {
-    Exact(&'a RawValue),
+enum Data {
+    Exact(Box<RawValue>),
     Rebuilt(serde_json::Value),
+}
+
+/// `json` without the whitespace between its tokens; strings and numbers keep their text.
+/// Providers may pretty-print, and a structured-mode event must fit on one line.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        } else {
+            in_string = c == '"';
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Renders `event` as one line of CloudEvents structured-mode JSON.
 pub fn to_json(event: &Event) -> Result<String, CloudEventError> {
     let data = if !event.data_json.is_empty() {
-        let raw = serde_json::from_str::<&RawValue>(&event.data_json).map_err(|source| {
+        let raw = RawValue::from_string(compact(&event.data_json)).map_err(|source| {
             CloudEventError::DataJson {
                 id: event.id.clone(),
                 source,
@@ -177,7 +197,8 @@ mod tests {
             }),
             sequence: 42,
             traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
-            data_json: r#"{"id": "sub_1", "big": 12345678901234567891, "price": 1.10}"#.into(),
+            data_json: "{\n  \"id\": \"sub 1\\\" \\n\",\n\t\"big\": 12345678901234567891, \"price\": 1.10\r\n}"
+                .into(),
             ..Event::default()
         }
     }
@@ -202,14 +223,11 @@ mod tests {
     }
 
     #[test]
-    fn data_is_the_payload_text_as_sent() {
+    fn data_is_the_payload_text_as_sent_on_one_line() {
         let line = to_json(&event()).unwrap();
-        assert!(
-            line.ends_with(
-                r#""data":{"id": "sub_1", "big": 12345678901234567891, "price": 1.10}}"#
-            ),
-            "{line}"
-        );
+        let expected = r#""data":{"id":"sub 1\" \n","big":12345678901234567891,"price":1.10}}"#;
+        assert!(line.ends_with(expected), "{line}");
+        assert!(!line.contains('\n'));
     }
 
     #[test]

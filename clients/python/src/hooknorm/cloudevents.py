@@ -2,8 +2,8 @@
 maps it (README, "CloudEvents"; ``src/cloudevents.rs``).
 
 ``to_cloudevent`` gives the structured-mode event as a dict (hand it to any CloudEvents SDK, or
-``json.dumps`` it); ``to_cloudevent_json`` gives the JSON text with ``data`` exactly as the
-provider sent it, byte for byte.
+``json.dumps`` it); ``to_cloudevent_json`` gives one line of JSON whose ``data`` is the
+provider's text (every number as written), less the whitespace between tokens.
 """
 
 from __future__ import annotations
@@ -81,12 +81,30 @@ def to_cloudevent(event: event_pb2.Event) -> Dict[str, Any]:
     return attributes
 
 
+def _compact(text: str) -> str:
+    """``text`` (JSON) without the whitespace between its tokens; strings and numbers keep their
+    text. Providers may pretty-print, and a structured-mode event must fit on one line."""
+    out = []
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            in_string = escaped or c != '"'
+            escaped = not escaped and c == "\\"
+        elif c in " \t\n\r":
+            continue
+        else:
+            in_string = c == '"'
+        out.append(c)
+    return "".join(out)
+
+
 def to_cloudevent_json(event: event_pb2.Event) -> str:
     """The structured-mode CloudEvent for ``event`` as one line of JSON, ``data`` spliced in as
-    the provider's exact text (``hooknorm tail --format cloudevents`` prints the same)."""
+    the provider's text (``hooknorm tail --format cloudevents`` prints the same)."""
     if not event.data_json:
         return json.dumps(to_cloudevent(event), separators=(",", ":"))
-    json.loads(event.data_json)  # refuses to splice text that is not JSON
+    data = _compact(event.data_json)
+    json.loads(data)  # refuses to splice text that is not JSON
     head = json.dumps(_attributes(event, True), separators=(",", ":"))
-    return f'{head[:-1]},"data":{event.data_json}}}'
+    return f'{head[:-1]},"data":{data}}}'
 
