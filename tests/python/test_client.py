@@ -118,8 +118,12 @@ def test_a_subscription_cut_off_by_restarts_mid_stream_gets_every_event_once_in_
     server, client, numbers
 ):
     start = head(client)
-    first = [client.normalize(**gigs_event(next(numbers), "subscription.activated")) for _ in range(150)]
-    # Slow enough that both restarts land while stored events are still streaming.
+    # 2 KiB events: far more than the server's stream buffer and the HTTP/2 window hold, so
+    # both restarts cut the stream while stored events are still to come.
+    padding = ',"notes":"%s"' % ("x" * 2048)
+    first = [
+        client.normalize(**gigs_event(next(numbers), "subscription.activated", padding)) for _ in range(200)
+    ]
     subscription = client.subscribe({"sources": ["gigs"]}, after=start, min_backoff=0.05, max_backoff=0.5)
     received = []
     restarted = threading.Event()
@@ -129,7 +133,7 @@ def test_a_subscription_cut_off_by_restarts_mid_stream_gets_every_event_once_in_
         while len(received) < 40:
             time.sleep(0.005)
         server.restart(signal.SIGKILL)  # a crash: the connection just drops
-        while len(received) < 90:
+        while len(received) < 100:
             time.sleep(0.005)
         server.restart(signal.SIGTERM)  # a graceful stop: SHUTTING_DOWN with a resume cursor
         with hooknorm.Client(server.addr) as publisher:

@@ -2,9 +2,13 @@
 
 The stream can end at any time: the server restarts (``SHUTTING_DOWN``), the connection drops
 (``UNAVAILABLE``), or this reader falls behind (``SUBSCRIBER_TOO_SLOW``). Each time, the
-subscription opens a new stream with ``after_sequence`` = the last sequence it yielded (or the
-server's ``resume_after_sequence``, when the end carried one: it also covers events the filter
-left out), so the caller sees every matching event once, in order, across any number of ends.
+subscription opens a new stream with ``after_sequence`` = the last sequence it yielded, so the
+caller sees every matching event once, in order, across any number of ends.
+
+Not the end's ``resume_after_sequence``: it is the last event the server sent, and a client
+library may report a failed status before messages it still buffers (grpc-js does), so it can be
+ahead of the last event this side saw. Resuming from our own costs the server a re-scan of events
+the filter leaves out, never an event.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ OnSkipped = Callable[[normalizer_service_pb2.EventsSkipped], None]
 class Subscription:
     """An iterator of ``Event``s; see ``Client.subscribe``.
 
-    ``cursor`` is the sequence after which the stream would resume: the last event yielded, or
-    further when the server said so. ``None`` until known. ``close()`` (from any thread) ends
+    ``cursor`` is the sequence after which the stream would resume: the last event yielded (or
+    the last one retention removed, after ``on_skipped``). ``None`` until known. ``close()`` (from any thread) ends
     the iteration.
     """
 
@@ -145,9 +149,6 @@ class Subscription:
                 error = errors.from_rpc_error(rpc_error)
                 if not error.retryable:
                     raise error from None
-                resume = error.metadata.get("resume_after_sequence", "")
-                if resume.isdigit():
-                    self.cursor = max(self.cursor or 0, int(resume))
             finally:
                 # Also when the caller stops iterating: the server stops sending.
                 if self._call is not None:
