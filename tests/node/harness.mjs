@@ -20,7 +20,7 @@ export const GIGS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 export const ABOWIRE_TOKEN = "abowire-test-token";
 export const MM_TOKEN = "mm-test-token";
 
-function config(store) {
+function config(store, storeExtra) {
   return `
 [server]
 grpc_listen = "127.0.0.1:0"
@@ -29,6 +29,7 @@ shutdown_grace_seconds = 5
 
 [store]
 path = ${JSON.stringify(store)}
+${storeExtra}
 
 [streams]
 heartbeat_seconds = 1
@@ -57,16 +58,17 @@ function binary() {
 }
 
 export class HooknormServer {
-  static async start() {
-    const server = new HooknormServer();
+  /** Starts a server; `storeExtra` is TOML added to its `[store]` table. */
+  static async start({ storeExtra = "" } = {}) {
+    const server = new HooknormServer(storeExtra);
     await server.spawn({});
     return server;
   }
 
-  constructor() {
+  constructor(storeExtra) {
     this.dir = mkdtempSync(join(tmpdir(), "hooknorm-node-"));
     this.config = join(this.dir, "hooknorm.toml");
-    writeFileSync(this.config, config(join(this.dir, "store")));
+    writeFileSync(this.config, config(join(this.dir, "store"), storeExtra));
   }
 
   spawn(env) {
