@@ -19,6 +19,7 @@
 //! - [`http`]: the axum ingress (`POST /webhooks/{source}`, probes): HTTP <-> domain only.
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: both listeners, health, reflection, graceful shutdown.
+//! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
@@ -26,6 +27,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod error;
 pub mod event;
