@@ -13,8 +13,7 @@ use chrono::{DateTime, Utc};
 use common::stream::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, EncodedBatch, EventLog, LiveSubscription, LogError,
-    RetentionReport,
+    AppendRequest, Appended, EncodedBatch, EventLog, LiveSubscription, LogError, RetentionReport,
 };
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{

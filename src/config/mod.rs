@@ -5,12 +5,13 @@
 //! secrets resolved, networks parsed, every limit usable. Whoever holds a `Config` may build
 //! from it without checking anything again. Every error names the offending key.
 //!
-//! One file per section (`server`, `http`, `limits`, `store`, `streams`, `log`, `sources`), and
-//! `secrets` for how secrets are written, resolved and kept out of `Debug`.
+//! One file per section (`server`, `http`, `limits`, `store` with `nats`, `streams`, `log`,
+//! `sources`), and `secrets` for how secrets are written, resolved and kept out of `Debug`.
 
 mod http;
 mod limits;
 mod log;
+mod nats;
 mod secrets;
 mod server;
 mod sources;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use http::HttpConfig;
 pub use limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES, LimitsConfig};
 pub use log::{LogConfig, LogFormat};
+pub use nats::{NatsAuth, NatsConfig, NatsTlsConfig};
 pub use secrets::{Secret, SecretRef};
 pub use server::ServerConfig;
 pub use sources::{DEFAULT_TOLERANCE_SECONDS, SourceConfig, VerificationConfig};
@@ -208,7 +210,7 @@ impl ConfigFile {
     }
 
     /// Checks what serde cannot, section by section, and resolves the sources' secrets.
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(mut self) -> Result<Config, ConfigError> {
         self.streams.validate()?;
         self.store.validate()?;
         self.server.validate()?;

@@ -49,6 +49,7 @@
 //! (chunked deletes).
 
 mod batch;
+mod index;
 mod read;
 mod retention;
 mod schema;
@@ -74,6 +75,9 @@ use crate::log::{
 };
 use crate::proto::v1::Event;
 
+pub use index::{
+    IndexEntry, IndexEntryKind, IndexOutcome, IndexPosition, IndexReply, RetentionView,
+};
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
@@ -194,6 +198,8 @@ pub struct SqliteEventLog {
     dedup_window_ms: i64,
     retention_max_age_ms: Option<i64>,
     retention_max_count: Option<u64>,
+    /// The position of an index of a replicated stream (`None` for a log of its own).
+    index: Option<watch::Receiver<IndexPosition>>,
 }
 
 impl std::fmt::Debug for SqliteEventLog {
@@ -222,6 +228,15 @@ impl SqliteEventLog {
         config: &StoreConfig,
         options: SqliteOptions,
     ) -> Result<SqliteEventLog, LogError> {
+        SqliteEventLog::open_mode(config, options, false)
+    }
+
+    /// Opens a log of its own, or (`index`) a replica's index of a stream (see [`index`]).
+    fn open_mode(
+        config: &StoreConfig,
+        options: SqliteOptions,
+        index: bool,
+    ) -> Result<SqliteEventLog, LogError> {
         std::fs::create_dir_all(&config.path).map_err(|error| LogError::Unavailable {
             reason: format!(
                 "cannot create store directory {}: {error}",
@@ -233,8 +248,12 @@ impl SqliteEventLog {
         let cannot_open = |error: &dyn std::fmt::Display| LogError::Unavailable {
             reason: format!("cannot open {}: {error}", path.display()),
         };
-        let conn = schema::open_writer(&path).map_err(|error| cannot_open(&error))?;
+        let conn = schema::open_writer(&path, index).map_err(|error| cannot_open(&error))?;
         let last_sequence = schema::last_sequence(&conn).map_err(|error| cannot_open(&error))?;
+        let index = match index {
+            true => Some(index::read_position(&conn).map_err(|error| cannot_open(&error))?),
+            false => None,
+        };
         let reads = Arc::new(ReadPool::new(path.clone(), options.read_connections));
         // Fail at start-up, not on the first read, when readers cannot open the file.
         reads.warm().map_err(|error| cannot_open(&error))?;
@@ -263,6 +282,17 @@ impl SqliteEventLog {
             dedup_window_ms,
             group_commit_max,
         );
+        let (writer, index) = match index {
+            Some(position) => {
+                let (published, positions) = watch::channel(position);
+                let state = index::IndexState {
+                    position,
+                    published,
+                };
+                (writer.with_index(state), Some(positions))
+            }
+            None => (writer, None),
+        };
         let handle = std::thread::Builder::new()
             .name("hooknorm-sqlite-writer".to_owned())
             .spawn(move || {
@@ -289,6 +319,7 @@ impl SqliteEventLog {
             dedup_window_ms,
             retention_max_age_ms: config.retention_max_age_seconds.map(seconds_to_ms),
             retention_max_count: config.retention_max_count,
+            index,
         })
     }
 

@@ -92,9 +92,7 @@ pub async fn a_retained_provider_id_is_a_duplicate_past_the_window_and_never_ren
     log.close().await;
 }
 
-pub async fn a_removed_provider_id_is_recognized_within_the_window_then_stored_again<
-    H: Harness,
->(
+pub async fn a_removed_provider_id_is_recognized_within_the_window_then_stored_again<H: Harness>(
     harness: &mut H,
 ) {
     let settings = Settings {
@@ -112,7 +110,10 @@ pub async fn a_removed_provider_id_is_recognized_within_the_window_then_stored_a
         .append(request(event("gigs:evt_1", "t.x")))
         .await
         .expect("append");
-    assert!(within.duplicate, "recognized within the window after removal");
+    assert!(
+        within.duplicate,
+        "recognized within the window after removal"
+    );
     assert_eq!(
         (within.event.id.as_str(), within.event.sequence),
         ("gigs:evt_1", first.sequence)
@@ -141,7 +142,10 @@ pub async fn only_a_repeat_of_the_latest_state_is_a_duplicate<H: Harness>(harnes
     };
     let on = append("sim_1", "mm:on").await;
     assert!(!on.duplicate);
-    assert!(append("sim_1", "mm:on").await.duplicate, "a repeat of the latest");
+    assert!(
+        append("sim_1", "mm:on").await.duplicate,
+        "a repeat of the latest"
+    );
     // Another entity in the same state is its own event... which is the same id, so it is
     // named by its sequence too.
     let other = append("sim_2", "mm:on").await;
@@ -153,7 +157,10 @@ pub async fn only_a_repeat_of_the_latest_state_is_a_duplicate<H: Harness>(harnes
     // On, off, on: three events; the third has the first one's content.
     let on_again = append("sim_1", "mm:on").await;
     assert!(!on_again.duplicate);
-    assert_eq!(on_again.event.id, format!("mm:on-{}", on_again.event.sequence));
+    assert_eq!(
+        on_again.event.id,
+        format!("mm:on-{}", on_again.event.sequence)
+    );
     // Its redelivery is answered with it, under the id it was stored with.
     let repeat = append("sim_1", "mm:on").await;
     assert!(repeat.duplicate);
@@ -173,15 +180,24 @@ pub async fn state_matching_ends_with_the_window<H: Harness>(harness: &mut H) {
     };
     let log = harness.open(settings).await;
     let first = log
-        .append(state_request("order_1", event("mm:done", "order.completed")))
+        .append(state_request(
+            "order_1",
+            event("mm:done", "order.completed"),
+        ))
         .await
         .expect("append");
     harness.advance(Duration::from_secs(61)).await;
     let later = log
-        .append(state_request("order_1", event("mm:done", "order.completed")))
+        .append(state_request(
+            "order_1",
+            event("mm:done", "order.completed"),
+        ))
         .await
         .expect("append");
-    assert!(!later.duplicate, "past the window the same state is a new event");
+    assert!(
+        !later.duplicate,
+        "past the window the same state is a new event"
+    );
     assert_eq!(
         later.event.id,
         format!("mm:done-{}", later.event.sequence),
@@ -211,7 +227,10 @@ pub async fn the_full_view_returns_the_kept_delivery_and_nothing_else_carries_it
     let mut with_delivery = request(event("gigs:evt_1", "t.x"));
     with_delivery.delivery = Some(delivery.clone());
     let stored = log.append(with_delivery).await.expect("append").event;
-    assert_eq!(stored.delivery, None, "an append's answer carries no delivery");
+    assert_eq!(
+        stored.delivery, None,
+        "an append's answer carries no delivery"
+    );
     let without = store(&log, event("gigs:evt_2", "t.x")).await;
 
     let full = log
