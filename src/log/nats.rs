@@ -55,7 +55,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, context::PublishAckFuture, message::PublishMessage};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{RwLock, watch};
+use tokio::sync::{Notify, RwLock, watch};
 
 use crate::config::StoreConfig;
 use crate::log::sqlite::{Clock, IndexPosition, SqliteEventLog, SqliteOptions};
@@ -104,6 +104,10 @@ impl Default for NatsOptions {
 /// How long readiness and retention wait for a stream info answer.
 const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// An acknowledged message normally reaches the index within milliseconds; a caller that waited
+/// this long has the applier start its consumer over (its server may have gone).
+const APPLY_STALL: Duration = Duration::from_millis(750);
+
 /// The NATS JetStream [`EventLog`].
 pub struct NatsEventLog {
     client: async_nats::Client,
@@ -121,6 +125,8 @@ pub struct NatsEventLog {
     /// `true` once closed; appends hold it for reading so `close` waits for them.
     closed: RwLock<bool>,
     stop: watch::Sender<bool>,
+    /// Asks the applier to start its consumer over (see [`Applier`]).
+    restart: Arc<Notify>,
     applier: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The stream's last sequence at start-up: the replica is not ready before it applied it.
     start_target: u64,
@@ -152,7 +158,8 @@ impl NatsEventLog {
     ) -> Result<NatsEventLog, NatsOpenError> {
         let nats = &config.nats;
         let subjects = Subjects::new(&nats.subject_prefix);
-        let client = connect::connect(nats).await?;
+        let restart = Arc::new(Notify::new());
+        let client = connect::connect(nats, Arc::clone(&restart)).await?;
         let append_timeout = Duration::from_secs(nats.append_timeout_seconds);
         let context = jetstream::ContextBuilder::new()
             .timeout(append_timeout)
@@ -184,6 +191,7 @@ impl NatsEventLog {
             waiters: Arc::clone(&waiters),
             batch_max: config.group_commit_max.max(1),
             stop: stopped,
+            restart: Arc::clone(&restart),
         };
         let applier = tokio::spawn(applier.run());
         let position = *positions.borrow();
@@ -211,6 +219,7 @@ impl NatsEventLog {
             appends: AtomicU64::new(0),
             closed: RwLock::new(false),
             stop,
+            restart,
             applier: tokio::sync::Mutex::new(Some(applier)),
             start_target: last_sequence,
             caught_up: AtomicBool::new(position.applied >= last_sequence),
@@ -233,9 +242,12 @@ impl NatsEventLog {
     /// Waits until the index has applied `sequence`, for at most the append timeout.
     async fn wait_applied(&self, sequence: u64) -> Result<IndexPosition, LogError> {
         let mut positions = self.positions.clone();
-        let reached = positions.wait_for(|position| position.applied >= sequence);
+        let reached = self.unstalled(async {
+            let position = positions.wait_for(|position| position.applied >= sequence);
+            position.await.map(|position| *position)
+        });
         match tokio::time::timeout(self.append_timeout, reached).await {
-            Ok(Ok(position)) => Ok(*position),
+            Ok(Ok(position)) => Ok(position),
             Ok(Err(_)) => Err(LogError::Closed),
             Err(_) => Err(LogError::Unavailable {
                 reason: format!(
@@ -244,6 +256,17 @@ impl NatsEventLog {
                 ),
             }),
         }
+    }
+
+    /// Awaits `wait`, asking the applier to start over if it takes longer than [`APPLY_STALL`].
+    async fn unstalled<T>(&self, wait: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(wait);
+        if let Ok(done) = tokio::time::timeout(APPLY_STALL, &mut wait).await {
+            return done;
+        }
+        tracing::debug!("an acknowledged message waits for the applier, restarting it");
+        self.restart.notify_one();
+        wait.await
     }
 
     /// The stream's state, asked of JetStream.
@@ -299,9 +322,12 @@ impl NatsEventLog {
             }
             let ack = self.publish(subject.clone(), message).await?;
             if !ack.duplicate {
-                let outcome = answer.await.map_err(|_| LogError::Unavailable {
-                    reason: "the local index did not apply the append".to_owned(),
-                })??;
+                let outcome =
+                    self.unstalled(answer)
+                        .await
+                        .map_err(|_| LogError::Unavailable {
+                            reason: "the local index did not apply the append".to_owned(),
+                        })??;
                 return Ok(outcome.into_appended());
             }
             // JetStream already has a delivery with this key: once applied, the index says

@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::stream::Stream as JetStream;
 use futures_util::StreamExt;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::record::Subjects;
 use crate::log::LogError;
@@ -77,6 +77,10 @@ pub(super) struct Applier {
     pub waiters: Arc<Waiters>,
     pub batch_max: usize,
     pub stop: watch::Receiver<bool>,
+    /// Woken when the client reconnected, or when a caller has waited suspiciously long for an
+    /// acknowledged message: either way the consumer may be gone with its server, and starting
+    /// over from the index's position costs one request.
+    pub restart: Arc<Notify>,
 }
 
 impl Applier {
@@ -112,11 +116,13 @@ impl Applier {
             consumer = self.stream.create_consumer(config) => consumer.map_err(|e| e.to_string())?,
             _ = self.stop.changed() => return Ok(()),
         };
+        tracing::debug!(from, "stream applier follows");
         let mut messages = consumer.messages().await.map_err(|e| e.to_string())?;
         loop {
             let first = tokio::select! {
                 message = messages.next() => message,
                 _ = self.stop.changed() => return Ok(()),
+                () = self.restart.notified() => return Err("restart asked for".to_owned()),
             };
             let Some(first) = first else {
                 return Err("the consumer ended".to_owned());

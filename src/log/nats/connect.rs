@@ -3,9 +3,11 @@
 //! asks for. An existing stream is never altered; one that differs is a start-up error that
 //! says what differs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
+use tokio::sync::Notify;
 
 use super::NatsOpenError;
 use super::record::Subjects;
@@ -14,8 +16,13 @@ use crate::config::{NatsAuth, NatsConfig};
 /// Reconnect attempts back off to this, so a replica notices a returning server within it.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// Connects with the configured credentials and TLS; retries forever once connected.
-pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client, NatsOpenError> {
+/// Connects with the configured credentials and TLS; retries forever once connected. Every
+/// reconnection wakes `reconnected`'s waiters (the applier starts its consumer over at once
+/// rather than waiting to miss its heartbeats).
+pub(super) async fn connect(
+    config: &NatsConfig,
+    reconnected: Arc<Notify>,
+) -> Result<async_nats::Client, NatsOpenError> {
     let mut options = async_nats::ConnectOptions::new()
         .name(&config.client_name)
         .connection_timeout(Duration::from_secs(config.connect_timeout_seconds))
@@ -25,11 +32,17 @@ pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client, N
             let exponent = u32::try_from(attempts.min(6)).unwrap_or(6);
             (Duration::from_millis(25) * 2u32.pow(exponent)).min(MAX_RECONNECT_DELAY)
         })
-        .event_callback(|event| async move {
-            match event {
-                async_nats::Event::Connected => tracing::info!("nats connected"),
-                async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
-                other => tracing::info!(event = %other, "nats event"),
+        .event_callback(move |event| {
+            let reconnected = Arc::clone(&reconnected);
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("nats connected");
+                        reconnected.notify_waiters();
+                    }
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                    other => tracing::info!(event = %other, "nats event"),
+                }
             }
         });
     options =
