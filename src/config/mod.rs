@@ -176,8 +176,8 @@ impl ConfigFile {
     }
 
     /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`,
-    /// `HOOKNORM_STORE_PATH`, `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a bad value is
-    /// named by its variable.
+    /// `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`, `HOOKNORM_NATS_SERVERS` (comma-separated),
+    /// `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a bad value is named by its variable.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
         where
@@ -198,6 +198,26 @@ impl ConfigFile {
         }
         if let Some(value) = var("HOOKNORM_STORE_PATH") {
             self.store.path = PathBuf::from(value);
+        }
+        if let Some(value) = var("HOOKNORM_STORE_BACKEND") {
+            self.store.backend = match value.as_str() {
+                "sqlite" => StoreBackend::Sqlite,
+                "nats" => StoreBackend::Nats,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "HOOKNORM_STORE_BACKEND",
+                        "must be sqlite or nats",
+                    ));
+                }
+            };
+        }
+        if let Some(value) = var("HOOKNORM_NATS_SERVERS") {
+            self.store.nats.servers = value
+                .split(',')
+                .map(str::trim)
+                .filter(|server| !server.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         if let Some(value) = var("HOOKNORM_LOG_FORMAT") {
             self.log.format = LogFormat::parse("HOOKNORM_LOG_FORMAT", &value)?;

@@ -409,6 +409,29 @@ mod tests {
     }
 
     #[test]
+    fn the_backend_and_servers_come_from_the_environment_too() {
+        let config = Config::from_toml_with_env("", |name| match name {
+            "HOOKNORM_STORE_BACKEND" => Some("nats".into()),
+            "HOOKNORM_NATS_SERVERS" => Some("nats://a:4222, nats://b:4222".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Nats);
+        assert_eq!(
+            config.store.nats.servers,
+            ["nats://a:4222", "nats://b:4222"]
+        );
+        let error = Config::from_toml_with_env("", |name| {
+            (name == "HOOKNORM_STORE_BACKEND").then(|| "postgres".into())
+        })
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("HOOKNORM_STORE_BACKEND"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_nats_table_is_ignored_by_the_embedded_backend() {
         let config = Config::from_toml("[store.nats]\nreplicas = 2\n").unwrap();
         assert_eq!(config.store.backend, StoreBackend::Sqlite);
