@@ -44,12 +44,14 @@
 //! [`crate::log::spawn_retention`] schedules it; callers may also call
 //! [`EventLog::enforce_retention`] themselves.
 //!
-//! Files: `schema` (connections, pragmas, tables), `writer` (the thread and its commands),
-//! `batch` (one group commit: dedup and inserts), `read` (pool and filter -> SQL), `retention`
-//! (chunked deletes).
+//! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `read` (pool
+//! and filter -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index
+//! of a replicated stream, for the NATS backend).
 
 mod batch;
 mod index;
+mod lock;
 mod read;
 mod retention;
 mod schema;
@@ -58,7 +60,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -78,6 +80,8 @@ use crate::proto::v1::Event;
 pub use index::{
     IndexEntry, IndexEntryKind, IndexOutcome, IndexPosition, IndexReply, RetentionView,
 };
+pub use lock::LOCK_FILE_NAME;
+use lock::lock_store;
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
@@ -133,48 +137,6 @@ impl std::fmt::Debug for SqliteOptions {
             .field("read_connections", &self.read_connections)
             .field("lock_wait", &self.lock_wait)
             .finish_non_exhaustive()
-    }
-}
-
-/// The lock file that keeps a second process off the same store.
-pub const LOCK_FILE_NAME: &str = "events.lock";
-
-/// Takes the store's exclusive lock, held as long as the returned file is open, waiting up to
-/// `wait` for a previous holder (a log still closing, a process still shutting down). The
-/// writer keeps its next sequence in memory, so a second writer on the same file would fail
-/// every append; it is refused at start-up instead.
-fn lock_store(dir: &Path, wait: Duration) -> Result<std::fs::File, LogError> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|error| LogError::Unavailable {
-            reason: format!("cannot open lock file {}: {error}", path.display()),
-        })?;
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Unavailable {
-                    reason: format!(
-                        "store {} is in use by another hooknorm process (lock {})",
-                        dir.display(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(std::fs::TryLockError::Error(error)) => {
-                return Err(LogError::Unavailable {
-                    reason: format!("cannot lock {}: {error}", path.display()),
-                });
-            }
-        }
     }
 }
 
