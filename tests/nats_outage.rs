@@ -54,6 +54,23 @@ async fn sender(addr: SocketAddr, first: u64, stop: Arc<AtomicBool>, seen: Arc<M
     }
 }
 
+/// The whole server's gRPC health status (1 SERVING, 2 NOT_SERVING).
+async fn health(addr: &str) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connects");
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health answers")
+        .into_inner()
+        .status
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns() {
     let mut nats = NatsServer::start();
@@ -87,8 +104,9 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
     assert!(before_outage > 0, "nothing acknowledged before the outage");
 
     nats.kill();
-    // Down: not ready, and the stream ends with its resume cursor.
+    // Down: not ready (HTTP and gRPC health), and the stream ends with its resume cursor.
     readyz_becomes(http, 503).await;
+    assert_eq!(health(&running.addr).await, 2, "grpc health NOT_SERVING");
     let ended = stream_end(&mut subscription, Duration::from_secs(30)).await;
     let cursor = resume_after(&ended);
     let refused_at = Instant::now();
@@ -104,6 +122,7 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
 
     nats.run();
     readyz_becomes(http, 200).await;
+    assert_eq!(health(&running.addr).await, 1, "grpc health SERVING");
     // Acknowledgements resume without a restart.
     let resumed_at = Instant::now();
     while seen.lock().expect("lock").acknowledged.len() < acknowledged_while_down + 20 {

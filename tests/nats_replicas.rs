@@ -17,7 +17,9 @@ use common::http::{assert_accepted, post_webhook};
 use common::stream::{connect, open_stream};
 use common::*;
 use hooknorm::proto::v1::stream_events_response::Message;
-use hooknorm::proto::v1::{EventFilter, ListEventsRequest, StartPosition};
+use hooknorm::proto::v1::{
+    EventFilter, EventView, GetEventRequest, ListEventsRequest, StartPosition,
+};
 use nats_support::NatsServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -195,6 +197,24 @@ async fn identical_deliveries_raced_across_replicas_store_one_event() {
             first,
             "same history"
         );
+    }
+    // Any replica has the delivery a webhook was accepted with, whichever replica took it.
+    let (id, sequence) = first[0].clone();
+    for replica in &replicas {
+        let event = connect(&replica.addr)
+            .await
+            .get_event(GetEventRequest {
+                id: id.clone(),
+                view: EventView::Full as i32,
+            })
+            .await
+            .expect("get")
+            .into_inner()
+            .event
+            .expect("event");
+        assert_eq!(event.sequence, sequence);
+        let delivery = event.delivery.expect("the kept delivery");
+        assert_eq!(delivery.body, gigs_event(0, "sim.updated"));
     }
 }
 
