@@ -13,7 +13,8 @@
 //! - [`event`]: canonical type and time rules shared by the providers.
 //! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize, store.
 //! - [`proto`]: the generated `hooknorm.v1` types and the reflection descriptor set.
-//! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend) and retention.
+//! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend, NATS JetStream
+//!   backend for several replicas) and retention.
 //! - [`stream`]: event subscriptions: replay from the log, then live, with no gap at the seam.
 //! - [`grpc`]: the tonic service: proto <-> domain conversion and status mapping only.
 //! - [`http`]: the axum ingress (`POST /webhooks/{source}`, probes): HTTP <-> domain only.

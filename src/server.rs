@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
+use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
 use crate::pipeline::Pipeline;
@@ -26,6 +27,8 @@ use crate::stream::StreamSettings;
 pub enum ServerError {
     #[error("cannot open the event log: {0}")]
     Log(#[from] LogError),
+    #[error("cannot open the event log on nats: {0}")]
+    Nats(#[from] NatsOpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -51,6 +54,7 @@ pub async fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, ServerError>
                 })??;
             Ok(Arc::new(log))
         }
+        StoreBackend::Nats => Ok(Arc::new(NatsEventLog::open(&store).await?)),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The durable event log: where every accepted event is stored before it is acknowledged, and
 //! where subscribers read from.
 //!
-//! [`EventLog`] is chosen once at start-up: the embedded SQLite backend ([`sqlite`]) by default.
+//! [`EventLog`] is chosen once at start-up: the embedded SQLite backend ([`sqlite`]) by default,
+//! or NATS JetStream ([`nats`]) for several replicas sharing one log.
 //! The trait is shaped for a replicated backend too (NATS JetStream), whose sequence is assigned
 //! by the broker, whose head is not in local memory and whose live feed is not a tokio
 //! broadcast: so `head` and `subscribe` are async and fallible, and the live feed is handed out
@@ -11,6 +12,7 @@
 
 pub mod filter;
 pub mod live;
+pub mod nats;
 pub mod page;
 pub mod sqlite;
 pub mod subscription;

@@ -44,11 +44,14 @@
 //! [`crate::log::spawn_retention`] schedules it; callers may also call
 //! [`EventLog::enforce_retention`] themselves.
 //!
-//! Files: `schema` (connections, pragmas, tables), `writer` (the thread and its commands),
-//! `batch` (one group commit: dedup and inserts), `read` (pool and filter -> SQL), `retention`
-//! (chunked deletes).
+//! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `read` (pool
+//! and filter -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index
+//! of a replicated stream, for the NATS backend).
 
 mod batch;
+mod index;
+mod lock;
 mod read;
 mod retention;
 mod schema;
@@ -57,7 +60,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -74,6 +77,11 @@ use crate::log::{
 };
 use crate::proto::v1::Event;
 
+pub use index::{
+    IndexEntry, IndexEntryKind, IndexOutcome, IndexPosition, IndexReply, RetentionView,
+};
+pub use lock::LOCK_FILE_NAME;
+use lock::lock_store;
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
@@ -132,48 +140,6 @@ impl std::fmt::Debug for SqliteOptions {
     }
 }
 
-/// The lock file that keeps a second process off the same store.
-pub const LOCK_FILE_NAME: &str = "events.lock";
-
-/// Takes the store's exclusive lock, held as long as the returned file is open, waiting up to
-/// `wait` for a previous holder (a log still closing, a process still shutting down). The
-/// writer keeps its next sequence in memory, so a second writer on the same file would fail
-/// every append; it is refused at start-up instead.
-fn lock_store(dir: &Path, wait: Duration) -> Result<std::fs::File, LogError> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|error| LogError::Unavailable {
-            reason: format!("cannot open lock file {}: {error}", path.display()),
-        })?;
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Unavailable {
-                    reason: format!(
-                        "store {} is in use by another hooknorm process (lock {})",
-                        dir.display(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(std::fs::TryLockError::Error(error)) => {
-                return Err(LogError::Unavailable {
-                    reason: format!("cannot lock {}: {error}", path.display()),
-                });
-            }
-        }
-    }
-}
-
 /// The SQLite [`EventLog`].
 pub struct SqliteEventLog {
     path: PathBuf,
@@ -194,6 +160,8 @@ pub struct SqliteEventLog {
     dedup_window_ms: i64,
     retention_max_age_ms: Option<i64>,
     retention_max_count: Option<u64>,
+    /// The position of an index of a replicated stream (`None` for a log of its own).
+    index: Option<watch::Receiver<IndexPosition>>,
 }
 
 impl std::fmt::Debug for SqliteEventLog {
@@ -222,6 +190,15 @@ impl SqliteEventLog {
         config: &StoreConfig,
         options: SqliteOptions,
     ) -> Result<SqliteEventLog, LogError> {
+        SqliteEventLog::open_mode(config, options, false)
+    }
+
+    /// Opens a log of its own, or (`index`) a replica's index of a stream (see [`index`]).
+    fn open_mode(
+        config: &StoreConfig,
+        options: SqliteOptions,
+        index: bool,
+    ) -> Result<SqliteEventLog, LogError> {
         std::fs::create_dir_all(&config.path).map_err(|error| LogError::Unavailable {
             reason: format!(
                 "cannot create store directory {}: {error}",
@@ -233,8 +210,12 @@ impl SqliteEventLog {
         let cannot_open = |error: &dyn std::fmt::Display| LogError::Unavailable {
             reason: format!("cannot open {}: {error}", path.display()),
         };
-        let conn = schema::open_writer(&path).map_err(|error| cannot_open(&error))?;
+        let conn = schema::open_writer(&path, index).map_err(|error| cannot_open(&error))?;
         let last_sequence = schema::last_sequence(&conn).map_err(|error| cannot_open(&error))?;
+        let index = match index {
+            true => Some(index::read_position(&conn).map_err(|error| cannot_open(&error))?),
+            false => None,
+        };
         let reads = Arc::new(ReadPool::new(path.clone(), options.read_connections));
         // Fail at start-up, not on the first read, when readers cannot open the file.
         reads.warm().map_err(|error| cannot_open(&error))?;
@@ -263,6 +244,17 @@ impl SqliteEventLog {
             dedup_window_ms,
             group_commit_max,
         );
+        let (writer, index) = match index {
+            Some(position) => {
+                let (published, positions) = watch::channel(position);
+                let state = index::IndexState {
+                    position,
+                    published,
+                };
+                (writer.with_index(state), Some(positions))
+            }
+            None => (writer, None),
+        };
         let handle = std::thread::Builder::new()
             .name("hooknorm-sqlite-writer".to_owned())
             .spawn(move || {
@@ -289,6 +281,7 @@ impl SqliteEventLog {
             dedup_window_ms,
             retention_max_age_ms: config.retention_max_age_seconds.map(seconds_to_ms),
             retention_max_count: config.retention_max_count,
+            index,
         })
     }
 
