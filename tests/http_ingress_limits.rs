@@ -274,9 +274,9 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
     let switch = Switch::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start_failing(&test_config_toml(MIB), dir.path(), &switch).await;
-    let addr = server.http_addr;
+    let (addr, ops) = (server.http_addr, server.ops_addr);
     let request = gigs_event_request(42, "subscription.renewed");
-    assert_eq!(get(addr, "/readyz").await.status, 200);
+    assert_eq!(get(ops, "/readyz").await.status, 200);
 
     switch.set(Mode::Refuse);
     for _ in 0..2 {
@@ -290,9 +290,9 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
         );
     }
     // Unready on both probes while it lasts; alive all along.
-    let ready = readyz_becomes(addr, 503).await;
+    let ready = readyz_becomes(ops, 503).await;
     assert_eq!(ready.json["reason"], "store_unavailable");
-    assert_eq!(get(addr, "/healthz").await.status, 200);
+    assert_eq!(get(ops, "/healthz").await.status, 200);
     for service in ["", "hooknorm.v1.NormalizerService"] {
         assert_eq!(
             grpc_health(&server, service).await,
@@ -301,7 +301,7 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
     }
 
     switch.set(Mode::Healthy);
-    readyz_becomes(addr, 200).await;
+    readyz_becomes(ops, 200).await;
     assert_eq!(
         grpc_health(&server, "").await,
         ServingStatus::Serving as i32
@@ -435,7 +435,7 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_refused(&answer, 429, "RATE_LIMITED", "second in the same second");
     assert_eq!(answer.header("retry-after"), Some("2"));
     // Probes are not rate limited.
-    assert_eq!(get(addr, "/readyz").await.status, 200);
+    assert_eq!(get(server.ops_addr, "/readyz").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, _, duplicate) = assert_accepted(&post_webhook(addr, &request).await, "next second");
     assert!(duplicate);

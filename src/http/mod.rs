@@ -4,7 +4,9 @@
 //! ingest limits; it decides nothing about webhooks itself. Every refusal, whichever layer
 //! makes it, is logged once on its way out ([`errors::refusal_log`]).
 //!
-//! Also served here: the `/healthz` and `/readyz` probes.
+//! The probes, `/healthz` and `/readyz`, are a separate app ([`ops_router`]) on a listener of
+//! their own, so that no flood of the public ingress can fail them. Both listeners are served by
+//! [`serve`], with connection admission from [`crate::listen`].
 
 mod client_ip;
 mod errors;
@@ -33,8 +35,9 @@ use tower::load_shed::LoadShedLayer;
 use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, OpsConfig};
 use crate::error::Reason;
+use crate::listen::Limits;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::readiness::Readiness;
 use crate::verify::IpAllowlist;
@@ -42,7 +45,7 @@ use crate::verify::IpAllowlist;
 pub use client_ip::client_ip;
 pub use errors::{HttpError, status_of};
 pub use limits::RateLimiter;
-pub use serve::{ConnectionLimits, serve};
+pub use serve::{READ_BUFFER_BYTES, serve};
 
 /// The ingress's settings, from `[http]`.
 #[derive(Debug, Clone)]
@@ -58,7 +61,7 @@ pub struct HttpSettings {
     /// `Retry-After` on 429 and 503.
     pub retry_after_seconds: u64,
     /// How connections are bounded in time and number.
-    pub connections: ConnectionLimits,
+    pub connections: Limits,
 }
 
 impl HttpSettings {
@@ -69,11 +72,26 @@ impl HttpSettings {
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             retry_after_seconds: config.retry_after_seconds,
-            connections: ConnectionLimits {
-                header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+            connections: Limits {
                 max_connections: config.max_connections,
+                max_waiting_per_address: config.max_waiting_per_address,
+                wait_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+                wait_timeout_min: Duration::from_secs(config.header_read_timeout_min_seconds),
             },
         }
+    }
+}
+
+/// The ops listener's connection limits, from `[ops]`: no per-address cap (the kubelet probes
+/// from one address) and a fixed deadline; at the cap, a new probe still gets in by closing the
+/// oldest waiting connection.
+pub fn ops_limits(config: &OpsConfig) -> Limits {
+    let timeout = Duration::from_secs(config.header_read_timeout_seconds);
+    Limits {
+        max_connections: config.max_connections,
+        max_waiting_per_address: config.max_connections,
+        wait_timeout: timeout,
+        wait_timeout_min: timeout,
     }
 }
 
@@ -88,11 +106,10 @@ pub struct HttpState {
     max_concurrency: usize,
     request_timeout: Duration,
     retry_after_seconds: u64,
-    readiness: Readiness,
 }
 
 impl HttpState {
-    pub fn new(pipeline: Pipeline, settings: HttpSettings, readiness: Readiness) -> Self {
+    pub fn new(pipeline: Pipeline, settings: HttpSettings) -> Self {
         HttpState {
             sources: Arc::new(pipeline.sources().map(|s| s.name.clone()).collect()),
             pipeline,
@@ -103,16 +120,15 @@ impl HttpState {
             max_concurrency: settings.max_concurrency,
             request_timeout: settings.request_timeout,
             retry_after_seconds: settings.retry_after_seconds,
-            readiness,
         }
     }
 }
 
 /// The ingress app; every request runs in an `http` span, and every refusal is logged on its
 /// way out. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST` to a
-/// configured source: probes answer even when ingestion is saturated, and a request refused
-/// anyway (404 unknown source or path, 405 wrong method) spends neither a rate token nor a
-/// concurrency slot, so stray traffic cannot crowd out real deliveries.
+/// configured source: a request refused anyway (404 unknown source or path, 405 wrong method)
+/// spends neither a rate token nor a concurrency slot, so stray traffic cannot crowd out real
+/// deliveries.
 pub fn router(state: HttpState) -> Router {
     let retry_after = state.retry_after_seconds;
     let limits = ServiceBuilder::new()
@@ -135,14 +151,6 @@ pub fn router(state: HttpState) -> Router {
                 .route_layer(limits)
                 .fallback(|| async { method_not_allowed("POST") }),
         )
-        .route(
-            "/healthz",
-            get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
-        )
-        .route(
-            "/readyz",
-            get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
-        )
         .fallback(|| async {
             HttpError::new(
                 Reason::UnknownPath,
@@ -155,6 +163,27 @@ pub fn router(state: HttpState) -> Router {
         ))
         .layer(trace::TraceLayer)
         .with_state(state)
+}
+
+/// The ops app: the probes, and nothing a webhook sender may reach.
+pub fn ops_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .route(
+            "/readyz",
+            get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .fallback(|| async {
+            HttpError::new(
+                Reason::UnknownPath,
+                "no such path; probes are GET /healthz and GET /readyz",
+            )
+        })
+        .layer(trace::TraceLayer)
+        .with_state(readiness)
 }
 
 /// Middleware, outside the limits: refuses an unknown source (404) before it can take a rate

@@ -1,0 +1,341 @@
+//! The bookkeeping behind connection admission, with no I/O: which connections are open, which
+//! of them are waiting (no request in progress) and since when, and therefore which one to close
+//! when a limit is reached. Every decision is made here, under one lock held by the caller, so
+//! it can be tested with made-up instants.
+//!
+//! Waiting connections are kept in the order they started waiting, globally and per address, and
+//! addresses by how many waiting connections they hold: choosing a victim is a lookup, never a
+//! scan, whatever the number of connections.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// A listener's connection limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Connections open at once. At the cap a new connection closes a waiting one to make room,
+    /// or is itself closed when every open connection has a request in progress.
+    pub max_connections: usize,
+    /// Waiting connections one address (IPv6: one /64) may hold; past it, its oldest waiting
+    /// one is closed. Exempt addresses (trusted proxies) have no such cap.
+    pub max_waiting_per_address: usize,
+    /// How long a connection may wait for a request while the listener is at most half full.
+    pub wait_timeout: Duration,
+    /// How long it may wait at the cap; between half full and the cap the deadline shrinks
+    /// linearly from `wait_timeout` to this.
+    pub wait_timeout_min: Duration,
+}
+
+impl Limits {
+    /// The deadline for waiting connections with `open` connections open.
+    pub fn wait_deadline(&self, open: usize) -> Duration {
+        let cap = self.max_connections.max(1) as f64;
+        let pressure = ((open as f64 / cap - 0.5) * 2.0).clamp(0.0, 1.0);
+        let span = self.wait_timeout.saturating_sub(self.wait_timeout_min);
+        self.wait_timeout.saturating_sub(span.mul_f64(pressure))
+    }
+}
+
+/// Why the server closed a connection itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CloseReason {
+    /// The listener was at its cap; this waiting connection made room for a new one.
+    ConnectionCap,
+    /// Its address held the most waiting connections it may; this was the oldest.
+    AddressCap,
+    /// The listener was at its cap with a request in progress on every connection: the new
+    /// connection was closed at once.
+    Full,
+    /// It never completed a first request (head, or HTTP/2 preface) within the deadline.
+    FirstRequestTimeout,
+    /// It sat idle between requests past the deadline.
+    IdleTimeout,
+    /// The process ran out of file descriptors; this waiting connection gave its own back.
+    OutOfFiles,
+    /// It did not speak the listener's protocol (gRPC: no HTTP/2 preface).
+    Protocol,
+}
+
+impl CloseReason {
+    pub const ALL: [CloseReason; 7] = [
+        CloseReason::ConnectionCap,
+        CloseReason::AddressCap,
+        CloseReason::Full,
+        CloseReason::FirstRequestTimeout,
+        CloseReason::IdleTimeout,
+        CloseReason::OutOfFiles,
+        CloseReason::Protocol,
+    ];
+
+    /// The word in the log's `reason` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::ConnectionCap => "connection_cap",
+            CloseReason::AddressCap => "address_cap",
+            CloseReason::Full => "listener_full",
+            CloseReason::FirstRequestTimeout => "first_request_timeout",
+            CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::OutOfFiles => "out_of_files",
+            CloseReason::Protocol => "protocol",
+        }
+    }
+}
+
+/// A connection's id within its listener.
+pub type ConnId = u64;
+
+/// A connection the registry has let go of, to be closed by the caller (with `token`, whatever
+/// the caller keeps per connection to reach it).
+#[derive(Debug)]
+pub struct Victim<T> {
+    pub id: ConnId,
+    pub peer: IpAddr,
+    pub reason: CloseReason,
+    pub token: T,
+}
+
+/// What [`Registry::admit`] decided.
+#[derive(Debug)]
+pub struct Admission<T> {
+    /// The new connection's id; `None` when it must be closed at once ([`CloseReason::Full`]).
+    pub id: Option<ConnId>,
+    /// Connections closed to make room.
+    pub victims: Vec<Victim<T>>,
+}
+
+/// Addresses are limited as a whole, IPv6 ones by /64 (what one host or subscriber gets), and an
+/// IPv4-mapped IPv6 peer counts as its IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct PeerKey(IpAddr);
+
+impl PeerKey {
+    fn of(peer: IpAddr) -> PeerKey {
+        match peer.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !u128::from(u64::MAX);
+                PeerKey(IpAddr::V6(prefix.into()))
+            }
+            v4 => PeerKey(v4),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry<T> {
+    peer: IpAddr,
+    key: PeerKey,
+    /// `Some(order)` while waiting: the position in the waiting orders.
+    waiting: Option<u64>,
+    since: Instant,
+    served: bool,
+    token: T,
+}
+
+/// The open connections of one listener.
+#[derive(Debug)]
+pub struct Registry<T> {
+    limits: Limits,
+    next_id: ConnId,
+    next_order: u64,
+    entries: HashMap<ConnId, Entry<T>>,
+    /// Waiting connections, oldest first.
+    waiting: BTreeMap<u64, ConnId>,
+    /// Each address's waiting connections, oldest first.
+    by_peer: HashMap<PeerKey, BTreeSet<u64>>,
+    /// Addresses by (waiting count, oldest first): the last is the one to take from at the cap.
+    heaviest: BTreeSet<(usize, Reverse<u64>, PeerKey)>,
+}
+
+impl<T> Registry<T> {
+    pub fn new(limits: Limits) -> Self {
+        Registry {
+            limits,
+            next_id: 0,
+            next_order: 0,
+            entries: HashMap::new(),
+            waiting: BTreeMap::new(),
+            by_peer: HashMap::new(),
+            heaviest: BTreeSet::new(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Connections waiting for a request now.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The deadline for waiting connections now.
+    pub fn wait_deadline(&self) -> Duration {
+        self.limits.wait_deadline(self.open())
+    }
+
+    /// A new connection from `peer`, waiting for its first request. Makes room first: past its
+    /// address's cap (unless `exempt`) that address's oldest waiting connection goes; at the
+    /// listener's cap, the oldest waiting connection of the address holding the most. When
+    /// every open connection is busy the new one is refused instead.
+    pub fn admit(&mut self, peer: IpAddr, exempt: bool, now: Instant, token: T) -> Admission<T> {
+        let key = PeerKey::of(peer);
+        let mut victims = Vec::new();
+        if !exempt
+            && self.by_peer.get(&key).map_or(0, BTreeSet::len)
+                >= self.limits.max_waiting_per_address
+            && let Some(victim) = self.oldest_of(key, CloseReason::AddressCap)
+        {
+            victims.push(victim);
+        }
+        if self.entries.len() >= self.limits.max_connections {
+            match self.heaviest_victim(CloseReason::ConnectionCap) {
+                Some(victim) => victims.push(victim),
+                None => return Admission { id: None, victims },
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.entries.insert(
+            id,
+            Entry {
+                peer,
+                key,
+                waiting: None,
+                since: now,
+                served: false,
+                token,
+            },
+        );
+        self.start_waiting(id, now);
+        Admission {
+            id: Some(id),
+            victims,
+        }
+    }
+
+    /// A request is in progress on `id` (its head, or its HTTP/2 preface, is in): it is no
+    /// longer a candidate for closing. False when it was already let go of.
+    pub fn activate(&mut self, id: ConnId) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        entry.served = true;
+        if let Some(order) = entry.waiting.take() {
+            let key = entry.key;
+            self.waiting.remove(&order);
+            self.update_peer(key, |orders| {
+                orders.remove(&order);
+            });
+        }
+        true
+    }
+
+    /// The request on `id` is answered; it waits for the next one from `now`.
+    pub fn wait(&mut self, id: ConnId, now: Instant) {
+        if self.entries.get(&id).is_some_and(|e| e.waiting.is_none()) {
+            self.start_waiting(id, now);
+        }
+    }
+
+    /// `id` has closed (by its client, or on its way out after being let go of).
+    pub fn remove(&mut self, id: ConnId) {
+        if self.entries.contains_key(&id) {
+            self.activate(id);
+            self.entries.remove(&id);
+        }
+    }
+
+    /// Lets go of every connection that has waited past the deadline.
+    pub fn expire(&mut self, now: Instant) -> Vec<Victim<T>> {
+        let deadline = self.wait_deadline();
+        let mut victims = Vec::new();
+        while let Some((_, &id)) = self.waiting.first_key_value() {
+            let Some(entry) = self.entries.get(&id) else {
+                break; // never: every waiting id has an entry
+            };
+            if now.saturating_duration_since(entry.since) < deadline {
+                break;
+            }
+            let reason = if entry.served {
+                CloseReason::IdleTimeout
+            } else {
+                CloseReason::FirstRequestTimeout
+            };
+            if let Some(victim) = self.let_go(id, reason) {
+                victims.push(victim);
+            }
+        }
+        victims
+    }
+
+    /// Lets go of one waiting connection (the one [`Registry::admit`] would pick at the cap), to
+    /// free its file descriptor.
+    pub fn evict_one(&mut self, reason: CloseReason) -> Option<Victim<T>> {
+        self.heaviest_victim(reason)
+    }
+
+    fn start_waiting(&mut self, id: ConnId, now: Instant) {
+        let order = self.next_order;
+        self.next_order += 1;
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return;
+        };
+        entry.waiting = Some(order);
+        entry.since = now;
+        let key = entry.key;
+        self.waiting.insert(order, id);
+        self.update_peer(key, |orders| {
+            orders.insert(order);
+        });
+    }
+
+    fn oldest_of(&mut self, key: PeerKey, reason: CloseReason) -> Option<Victim<T>> {
+        let order = *self.by_peer.get(&key)?.first()?;
+        let id = *self.waiting.get(&order)?;
+        self.let_go(id, reason)
+    }
+
+    fn heaviest_victim(&mut self, reason: CloseReason) -> Option<Victim<T>> {
+        let &(_, Reverse(order), _) = self.heaviest.last()?;
+        let id = *self.waiting.get(&order)?;
+        self.let_go(id, reason)
+    }
+
+    fn let_go(&mut self, id: ConnId, reason: CloseReason) -> Option<Victim<T>> {
+        self.activate(id);
+        let entry = self.entries.remove(&id)?;
+        Some(Victim {
+            id,
+            peer: entry.peer,
+            reason,
+            token: entry.token,
+        })
+    }
+
+    /// Changes one address's waiting set, keeping its place in `heaviest` in step.
+    fn update_peer(&mut self, key: PeerKey, change: impl FnOnce(&mut BTreeSet<u64>)) {
+        let orders = self.by_peer.entry(key).or_default();
+        if let Some(&oldest) = orders.first() {
+            self.heaviest.remove(&(orders.len(), Reverse(oldest), key));
+        }
+        change(orders);
+        match orders.first() {
+            Some(&oldest) => {
+                self.heaviest.insert((orders.len(), Reverse(oldest), key));
+            }
+            None => {
+                self.by_peer.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+use super::*;
+
+fn limits(max_connections: usize, per_address: usize) -> Limits {
+    Limits {
+        max_connections,
+        max_waiting_per_address: per_address,
+        wait_timeout: Duration::from_secs(75),
+        wait_timeout_min: Duration::from_secs(5),
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn admit(registry: &mut Registry<()>, peer: &str, now: Instant) -> (ConnId, Vec<Victim<()>>) {
+    let admission = registry.admit(ip(peer), false, now, ());
+    (admission.id.expect("admitted"), admission.victims)
+}
+
+fn ids(victims: &[Victim<()>]) -> Vec<ConnId> {
+    victims.iter().map(|victim| victim.id).collect()
+}
+
+#[test]
+fn the_deadline_shrinks_from_half_full_to_the_cap() {
+    let limits = limits(100, 10);
+    assert_eq!(limits.wait_deadline(0), Duration::from_secs(75));
+    assert_eq!(limits.wait_deadline(50), Duration::from_secs(75));
+    assert_eq!(limits.wait_deadline(75), Duration::from_secs(40));
+    assert_eq!(limits.wait_deadline(100), Duration::from_secs(5));
+    assert_eq!(limits.wait_deadline(150), Duration::from_secs(5));
+}
+
+#[test]
+fn at_the_cap_the_busiest_address_gives_up_its_oldest_waiting_connection() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(4, 10));
+    let (legit, _) = admit(&mut registry, "192.0.2.1", now);
+    let (flood_a, _) = admit(&mut registry, "198.51.100.7", now);
+    let (flood_b, _) = admit(&mut registry, "198.51.100.7", now);
+    let (_flood_c, _) = admit(&mut registry, "198.51.100.7", now);
+    // The legitimate connection is the oldest of all, yet the flooding address pays.
+    let (_, victims) = admit(&mut registry, "203.0.113.1", now);
+    assert_eq!(ids(&victims), [flood_a]);
+    assert_eq!(victims[0].reason, CloseReason::ConnectionCap);
+    let (_, victims) = admit(&mut registry, "203.0.113.2", now);
+    assert_eq!(ids(&victims), [flood_b]);
+    assert_eq!(registry.open(), 4);
+    // Equal counts: the address whose oldest waiting connection is older goes first.
+    let (_, victims) = admit(&mut registry, "203.0.113.3", now);
+    assert_eq!(ids(&victims), [legit]);
+}
+
+#[test]
+fn connections_with_a_request_in_progress_are_never_chosen() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(2, 10));
+    let (a, _) = admit(&mut registry, "192.0.2.1", now);
+    let (b, _) = admit(&mut registry, "192.0.2.2", now);
+    assert!(registry.activate(a));
+    let (c, victims) = admit(&mut registry, "192.0.2.3", now);
+    assert_eq!(ids(&victims), [b]);
+    // Everything busy: the newcomer is refused instead.
+    registry.activate(c);
+    let refused = registry.admit(ip("192.0.2.4"), false, now, ());
+    assert!(refused.id.is_none());
+    assert!(refused.victims.is_empty());
+    // Answered and waiting again: a candidate once more.
+    registry.wait(a, now);
+    let (_, victims) = admit(&mut registry, "192.0.2.4", now);
+    assert_eq!(ids(&victims), [a]);
+}
+
+#[test]
+fn an_address_past_its_cap_loses_its_own_oldest_unless_exempt() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(100, 2));
+    let (first, _) = admit(&mut registry, "198.51.100.7", now);
+    let (second, _) = admit(&mut registry, "198.51.100.7", now);
+    let (_, victims) = admit(&mut registry, "198.51.100.7", now);
+    assert_eq!(ids(&victims), [first]);
+    assert_eq!(victims[0].reason, CloseReason::AddressCap);
+    // Busy connections do not count against the address.
+    registry.activate(second);
+    let (_, victims) = admit(&mut registry, "198.51.100.7", now);
+    assert!(victims.is_empty());
+    // A trusted proxy carries many clients: no per-address cap.
+    for _ in 0..10 {
+        let admission = registry.admit(ip("10.0.0.5"), true, now, ());
+        assert!(admission.victims.is_empty());
+    }
+}
+
+#[test]
+fn ipv6_addresses_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(100, 1));
+    let (first, _) = admit(&mut registry, "2001:db8:1:2::1", now);
+    let (_, victims) = admit(&mut registry, "2001:db8:1:2:ffff::9", now);
+    assert_eq!(ids(&victims), [first]);
+    let (_, victims) = admit(&mut registry, "2001:db8:1:3::1", now);
+    assert!(victims.is_empty());
+    let (v4, _) = admit(&mut registry, "192.0.2.1", now);
+    let (_, victims) = admit(&mut registry, "::ffff:192.0.2.1", now);
+    assert_eq!(ids(&victims), [v4]);
+}
+
+#[test]
+fn waiting_connections_expire_by_the_deadline_of_the_moment() {
+    let start = Instant::now();
+    let mut registry = Registry::new(limits(4, 10));
+    let (never_sent, _) = admit(&mut registry, "192.0.2.1", start);
+    let (kept_alive, _) = admit(&mut registry, "192.0.2.2", start);
+    registry.activate(kept_alive);
+    registry.wait(kept_alive, start + Duration::from_secs(10));
+    // Two of four open: the full 75 s.
+    assert!(registry.expire(start + Duration::from_secs(74)).is_empty());
+    let victims = registry.expire(start + Duration::from_secs(75));
+    assert_eq!(ids(&victims), [never_sent]);
+    assert_eq!(victims[0].reason, CloseReason::FirstRequestTimeout);
+    let victims = registry.expire(start + Duration::from_secs(85));
+    assert_eq!(ids(&victims), [kept_alive]);
+    assert_eq!(victims[0].reason, CloseReason::IdleTimeout);
+    // Full: 5 s.
+    for _ in 0..4 {
+        admit(&mut registry, "198.51.100.7", start);
+    }
+    assert_eq!(registry.wait_deadline(), Duration::from_secs(5));
+    assert!(registry.expire(start + Duration::from_secs(4)).is_empty());
+    let victims = registry.expire(start + Duration::from_secs(5));
+    assert_eq!(victims.len(), 4);
+    assert_eq!(registry.open(), 0);
+}
+
+#[test]
+fn removed_and_let_go_connections_leave_no_trace() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(3, 3));
+    let (a, _) = admit(&mut registry, "192.0.2.1", now);
+    let (b, _) = admit(&mut registry, "192.0.2.1", now);
+    registry.remove(a);
+    registry.remove(a);
+    let victim = registry
+        .evict_one(CloseReason::OutOfFiles)
+        .expect("one waiting");
+    assert_eq!(victim.id, b);
+    // A let-go connection's own removal and activation are no-ops.
+    registry.remove(b);
+    assert!(!registry.activate(b));
+    assert_eq!(registry.open(), 0);
+    assert_eq!(registry.waiting(), 0);
+    assert!(registry.by_peer.is_empty());
+    assert!(registry.heaviest.is_empty());
+    assert!(registry.evict_one(CloseReason::OutOfFiles).is_none());
+}
