@@ -207,7 +207,7 @@ impl Server {
             self.admissions.http,
             stopped(stop_rx.clone()),
         );
-        let ops = crate::http::serve(
+        let ops = serve_ops(
             self.ops_listener,
             ops_app,
             self.admissions.ops,
@@ -215,7 +215,6 @@ impl Server {
         );
         let grpc = async { grpc.await.map_err(ServerError::from) };
         let http = async { http.await.map_err(ServerError::Http) };
-        let ops = async { ops.await.map_err(ServerError::Http) };
         // Any listener failing stops the server: part of a server would look healthy to one
         // kind of probe and be dead to another.
         let serving = async { tokio::try_join!(grpc, http, ops).map(|_| ()) };
@@ -267,6 +266,42 @@ impl Server {
         log.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+/// Serves the ops listener on a thread and runtime of its own, so that the probes never wait
+/// behind the public listeners' work, however much of it a flood makes: the kernel shares the
+/// CPU between threads, where tokio would queue probe connections behind every other task.
+async fn serve_ops(
+    listener: TcpListener,
+    app: axum::Router,
+    admission: Arc<Admission>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = listener.into_std().map_err(ServerError::Http)?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("hooknorm-ops".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let listener = TcpListener::from_std(listener)?;
+                        crate::http::serve(listener, app, admission, shutdown).await
+                    })
+                });
+            let _ = done_tx.send(served);
+        });
+    if let Err(error) = spawned {
+        return Err(ServerError::Http(error));
+    }
+    match done_rx.await {
+        Ok(served) => served.map_err(ServerError::Http),
+        Err(_) => Err(ServerError::Http(std::io::Error::other(
+            "ops listener thread ended without an answer",
+        ))),
     }
 }
 

@@ -1,8 +1,8 @@
 //! The HTTP listener's connection admission over real sockets: a half-sent request head and an
 //! idle keep-alive connection are closed after `http.header_read_timeout_seconds`; at
 //! `http.max_connections` a new connection is served at once and a waiting one closed instead
-//! (only when every connection is busy is the new one refused); an address past
-//! `http.max_waiting_per_address` loses its own oldest waiting connection; near the cap the
+//! (only when every connection is busy is the new one refused); an address holding
+//! `http.max_waiting_per_address` waiting connections has its next ones refused; near the cap the
 //! deadline shrinks to `http.header_read_timeout_min_seconds`; and each close is logged,
 //! rate-limited, with its reason.
 
@@ -109,19 +109,26 @@ async fn an_idle_keep_alive_connection_is_closed() {
 
 #[tokio::test]
 async fn at_the_cap_a_new_connection_closes_a_waiting_one() {
-    let toml = test_config_toml(MIB) + "\n[http]\nmax_connections = 1\n";
+    let toml = test_config_toml(MIB) + "\n[http]\nmax_connections = 2\n";
     let server = TestServer::start_with(&toml).await;
     let addr = server.http_addr;
-    // The only connection slot, held by a client that says nothing.
-    let mut idle = TcpStream::connect(addr).await.expect("connects");
+    // Both connection slots, held by a client that says nothing.
+    let mut idle = connect_from([127, 0, 0, 2], addr).await;
+    let _idle_too = connect_from([127, 0, 0, 2], addr).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    // The next connection is served at once, and the idle one pays for it.
-    let mut next = TcpStream::connect(addr).await.expect("connects");
+    // Another client's connection is served at once, and the idle client pays for it, with
+    // its oldest connection.
+    let mut next = connect_from([127, 0, 0, 3], addr).await;
     next.write_all(request(addr).as_bytes())
         .await
         .expect("written");
     assert_eq!(read_answer(&mut next).await.status, 404);
     assert!(closed_within(&mut idle, Duration::from_secs(10)).await);
+    // A newcomer from the address holding the most waiting connections is refused instead:
+    // it costs the server nothing.
+    if let Ok(mut refused) = common::flood::connect_from(IpAddr::from([127, 0, 0, 2]), addr).await {
+        assert!(closed_within(&mut refused, Duration::from_secs(10)).await);
+    }
     server.shutdown().await;
 }
 
@@ -152,23 +159,39 @@ async fn at_the_cap_with_every_connection_busy_a_new_one_is_refused() {
 }
 
 #[tokio::test]
-async fn an_address_past_its_cap_loses_its_own_oldest_waiting_connection() {
+async fn an_address_at_its_cap_has_its_next_connections_refused() {
     let toml = test_config_toml(MIB) + "\n[http]\nmax_waiting_per_address = 2\n";
     let server = TestServer::start_with(&toml).await;
     let addr = server.http_addr;
-    let mut elsewhere = connect_from([127, 0, 0, 3], addr).await;
-    let mut oldest = connect_from([127, 0, 0, 2], addr).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut first = connect_from([127, 0, 0, 2], addr).await;
     let mut second = connect_from([127, 0, 0, 2], addr).await;
-    let _third = connect_from([127, 0, 0, 2], addr).await;
-    assert!(closed_within(&mut oldest, Duration::from_secs(10)).await);
-    // Nobody else is touched: not its newer ones, not another address.
-    assert!(!closed_within(&mut second, Duration::from_millis(300)).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Reset at once: perhaps before `connect` even returns.
+    if let Ok(mut third) = common::flood::connect_from(IpAddr::from([127, 0, 0, 2]), addr).await {
+        assert!(closed_within(&mut third, Duration::from_secs(10)).await);
+    }
+    // Nobody else is touched: not its waiting ones, not another address.
+    assert!(!closed_within(&mut first, Duration::from_millis(300)).await);
+    let mut elsewhere = connect_from([127, 0, 0, 3], addr).await;
     elsewhere
         .write_all(request(addr).as_bytes())
         .await
         .expect("written");
     assert_eq!(read_answer(&mut elsewhere).await.status, 404);
+    // Once one of its connections has a request in progress, the address may open another.
+    second
+        .write_all(request(addr).as_bytes())
+        .await
+        .expect("written");
+    assert_eq!(read_answer(&mut second).await.status, 404);
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut fourth = connect_from([127, 0, 0, 2], addr).await;
+    fourth
+        .write_all(request(addr).as_bytes())
+        .await
+        .expect("written");
+    assert_eq!(read_answer(&mut fourth).await.status, 404);
     server.shutdown().await;
 }
 
@@ -205,9 +228,10 @@ fn closes_are_logged_with_their_reason_once_per_interval() {
     runtime.block_on(async {
         let mut held = Vec::new();
         for _ in 0..12 {
-            held.push(connect_from([127, 0, 0, 2], addr).await);
+            // A refused one may be reset before `connect` even returns.
+            held.push(common::flood::connect_from(IpAddr::from([127, 0, 0, 2]), addr).await);
         }
-        // The ten closed ones are closed by now: a request on a fresh connection is answered
+        // The ten refused ones are closed by now: a request on a fresh connection is answered
         // after them.
         assert_eq!(get(addr, "/nowhere").await.status, 404);
     });

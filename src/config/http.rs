@@ -44,8 +44,8 @@ pub struct HttpConfig {
     /// Connections open at once. Every connection is accepted at once; at the cap the oldest
     /// connection waiting for a request, of the address holding the most such connections, is
     /// closed to make room (a new connection is refused only when every open one has a request
-    /// in progress). Sized so that this many slow senders, each holding a full read buffer, cost
-    /// about 128 MiB (see the README).
+    /// in progress). By default 2,730: that many of the costliest waiting connections (a nearly
+    /// full 16 KiB head buffer) cost 64 MiB (see the README).
     pub max_connections: usize,
     /// Connections waiting for a request (new, sending a head, or idle keep-alive) that one
     /// client address may hold; past it, that address's oldest waiting connection is closed.
@@ -99,15 +99,21 @@ fn default_header_read_timeout_min() -> u64 {
     5
 }
 
-/// 128 MiB of connection memory at the measured worst case per connection (see
-/// `DEFAULT_MAX_CONNECTIONS`).
 fn default_max_connections() -> usize {
     DEFAULT_MAX_CONNECTIONS
 }
 
-/// Measured (BENCHMARKS.md, "Connections"): a connection that has sent most of a 16 KiB head
-/// costs ~TODO KiB of server memory, an idle one ~TODO KiB; 128 MiB / TODO KiB.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// What the ingress's open connections may cost at most by default.
+const CONNECTION_MEMORY_BUDGET: usize = 64 << 20;
+
+/// The most one waiting connection was measured to cost (BENCHMARKS.md, "Connections"): one
+/// that has sent 15 KiB of a head, nearly filling its 16 KiB read buffer, 23.6 KiB of server
+/// memory, rounded up. A silent one costs 11.6 KiB, an idle keep-alive one 13.0 KiB.
+const WORST_CONNECTION_BYTES: usize = 24 << 10;
+
+/// 64 MiB / 24 KiB: the cap is sized from measured memory, so a flood that fills it with the
+/// costliest connections still holds no more than the budget.
+pub const DEFAULT_MAX_CONNECTIONS: usize = CONNECTION_MEMORY_BUDGET / WORST_CONNECTION_BYTES;
 
 fn default_max_waiting_per_address() -> usize {
     64

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -19,12 +20,14 @@ use axum::extract::ConnectInfo;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::listen::{Active, Admission, Admitted, SWEEP_INTERVAL};
+use crate::listen::{Active, Admission, Admitted, CloseReason, Connection, SWEEP_INTERVAL};
 
 /// The most a connection buffers while reading (hyper's default is ~400 KiB): it bounds what a
 /// request head may take, and so what a client sending one slowly costs. Provider heads are a
@@ -66,17 +69,18 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     // Finished tasks keep their memory until joined.
                     while connections.try_join_next().is_some() {}
-                    let Some(admitted) = admission.admit(peer) else {
+                    let Some(admitted) = admission.admit(&stream, peer) else {
                         continue; // dropping the stream closes it
                     };
-                    connections.spawn(connection(
+                    let fut = connection(
                         stream,
                         peer,
                         app.clone(),
                         builder.clone(),
                         admitted,
                         closing_rx.clone(),
-                    ));
+                    );
+                    connections.spawn(fut);
                 }
                 Err(error) => admission.accept_failed(error).await,
             },
@@ -103,7 +107,14 @@ async fn connection(
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set tcp_nodelay");
     }
-    let Admitted { connection, closed } = admitted;
+    let Admitted {
+        connection,
+        mut closed,
+    } = admitted;
+    if !first_bytes(&stream, peer, &connection, &mut closed, &mut closing).await {
+        return;
+    }
+    let mut first_read = Some(connection.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         // The head is in: from here the request's own deadlines apply, not admission's.
         let active = connection.activate();
@@ -121,10 +132,17 @@ async fn connection(
     });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
+    // hyper reads as soon as it is first polled: a head that is in is served in that poll.
+    let serving = std::future::poll_fn(|cx| {
+        let poll = connection.as_mut().poll(cx);
+        if let Some(registration) = first_read.take() {
+            registration.polled();
+        }
+        poll
+    });
     let result = tokio::select! {
-        result = connection.as_mut() => result,
-        // Admission has logged why; dropping the connection closes the socket.
-        _ = closed => return,
+        result = serving => result,
+        reason = &mut closed => return closed_by_admission(peer, reason),
         () = async { drop(closing.wait_for(|closing| *closing).await) } => {
             connection.as_mut().graceful_shutdown();
             connection.await
@@ -134,6 +152,54 @@ async fn connection(
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "http connection ended with an error");
     }
+}
+
+/// Waits for a connection's first bytes: until then it costs its task and nothing more (hyper,
+/// and its 8 KiB read buffer, come with them), which is what most of a flood of idle
+/// connections never gets past. False when it must close first (admission closed it, or the
+/// server is shutting down: it has no request in flight to finish).
+async fn first_bytes(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    connection: &Connection,
+    closed: &mut oneshot::Receiver<CloseReason>,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut first = true;
+    let arrived = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            // Readiness can be spurious (a new socket starts out "ready"): look without taking.
+            let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+            let peeked =
+                stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte));
+            match peeked {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                // Bytes, the end, or an error: hyper takes it from here.
+                _ => return,
+            }
+            // Nothing in yet when first looked at: from now it is judged by the deadline.
+            if std::mem::take(&mut first) {
+                connection.polled();
+            }
+        }
+    };
+    tokio::select! {
+        () = arrived => true,
+        reason = closed => {
+            closed_by_admission(peer, reason);
+            false
+        }
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => false,
+    }
+}
+
+/// Admission has logged why (rate-limited); dropping the connection closes the socket.
+fn closed_by_admission(peer: SocketAddr, reason: Result<CloseReason, oneshot::error::RecvError>) {
+    let reason = reason.map_or("unknown", CloseReason::as_str);
+    tracing::debug!(%peer, reason, "http connection closed by admission");
 }
 
 /// An answer's body, holding the request's [`Active`] guard: hyper drops it once the body is

@@ -78,7 +78,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     while gates.try_join_next().is_some() {}
-                    let Some(admitted) = admission.admit(peer) else {
+                    let Some(admitted) = admission.admit(&stream, peer) else {
                         continue; // dropping the stream closes it
                     };
                     configure(&stream, tcp_keepalive);
@@ -112,8 +112,20 @@ async fn gate(
 ) {
     let Admitted { connection, closed } = admitted;
     let mut preface = [0u8; PREFACE.len()];
+    let reading = stream.read_exact(&mut preface);
+    tokio::pin!(reading);
+    let mut first_read = true;
+    // A client sends the preface at once: whatever the first read finds, from then the
+    // connection is judged by the deadline.
+    let read = std::future::poll_fn(|cx| {
+        let poll = reading.as_mut().poll(cx);
+        if std::mem::take(&mut first_read) {
+            connection.polled();
+        }
+        poll
+    });
     tokio::select! {
-        read = stream.read_exact(&mut preface) => match read {
+        read = read => match read {
             Ok(_) if &preface == PREFACE => {}
             Ok(_) => {
                 admission.record(CloseReason::Protocol, peer.ip());

@@ -7,7 +7,9 @@
 //!
 //! "Waiting" means no request is in progress on the connection: just opened, sending a request
 //! head slowly, or idle between requests (HTTP keep-alive); for gRPC, not yet past the HTTP/2
-//! preface. A request in progress is never cut off here; its own deadlines cover it.
+//! preface. A connection counts as waiting only once the server has read from it: a sender's
+//! head is in its first packet, so a connection read from and still without a request has not
+//! sent one. A request in progress is never cut off here; its own deadlines cover it.
 
 pub mod close_log;
 pub mod fd_limit;
@@ -19,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 
 use crate::verify::IpAllowlist;
@@ -54,7 +56,7 @@ pub struct Admission {
     listener: &'static str,
     /// Peers free of the per-address cap: trusted proxies, which carry many clients.
     exempt: Option<IpAllowlist>,
-    registry: Mutex<Registry<oneshot::Sender<()>>>,
+    registry: Mutex<Registry<oneshot::Sender<CloseReason>>>,
     log: CloseLog,
 }
 
@@ -62,8 +64,9 @@ pub struct Admission {
 #[derive(Debug)]
 pub struct Admitted {
     pub connection: Arc<Connection>,
-    /// Resolves when the connection must close now (it was chosen to make room or timed out).
-    pub closed: oneshot::Receiver<()>,
+    /// Resolves, with the reason, when the connection must close now (it was chosen to make
+    /// room or timed out).
+    pub closed: oneshot::Receiver<CloseReason>,
 }
 
 impl Admission {
@@ -91,24 +94,26 @@ impl Admission {
         self.registry().open()
     }
 
-    /// Registers a just-accepted connection, closing others to make room (see
-    /// [`Registry::admit`]); `None` when it must be closed at once instead.
-    pub fn admit(self: &Arc<Self>, peer: SocketAddr) -> Option<Admitted> {
+    /// Registers a just-accepted connection, closing another to make room if need be (see
+    /// [`Registry::admit`]). `None` when it is refused: it is then closed here, with a reset
+    /// (no FIN exchange, no TIME_WAIT: a flood's refused connections cost as little as can be).
+    pub fn admit(self: &Arc<Self>, stream: &TcpStream, peer: SocketAddr) -> Option<Admitted> {
         let (close, closed) = oneshot::channel();
         let peer = peer.ip();
         let exempt = self.exempt.as_ref().is_some_and(|list| list.contains(peer));
         let admission = self.registry().admit(peer, exempt, Instant::now(), close);
-        self.close(admission.victims);
+        self.close(admission.victim.into_iter().collect());
         match admission.id {
-            Some(id) => Some(Admitted {
+            Ok(id) => Some(Admitted {
                 connection: Arc::new(Connection {
                     id,
                     admission: self.clone(),
                 }),
                 closed,
             }),
-            None => {
-                self.log.record(CloseReason::Full, Some(peer));
+            Err(reason) => {
+                let _ = stream.set_zero_linger();
+                self.log.record(reason, Some(peer));
                 None
             }
         }
@@ -153,16 +158,16 @@ impl Admission {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    fn close(&self, victims: Vec<Victim<oneshot::Sender<()>>>) {
+    fn close(&self, victims: Vec<Victim<oneshot::Sender<CloseReason>>>) {
         for victim in victims {
             // The task may have ended meanwhile; then there is nothing left to close.
-            let _ = victim.token.send(());
+            let _ = victim.token.send(victim.reason);
             self.log.record(victim.reason, Some(victim.peer));
         }
     }
 
     /// Held for a few map operations only, never across an await.
-    fn registry(&self) -> MutexGuard<'_, Registry<oneshot::Sender<()>>> {
+    fn registry(&self) -> MutexGuard<'_, Registry<oneshot::Sender<CloseReason>>> {
         self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -175,6 +180,12 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// The server has read from the connection (a first read, whatever it gave): from now it
+    /// is judged by the deadline and may be closed to make room.
+    pub fn polled(&self) {
+        self.admission.registry().polled(self.id, Instant::now());
+    }
+
     /// A request is in progress until the returned guard is dropped: the connection is no
     /// longer a candidate for closing, and then waits for the next request.
     pub fn activate(self: &Arc<Self>) -> Active {

@@ -1,6 +1,8 @@
 //! The bookkeeping behind connection admission, with no I/O: which connections are open, which
-//! of them are waiting (no request in progress) and since when, and therefore which one to close
-//! when a limit is reached. Every decision is made here, under one lock held by the caller, so
+//! of them are waiting (read from, no request in progress) and since when, and therefore which
+//! one to close when a limit is reached. A connection the server has not read from yet is
+//! "fresh" and never closed: whatever it sent is unread, and under load the server's own lag in
+//! getting to it must not count against it. Every decision is made here, under one lock held by the caller, so
 //! it can be tested with made-up instants.
 //!
 //! Waiting connections are kept in the order they started waiting, globally and per address, and
@@ -18,8 +20,9 @@ pub struct Limits {
     /// Connections open at once. At the cap a new connection closes a waiting one to make room,
     /// or is itself closed when every open connection has a request in progress.
     pub max_connections: usize,
-    /// Waiting connections one address (IPv6: one /64) may hold; past it, its oldest waiting
-    /// one is closed. Exempt addresses (trusted proxies) have no such cap.
+    /// Connections without a request in progress one address (IPv6: one /64) may hold; past
+    /// it, a new connection from it is closed at once. Exempt addresses (trusted proxies) have
+    /// no such cap.
     pub max_waiting_per_address: usize,
     /// How long a connection may wait for a request while the listener is at most half full.
     pub wait_timeout: Duration,
@@ -41,9 +44,11 @@ impl Limits {
 /// Why the server closed a connection itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CloseReason {
-    /// The listener was at its cap; this waiting connection made room for a new one.
+    /// The listener was at its cap and this connection's address held the most waiting ones:
+    /// it made room for a new one, or was the new one, refused.
     ConnectionCap,
-    /// Its address held the most waiting connections it may; this was the oldest.
+    /// Its address already held the most waiting connections it may: the new connection was
+    /// closed at once.
     AddressCap,
     /// The listener was at its cap with a request in progress on every connection: the new
     /// connection was closed at once.
@@ -99,10 +104,10 @@ pub struct Victim<T> {
 /// What [`Registry::admit`] decided.
 #[derive(Debug)]
 pub struct Admission<T> {
-    /// The new connection's id; `None` when it must be closed at once ([`CloseReason::Full`]).
-    pub id: Option<ConnId>,
-    /// Connections closed to make room.
-    pub victims: Vec<Victim<T>>,
+    /// The new connection's id, or why it must be closed at once instead.
+    pub id: Result<ConnId, CloseReason>,
+    /// A connection closed to make room for it.
+    pub victim: Option<Victim<T>>,
 }
 
 /// Addresses are limited as a whole, IPv6 ones by /64 (what one host or subscriber gets), and an
@@ -122,12 +127,24 @@ impl PeerKey {
     }
 }
 
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Accepted, but the server has not read from it yet: whatever it sent is still unread, so
+    /// it is not judged (under load the server's own lag must not count against a sender).
+    Fresh,
+    /// Read from, no request in progress: at the position `order` in the waiting orders.
+    Waiting { order: u64 },
+    /// A request in progress.
+    Active,
+}
+
 #[derive(Debug)]
 struct Entry<T> {
     peer: IpAddr,
     key: PeerKey,
-    /// `Some(order)` while waiting: the position in the waiting orders.
-    waiting: Option<u64>,
+    state: State,
+    /// When it started waiting.
     since: Instant,
     served: bool,
     token: T,
@@ -140,6 +157,9 @@ pub struct Registry<T> {
     next_id: ConnId,
     next_order: u64,
     entries: HashMap<ConnId, Entry<T>>,
+    /// Connections without a request in progress (fresh or waiting), per address: what the
+    /// per-address cap counts.
+    unserved: HashMap<PeerKey, usize>,
     /// Waiting connections, oldest first.
     waiting: BTreeMap<u64, ConnId>,
     /// Each address's waiting connections, oldest first.
@@ -155,6 +175,7 @@ impl<T> Registry<T> {
             next_id: 0,
             next_order: 0,
             entries: HashMap::new(),
+            unserved: HashMap::new(),
             waiting: BTreeMap::new(),
             by_peer: HashMap::new(),
             heaviest: BTreeSet::new(),
@@ -170,7 +191,7 @@ impl<T> Registry<T> {
         self.entries.len()
     }
 
-    /// Connections waiting for a request now.
+    /// Connections waiting for a request now (read from, not yet served).
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
@@ -180,24 +201,42 @@ impl<T> Registry<T> {
         self.limits.wait_deadline(self.open())
     }
 
-    /// A new connection from `peer`, waiting for its first request. Makes room first: past its
-    /// address's cap (unless `exempt`) that address's oldest waiting connection goes; at the
-    /// listener's cap, the oldest waiting connection of the address holding the most. When
-    /// every open connection is busy the new one is refused instead.
+    /// A new connection from `peer`, fresh until [`Registry::polled`]. Refused when its
+    /// address (unless `exempt`) already holds its cap of connections without a request in
+    /// progress: refusing costs the server nothing, where closing an older one would cost it
+    /// that one's work too. At the listener's cap the address holding the most waiting
+    /// connections gives one up, so a sender with one connection never pays for a flood of
+    /// many: its oldest, or the newcomer itself when that is where it comes from. When no
+    /// connection is waiting, the newcomer is refused.
     pub fn admit(&mut self, peer: IpAddr, exempt: bool, now: Instant, token: T) -> Admission<T> {
         let key = PeerKey::of(peer);
-        let mut victims = Vec::new();
         if !exempt
-            && self.by_peer.get(&key).map_or(0, BTreeSet::len)
-                >= self.limits.max_waiting_per_address
-            && let Some(victim) = self.oldest_of(key, CloseReason::AddressCap)
+            && self.unserved.get(&key).copied().unwrap_or(0) >= self.limits.max_waiting_per_address
         {
-            victims.push(victim);
+            return Admission {
+                id: Err(CloseReason::AddressCap),
+                victim: None,
+            };
         }
+        let mut victim = None;
         if self.entries.len() >= self.limits.max_connections {
-            match self.heaviest_victim(CloseReason::ConnectionCap) {
-                Some(victim) => victims.push(victim),
-                None => return Admission { id: None, victims },
+            // One connection must go: from the address holding the most waiting ones, the
+            // newcomer's included. When that is the newcomer's own (a tie counts), it goes
+            // itself, costing nothing; a trusted proxy's newcomer carries a request, so never.
+            let mine = self.by_peer.get(&key).map_or(0, BTreeSet::len) + 1;
+            let heaviest = self.heaviest.last().map(|&(count, _, _)| count);
+            if heaviest.is_some_and(|count| mine >= count) && !exempt {
+                return Admission {
+                    id: Err(CloseReason::ConnectionCap),
+                    victim: None,
+                };
+            }
+            victim = self.heaviest_victim(CloseReason::ConnectionCap);
+            if victim.is_none() {
+                return Admission {
+                    id: Err(CloseReason::Full),
+                    victim: None,
+                };
             }
         }
         let id = self.next_id;
@@ -207,16 +246,25 @@ impl<T> Registry<T> {
             Entry {
                 peer,
                 key,
-                waiting: None,
+                state: State::Fresh,
                 since: now,
                 served: false,
                 token,
             },
         );
-        self.start_waiting(id, now);
-        Admission {
-            id: Some(id),
-            victims,
+        *self.unserved.entry(key).or_default() += 1;
+        Admission { id: Ok(id), victim }
+    }
+
+    /// The server has read from fresh connection `id` without a request coming of it: from now
+    /// it waits, and may be closed.
+    pub fn polled(&mut self, id: ConnId, now: Instant) {
+        if self
+            .entries
+            .get(&id)
+            .is_some_and(|entry| entry.state == State::Fresh)
+        {
+            self.start_waiting(id, now);
         }
     }
 
@@ -227,27 +275,35 @@ impl<T> Registry<T> {
             return false;
         };
         entry.served = true;
-        if let Some(order) = entry.waiting.take() {
-            let key = entry.key;
+        let (key, state) = (entry.key, entry.state);
+        entry.state = State::Active;
+        if let State::Waiting { order } = state {
             self.waiting.remove(&order);
             self.update_peer(key, |orders| {
                 orders.remove(&order);
             });
+        }
+        if state != State::Active {
+            self.count_unserved(key, false);
         }
         true
     }
 
     /// The request on `id` is answered; it waits for the next one from `now`.
     pub fn wait(&mut self, id: ConnId, now: Instant) {
-        if self.entries.get(&id).is_some_and(|e| e.waiting.is_none()) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if entry.state == State::Active {
+            let key = entry.key;
+            self.count_unserved(key, true);
             self.start_waiting(id, now);
         }
     }
 
     /// `id` has closed (by its client, or on its way out after being let go of).
     pub fn remove(&mut self, id: ConnId) {
-        if self.entries.contains_key(&id) {
-            self.activate(id);
+        if self.activate(id) {
             self.entries.remove(&id);
         }
     }
@@ -281,13 +337,14 @@ impl<T> Registry<T> {
         self.heaviest_victim(reason)
     }
 
+    /// Enters a fresh or answered connection into the waiting orders.
     fn start_waiting(&mut self, id: ConnId, now: Instant) {
         let order = self.next_order;
         self.next_order += 1;
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        entry.waiting = Some(order);
+        entry.state = State::Waiting { order };
         entry.since = now;
         let key = entry.key;
         self.waiting.insert(order, id);
@@ -296,10 +353,16 @@ impl<T> Registry<T> {
         });
     }
 
-    fn oldest_of(&mut self, key: PeerKey, reason: CloseReason) -> Option<Victim<T>> {
-        let order = *self.by_peer.get(&key)?.first()?;
-        let id = *self.waiting.get(&order)?;
-        self.let_go(id, reason)
+    fn count_unserved(&mut self, key: PeerKey, up: bool) {
+        let count = self.unserved.entry(key).or_default();
+        if up {
+            *count += 1;
+        } else {
+            *count = count.saturating_sub(1);
+        }
+        if *count == 0 {
+            self.unserved.remove(&key);
+        }
     }
 
     fn heaviest_victim(&mut self, reason: CloseReason) -> Option<Victim<T>> {

@@ -13,9 +13,12 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
+/// Admits a connection and reads from it once (it sent no request).
 fn admit(registry: &mut Registry<()>, peer: &str, now: Instant) -> (ConnId, Vec<Victim<()>>) {
     let admission = registry.admit(ip(peer), false, now, ());
-    (admission.id.expect("admitted"), admission.victims)
+    let id = admission.id.expect("admitted");
+    registry.polled(id, now);
+    (id, admission.victim.into_iter().collect())
 }
 
 fn ids(victims: &[Victim<()>]) -> Vec<ConnId> {
@@ -47,40 +50,65 @@ fn at_the_cap_the_busiest_address_gives_up_its_oldest_waiting_connection() {
     let (_, victims) = admit(&mut registry, "203.0.113.2", now);
     assert_eq!(ids(&victims), [flood_b]);
     assert_eq!(registry.open(), 4);
-    // Equal counts: the address whose oldest waiting connection is older goes first.
-    let (_, victims) = admit(&mut registry, "203.0.113.3", now);
-    assert_eq!(ids(&victims), [legit]);
+    // Equal counts, the newcomer's included: the newcomer goes, at no cost to the others.
+    let refused = registry.admit(ip("203.0.113.3"), false, now, ());
+    assert_eq!(refused.id, Err(CloseReason::ConnectionCap));
+    assert!(refused.victim.is_none());
+    // So does a newcomer from the flooding address itself...
+    let (flood_d, _) = admit_exempt(&mut registry, "198.51.100.7", now);
+    let refused = registry.admit(ip("198.51.100.7"), false, now, ());
+    assert_eq!(refused.id, Err(CloseReason::ConnectionCap));
+    // ...unless it is a trusted proxy, whose newcomer carries a request: its oldest goes.
+    let (_, victims) = admit_exempt(&mut registry, "198.51.100.7", now);
+    assert_eq!(ids(&victims), [_flood_c]);
+    assert!(registry.open() == 4 && legit < flood_d);
+}
+
+/// As [`admit`], from an address exempt from the per-address cap.
+fn admit_exempt(
+    registry: &mut Registry<()>,
+    peer: &str,
+    now: Instant,
+) -> (ConnId, Vec<Victim<()>>) {
+    let admission = registry.admit(ip(peer), true, now, ());
+    let id = admission.id.expect("admitted");
+    registry.polled(id, now);
+    (id, admission.victim.into_iter().collect())
 }
 
 #[test]
 fn connections_with_a_request_in_progress_are_never_chosen() {
     let now = Instant::now();
-    let mut registry = Registry::new(limits(2, 10));
-    let (a, _) = admit(&mut registry, "192.0.2.1", now);
-    let (b, _) = admit(&mut registry, "192.0.2.2", now);
-    assert!(registry.activate(a));
-    let (c, victims) = admit(&mut registry, "192.0.2.3", now);
-    assert_eq!(ids(&victims), [b]);
+    let mut registry = Registry::new(limits(3, 10));
+    let (busy, _) = admit(&mut registry, "198.51.100.7", now);
+    let (idle, _) = admit(&mut registry, "198.51.100.7", now);
+    let (_, _) = admit(&mut registry, "198.51.100.7", now);
+    assert!(registry.activate(busy));
+    let (sender, victims) = admit(&mut registry, "192.0.2.3", now);
+    assert_eq!(ids(&victims), [idle]);
+    registry.activate(sender);
+    let (proxied, _) = admit_exempt(&mut registry, "10.0.0.5", now);
+    registry.activate(proxied);
     // Everything busy: the newcomer is refused instead.
-    registry.activate(c);
     let refused = registry.admit(ip("192.0.2.4"), false, now, ());
-    assert!(refused.id.is_none());
-    assert!(refused.victims.is_empty());
+    assert_eq!(refused.id, Err(CloseReason::Full));
+    assert!(refused.victim.is_none());
     // Answered and waiting again: a candidate once more.
-    registry.wait(a, now);
-    let (_, victims) = admit(&mut registry, "192.0.2.4", now);
-    assert_eq!(ids(&victims), [a]);
+    registry.wait(busy, now);
+    let (_, victims) = admit_exempt(&mut registry, "10.0.0.5", now);
+    assert_eq!(ids(&victims), [busy]);
 }
 
 #[test]
-fn an_address_past_its_cap_loses_its_own_oldest_unless_exempt() {
+fn an_address_at_its_cap_is_refused_more_unless_exempt() {
     let now = Instant::now();
     let mut registry = Registry::new(limits(100, 2));
-    let (first, _) = admit(&mut registry, "198.51.100.7", now);
+    let (_, _) = admit(&mut registry, "198.51.100.7", now);
     let (second, _) = admit(&mut registry, "198.51.100.7", now);
-    let (_, victims) = admit(&mut registry, "198.51.100.7", now);
-    assert_eq!(ids(&victims), [first]);
-    assert_eq!(victims[0].reason, CloseReason::AddressCap);
+    let refused = registry.admit(ip("198.51.100.7"), false, now, ());
+    assert_eq!(refused.id, Err(CloseReason::AddressCap));
+    assert!(refused.victim.is_none());
+    assert_eq!(registry.open(), 2);
     // Busy connections do not count against the address.
     registry.activate(second);
     let (_, victims) = admit(&mut registry, "198.51.100.7", now);
@@ -88,22 +116,54 @@ fn an_address_past_its_cap_loses_its_own_oldest_unless_exempt() {
     // A trusted proxy carries many clients: no per-address cap.
     for _ in 0..10 {
         let admission = registry.admit(ip("10.0.0.5"), true, now, ());
-        assert!(admission.victims.is_empty());
+        assert!(admission.id.is_ok());
     }
+}
+
+#[test]
+fn connections_not_yet_read_from_are_never_closed_but_count_against_their_address() {
+    let now = Instant::now();
+    let mut registry = Registry::new(limits(3, 2));
+    // A sender whose connection the server has not got to yet (under load).
+    let sender = registry.admit(ip("192.0.2.1"), false, now, ()).id.unwrap();
+    let (flood, _) = admit(&mut registry, "198.51.100.7", now);
+    let (flood_too, _) = admit(&mut registry, "198.51.100.7", now);
+    // At the cap: the flood pays, never the unread connection...
+    let admission = registry.admit(ip("203.0.113.1"), false, now, ());
+    assert_eq!(admission.victim.map(|victim| victim.id), Some(flood));
+    registry.activate(admission.id.unwrap());
+    let (proxied, victims) = admit_exempt(&mut registry, "10.0.0.5", now);
+    assert_eq!(ids(&victims), [flood_too]);
+    registry.activate(proxied);
+    // ...and with only unread and busy connections left, the newcomer is refused.
+    let refused = registry.admit(ip("203.0.113.3"), false, now, ());
+    assert_eq!(refused.id, Err(CloseReason::Full));
+    // Nor do unread connections expire.
+    assert!(registry.expire(now + Duration::from_secs(3600)).is_empty());
+    // Read from, it waits like any other.
+    registry.polled(sender, now);
+    assert_eq!(registry.waiting(), 1);
+    // They count against their address's cap, though.
+    let mut registry = Registry::new(limits(10, 2));
+    for _ in 0..2 {
+        assert!(registry.admit(ip("192.0.2.1"), false, now, ()).id.is_ok());
+    }
+    let over = registry.admit(ip("192.0.2.1"), false, now, ());
+    assert_eq!(over.id, Err(CloseReason::AddressCap));
 }
 
 #[test]
 fn ipv6_addresses_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
     let now = Instant::now();
     let mut registry = Registry::new(limits(100, 1));
-    let (first, _) = admit(&mut registry, "2001:db8:1:2::1", now);
-    let (_, victims) = admit(&mut registry, "2001:db8:1:2:ffff::9", now);
-    assert_eq!(ids(&victims), [first]);
-    let (_, victims) = admit(&mut registry, "2001:db8:1:3::1", now);
-    assert!(victims.is_empty());
-    let (v4, _) = admit(&mut registry, "192.0.2.1", now);
-    let (_, victims) = admit(&mut registry, "::ffff:192.0.2.1", now);
-    assert_eq!(ids(&victims), [v4]);
+    let refused = |registry: &mut Registry<()>, peer: &str| {
+        registry.admit(ip(peer), false, now, ()).id == Err(CloseReason::AddressCap)
+    };
+    admit(&mut registry, "2001:db8:1:2::1", now);
+    assert!(refused(&mut registry, "2001:db8:1:2:ffff::9"));
+    assert!(!refused(&mut registry, "2001:db8:1:3::1"));
+    admit(&mut registry, "192.0.2.1", now);
+    assert!(refused(&mut registry, "::ffff:192.0.2.1"));
 }
 
 #[test]
