@@ -87,7 +87,7 @@ impl Server {
         log: Arc<dyn EventLog>,
     ) -> Result<Server, ServerError> {
         let pipeline = Pipeline::new(config, log);
-        let http = HttpSettings::from_config(&config.http);
+        let http = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
         let admissions = Admissions::new(config, &http);
         // In config order, so the start-up log reads like the file.
         let mut sources: Vec<_> = pipeline.sources().collect();

@@ -319,3 +319,113 @@ fn a_flood_from_100_addresses_starves_neither_webhooks_nor_probes() {
         report_and_check("100 flooding addresses", &outcome);
     }
 }
+
+/// Uploads trickled in at one byte a second, from 10 addresses: more of them than there are
+/// processing slots (`http.max_concurrency`, 256).
+const TRICKLED_BODIES: usize = 400;
+
+#[test]
+fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = binary_config(dir.path(), "");
+    let running = serve_binary(BIN, &config);
+    let http: SocketAddr = running.http_addr.parse().expect("http addr");
+    // The default `http.request_timeout_seconds`.
+    let deadline = Duration::from_secs(4);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let uploads: Vec<_> = runtime.block_on(async {
+        (0..TRICKLED_BODIES)
+            .map(|n| {
+                let source = loopback(2, 1 + (n % 10) as u8);
+                tokio::spawn(trickle_body(http, source))
+            })
+            .collect()
+    });
+    // Meanwhile, a sender's webhooks: every one answered, none shed for want of a slot.
+    let (webhooks, failures) = send_webhooks(http, loopback(0, 3), Duration::from_secs(8));
+    let held: Vec<(Duration, Option<u16>)> = runtime.block_on(async {
+        let mut held = Vec::new();
+        for upload in uploads {
+            held.push(upload.await.expect("upload task"));
+        }
+        held
+    });
+    let longest = held.iter().map(|(took, _)| *took).max().unwrap_or_default();
+    let answered_503 = held
+        .iter()
+        .filter(|(_, status)| *status == Some(503))
+        .count();
+    eprintln!(
+        "{TRICKLED_BODIES} bodies trickled in: the longest held its connection {longest:?}, \
+         {answered_503} answered 503; beside them {} webhooks answered 200 (p99 {:?}), {} not",
+        webhooks.len(),
+        webhooks.percentile(99.0),
+        failures.len()
+    );
+    assert!(
+        longest <= deadline + Duration::from_secs(2),
+        "an upload held its connection for {longest:?}"
+    );
+    assert_eq!(answered_503, TRICKLED_BODIES, "{held:?}");
+    assert!(
+        failures.is_empty(),
+        "{:?}",
+        &failures[..failures.len().min(5)]
+    );
+    assert!(webhooks.percentile(99.0) <= Duration::from_secs(1));
+}
+
+/// Posts a valid Abowire head with a 1,000-byte body, then sends the body one byte a second;
+/// returns how long the server kept the connection, and the status it answered, if any.
+async fn trickle_body(http: SocketAddr, source: IpAddr) -> (Duration, Option<u16>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(stream) = connect_from(source, http).await else {
+        return (Duration::ZERO, None);
+    };
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "POST {} HTTP/1.1\r\nhost: {http}\r\ncontent-type: application/json\r\n\
+         content-length: 1000\r\n\r\n",
+        abowire_uri()
+    );
+    let started = Instant::now();
+    if writer.write_all(head.as_bytes()).await.is_err() {
+        return (started.elapsed(), None);
+    }
+    let trickle = async {
+        loop {
+            if writer.write_all(b" ").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    let answer = async {
+        let mut received = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while let Ok(n @ 1..) = reader.read(&mut chunk).await {
+            received.extend_from_slice(&chunk[..n]);
+        }
+        received
+    };
+    tokio::pin!(answer);
+    let received = tokio::select! {
+        received = &mut answer => received,
+        // The server may close before the next byte is due: the answer is still to be read.
+        () = trickle => tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .unwrap_or_default(),
+    };
+    let status = String::from_utf8_lossy(&received)
+        .split(' ')
+        .nth(1)
+        .and_then(|status| status.parse().ok());
+    (started.elapsed(), status)
+}

@@ -1,7 +1,8 @@
 //! The HTTP ingress under load and failure, over real sockets: a 100 MiB body is refused with
 //! 413 while the server's memory stays flat, a store that cannot write gives 503 and the retried
 //! webhook is stored once, the rate, concurrency and time limits answer 429/503 with
-//! `Retry-After`, and shutdown finishes an upload in flight.
+//! `Retry-After` (an upload in flight holding no processing slot), and shutdown finishes an
+//! upload in flight.
 
 mod common;
 
@@ -443,12 +444,14 @@ async fn the_rate_limit_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn the_concurrency_limit_sheds_with_429() {
+async fn the_concurrency_limit_sheds_with_429_and_uploads_hold_no_slot() {
+    let switch = Switch::new();
+    let dir = tempfile::tempdir().expect("tempdir");
     let toml = test_config_toml(MIB) + "\n[http]\nmax_concurrency = 1\n";
-    let server = TestServer::start_with(&toml).await;
+    let server = start_failing(&toml, dir.path(), &switch).await;
     let addr = server.http_addr;
     let body = fixture("abowire/api-key.revoke.json");
-    // One upload in flight, holding the only slot.
+    // An upload in flight holds no processing slot: a webhook posted meanwhile is processed.
     let mut slow = RawUpload::start(
         addr,
         &abowire_uri(),
@@ -459,6 +462,18 @@ async fn the_concurrency_limit_sheds_with_429() {
     )
     .await;
     slow.write(&body[..10]).await.expect("part written");
+    let order = fixture("mobile_manager/order.complete.json");
+    let first = token_request("mm", "key", MM_TOKEN, &order);
+    assert_accepted(&post_webhook(addr, &first).await, "beside an upload");
+    slow.write(&body[10..]).await.expect("rest written");
+    assert_eq!(slow.answer().await.status, 200);
+
+    // A webhook being stored holds the only slot: the next is shed at once.
+    switch.set(Mode::StoreThenStall);
+    let stalled =
+        tokio::spawn(
+            async move { post_webhook(addr, &gigs_event_request(77, "sim.retired")).await },
+        );
     let probe = token_request("abowire", "token", "wrong", &body);
     let deadline = Instant::now() + Duration::from_secs(10);
     let shed = loop {
@@ -470,10 +485,9 @@ async fn the_concurrency_limit_sheds_with_429() {
     };
     assert_refused(&shed, 429, "RATE_LIMITED", "slot busy");
     assert_eq!(shed.header("retry-after"), Some("300"));
-    slow.write(&body[10..]).await.expect("rest written");
-    let answer = slow.answer().await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    // The slot is free again.
+    // The stalled one times out (503), and the slot is free again.
+    assert_eq!(stalled.await.expect("joins").status, 503);
+    switch.set(Mode::Healthy);
     let answer = post_webhook(addr, &probe).await;
     assert_refused(&answer, 401, "TOKEN_MISMATCH", "slot free");
     server.shutdown().await;

@@ -30,8 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use tower::limit::ConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
+use tokio::sync::Semaphore;
 use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 
@@ -52,8 +51,11 @@ pub use serve::{READ_BUFFER_BYTES, serve};
 pub struct HttpSettings {
     /// Peers whose forwarding headers are believed for allowlists.
     pub trusted_proxies: IpAllowlist,
-    /// Webhooks processed at once; more are refused with 429.
+    /// Webhooks processed at once (once their body is in); more are refused with 429.
     pub max_concurrency: usize,
+    /// Bytes all webhook bodies in flight (uploading or processed) may hold together; a body
+    /// that finds them spent is refused with 429.
+    pub body_budget_bytes: usize,
     /// Webhooks accepted per second (burst: one second's worth); `None` for no limit.
     pub rate_limit_per_second: Option<u32>,
     /// Longest a webhook may take, upload included.
@@ -65,10 +67,13 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    pub fn from_config(config: &HttpConfig) -> Self {
+    /// The budget of body bytes is what `max_concurrency` bodies of `max_body_bytes` hold: the
+    /// bound on body memory the concurrency limit alone gave when it covered uploads too.
+    pub fn from_config(config: &HttpConfig, max_body_bytes: usize) -> Self {
         HttpSettings {
             trusted_proxies: config.trusted_proxies.clone(),
             max_concurrency: config.max_concurrency,
+            body_budget_bytes: config.max_concurrency.saturating_mul(max_body_bytes),
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             retry_after_seconds: config.retry_after_seconds,
@@ -103,7 +108,10 @@ pub struct HttpState {
     sources: Arc<HashSet<String>>,
     trusted_proxies: Arc<IpAllowlist>,
     rate_limiter: Option<Arc<RateLimiter>>,
-    max_concurrency: usize,
+    /// Permits to process a webhook whose body is in.
+    processing: Arc<Semaphore>,
+    /// Permits for body bytes, one per byte.
+    bodies: Arc<Semaphore>,
     request_timeout: Duration,
     retry_after_seconds: u64,
 }
@@ -117,7 +125,10 @@ impl HttpState {
             rate_limiter: settings
                 .rate_limit_per_second
                 .map(|rate| Arc::new(RateLimiter::new(rate))),
-            max_concurrency: settings.max_concurrency,
+            processing: Arc::new(Semaphore::new(settings.max_concurrency)),
+            bodies: Arc::new(Semaphore::new(
+                settings.body_budget_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             request_timeout: settings.request_timeout,
             retry_after_seconds: settings.retry_after_seconds,
         }
@@ -125,10 +136,12 @@ impl HttpState {
 }
 
 /// The ingress app; every request runs in an `http` span, and every refusal is logged on its
-/// way out. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST` to a
-/// configured source: a request refused anyway (404 unknown source or path, 405 wrong method)
-/// spends neither a rate token nor a concurrency slot, so stray traffic cannot crowd out real
-/// deliveries.
+/// way out. Limits (rate, timeout, then the body budget and the processing slots in
+/// [`receive`]) apply only to a `POST` to a configured source: a request refused anyway (404
+/// unknown source or path, 405 wrong method) spends neither a rate token nor a slot, so stray
+/// traffic cannot crowd out real deliveries. A processing slot is taken only once the body is
+/// in, so uploads trickled in cannot hold the slots real deliveries need; what they hold is
+/// bounded by the body budget, their connections and `request_timeout`.
 pub fn router(state: HttpState) -> Router {
     let retry_after = state.retry_after_seconds;
     let limits = ServiceBuilder::new()
@@ -140,8 +153,6 @@ pub fn router(state: HttpState) -> Router {
         .layer(HandleErrorLayer::new(move |error: BoxError| async move {
             limits::limit_error(&error, retry_after)
         }))
-        .layer(LoadShedLayer::new())
-        .layer(ConcurrencyLimitLayer::new(state.max_concurrency))
         .layer(TimeoutLayer::new(state.request_timeout));
     Router::new()
         .route(
@@ -221,10 +232,20 @@ async fn receive(
     request: Request,
 ) -> Response {
     // `known_source` has checked the name.
-    let webhook = match request::raw_webhook(source, request, state.pipeline.max_body_bytes()).await
-    {
-        Ok(webhook) => webhook,
+    let max_body_bytes = state.pipeline.max_body_bytes();
+    let read = request::raw_webhook(source, request, max_body_bytes, &state.bodies).await;
+    // Held until the webhook is processed: its bytes are still in memory until then.
+    let (webhook, _body_bytes) = match read {
+        Ok(read) => read,
         Err(error) => return error.retry_after(state.retry_after_seconds).into_response(),
+    };
+    let Ok(_slot) = state.processing.clone().try_acquire_owned() else {
+        return HttpError::new(
+            Reason::RateLimited,
+            "too many webhooks in flight; retry later",
+        )
+        .retry_after(state.retry_after_seconds)
+        .into_response();
     };
     match state.pipeline.process(webhook, false).await {
         Ok(outcome) => {

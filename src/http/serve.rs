@@ -116,9 +116,10 @@ async fn connection(
     }
     let mut first_read = Some(connection.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-        // The head is in: from here the request's own deadlines apply, not admission's.
-        let active = connection.activate();
+        // The head is in; admission judges the upload until the handler has the body.
+        let active = connection.start_request();
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(connection.progress());
         let app = app.clone();
         async move {
             let response = app.oneshot(request.map(Body::new)).await?;

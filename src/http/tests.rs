@@ -31,7 +31,7 @@ fn app(extra: &str) -> App {
     let pipeline = Pipeline::new(&config, log.clone());
     let (_stop, stopping) = watch::channel(false);
     let readiness = Readiness::new(log, stopping);
-    let settings = HttpSettings::from_config(&config.http);
+    let settings = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
     App {
         router: router(HttpState::new(pipeline, settings)),
         ops: ops_router(readiness),

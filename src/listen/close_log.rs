@@ -130,7 +130,9 @@ impl CloseLog {
             | CloseReason::OutOfFiles => {
                 tracing::warn!(listener, reason, count, peer = %peer, "closed connections early");
             }
-            CloseReason::FirstRequestTimeout | CloseReason::Protocol => {
+            CloseReason::FirstRequestTimeout
+            | CloseReason::UploadTimeout
+            | CloseReason::Protocol => {
                 tracing::info!(listener, reason, count, peer = %peer, "closed connections early");
             }
             CloseReason::IdleTimeout => {

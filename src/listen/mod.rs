@@ -9,7 +9,9 @@
 //! head slowly, or idle between requests (HTTP keep-alive); for gRPC, not yet past the HTTP/2
 //! preface. A connection counts as waiting only once the server has read from it: a sender's
 //! head is in its first packet, so a connection read from and still without a request has not
-//! sent one. A request in progress is never cut off here; its own deadlines cover it.
+//! sent one. A request whose body is still arriving is judged like a waiting connection (a
+//! body trickled in holds a connection as surely as a head); once its body is in, a request is
+//! never cut off here, and its own deadline (`http.request_timeout_seconds`) covers it.
 
 pub mod close_log;
 pub mod fd_limit;
@@ -186,13 +188,42 @@ impl Connection {
         self.admission.registry().polled(self.id, Instant::now());
     }
 
-    /// A request is in progress until the returned guard is dropped: the connection is no
-    /// longer a candidate for closing, and then waits for the next request.
+    /// A request's head is in; its body is read next. Until [`RequestProgress::body_received`]
+    /// the connection stays a candidate for closing (a trickled body holds a connection as
+    /// surely as a trickled head); once the returned guard is dropped (the answer is written)
+    /// it waits for the next request.
+    pub fn start_request(self: &Arc<Self>) -> Active {
+        self.admission
+            .registry()
+            .start_request(self.id, Instant::now());
+        Active {
+            connection: self.clone(),
+        }
+    }
+
+    /// The connection has a complete request (for gRPC: its preface): no longer a candidate
+    /// for closing, until the returned guard is dropped.
     pub fn activate(self: &Arc<Self>) -> Active {
         self.admission.registry().activate(self.id);
         Active {
             connection: self.clone(),
         }
+    }
+
+    /// For the request's handler: see [`RequestProgress`].
+    pub fn progress(self: &Arc<Self>) -> RequestProgress {
+        RequestProgress(self.clone())
+    }
+}
+
+/// Given to a request's handler (as a request extension) to say when the body is in: from then
+/// the request is processed, and its connection is never closed to make room.
+#[derive(Debug, Clone)]
+pub struct RequestProgress(Arc<Connection>);
+
+impl RequestProgress {
+    pub fn body_received(&self) {
+        self.0.admission.registry().activate(self.0.id);
     }
 }
 
@@ -202,7 +233,7 @@ impl Drop for Connection {
     }
 }
 
-/// A request in progress on a connection (see [`Connection::activate`]).
+/// A request in progress on a connection (see [`Connection::start_request`]).
 #[derive(Debug)]
 pub struct Active {
     connection: Arc<Connection>,

@@ -57,6 +57,9 @@ pub enum CloseReason {
     FirstRequestTimeout,
     /// It sat idle between requests past the deadline.
     IdleTimeout,
+    /// Its request's body was still arriving past the deadline (only under pressure can it be
+    /// shorter than the request's own timeout).
+    UploadTimeout,
     /// The process ran out of file descriptors; this waiting connection gave its own back.
     OutOfFiles,
     /// It did not speak the listener's protocol (gRPC: no HTTP/2 preface).
@@ -64,12 +67,13 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 7] = [
+    pub const ALL: [CloseReason; 8] = [
         CloseReason::ConnectionCap,
         CloseReason::AddressCap,
         CloseReason::Full,
         CloseReason::FirstRequestTimeout,
         CloseReason::IdleTimeout,
+        CloseReason::UploadTimeout,
         CloseReason::OutOfFiles,
         CloseReason::Protocol,
     ];
@@ -82,6 +86,7 @@ impl CloseReason {
             CloseReason::Full => "listener_full",
             CloseReason::FirstRequestTimeout => "first_request_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::UploadTimeout => "upload_timeout",
             CloseReason::OutOfFiles => "out_of_files",
             CloseReason::Protocol => "protocol",
         }
@@ -133,10 +138,13 @@ enum State {
     /// Accepted, but the server has not read from it yet: whatever it sent is still unread, so
     /// it is not judged (under load the server's own lag must not count against a sender).
     Fresh,
-    /// Read from, no request in progress: at the position `order` in the waiting orders.
-    Waiting { order: u64 },
-    /// A request in progress.
-    Active,
+    /// No complete request on it: waiting for a head (or idle between requests), or, with
+    /// `uploading`, reading a request's body. A candidate for closing, at `order` in the
+    /// incomplete orders.
+    Incomplete { order: u64, uploading: bool },
+    /// A complete request is being processed or answered (or, for gRPC, the connection is past
+    /// its preface): never closed here.
+    Busy,
 }
 
 #[derive(Debug)]
@@ -157,14 +165,15 @@ pub struct Registry<T> {
     next_id: ConnId,
     next_order: u64,
     entries: HashMap<ConnId, Entry<T>>,
-    /// Connections without a request in progress (fresh or waiting), per address: what the
+    /// Connections without a complete request (fresh or incomplete), per address: what the
     /// per-address cap counts.
     unserved: HashMap<PeerKey, usize>,
-    /// Waiting connections, oldest first.
+    /// Incomplete connections, oldest first.
     waiting: BTreeMap<u64, ConnId>,
-    /// Each address's waiting connections, oldest first.
+    /// Each address's incomplete connections, oldest first.
     by_peer: HashMap<PeerKey, BTreeSet<u64>>,
-    /// Addresses by (waiting count, oldest first): the last is the one to take from at the cap.
+    /// Addresses by (incomplete count, oldest first): the last is the one to take from at the
+    /// cap.
     heaviest: BTreeSet<(usize, Reverse<u64>, PeerKey)>,
 }
 
@@ -191,7 +200,8 @@ impl<T> Registry<T> {
         self.entries.len()
     }
 
-    /// Connections waiting for a request now (read from, not yet served).
+    /// Connections without a complete request now that have been read from: the candidates
+    /// for closing.
     pub fn waiting(&self) -> usize {
         self.waiting.len()
     }
@@ -264,28 +274,45 @@ impl<T> Registry<T> {
             .get(&id)
             .is_some_and(|entry| entry.state == State::Fresh)
         {
-            self.start_waiting(id, now);
+            self.enter_incomplete(id, now, false);
         }
     }
 
-    /// A request is in progress on `id` (its head, or its HTTP/2 preface, is in): it is no
-    /// longer a candidate for closing. False when it was already let go of.
+    /// A request's head is in on `id`; its body is being read from `now`, and until
+    /// [`Registry::activate`] the connection is still a candidate for closing (a body trickled
+    /// in holds a connection as surely as a head). False when it was already let go of.
+    pub fn start_request(&mut self, id: ConnId, now: Instant) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        entry.served = true;
+        if entry.state == State::Busy {
+            return true; // never with HTTP/1.1, which serves one request at a time
+        }
+        self.leave_incomplete(id);
+        self.enter_incomplete(id, now, true);
+        true
+    }
+
+    /// `id` has a complete request (its body is in; for gRPC, its preface): it is no longer a
+    /// candidate for closing. False when it was already let go of.
     pub fn activate(&mut self, id: ConnId) -> bool {
         let Some(entry) = self.entries.get_mut(&id) else {
             return false;
         };
         entry.served = true;
         let (key, state) = (entry.key, entry.state);
-        entry.state = State::Active;
-        if let State::Waiting { order } = state {
+        if state == State::Busy {
+            return true;
+        }
+        entry.state = State::Busy;
+        if let State::Incomplete { order, .. } = state {
             self.waiting.remove(&order);
             self.update_peer(key, |orders| {
                 orders.remove(&order);
             });
         }
-        if state != State::Active {
-            self.count_unserved(key, false);
-        }
+        self.count_unserved(key, false);
         true
     }
 
@@ -294,10 +321,20 @@ impl<T> Registry<T> {
         let Some(entry) = self.entries.get(&id) else {
             return;
         };
-        if entry.state == State::Active {
-            let key = entry.key;
-            self.count_unserved(key, true);
-            self.start_waiting(id, now);
+        match entry.state {
+            State::Busy => {
+                let key = entry.key;
+                self.count_unserved(key, true);
+                self.enter_incomplete(id, now, false);
+            }
+            // Answered without its body read (refused early): waiting again.
+            State::Incomplete {
+                uploading: true, ..
+            } => {
+                self.leave_incomplete(id);
+                self.enter_incomplete(id, now, false);
+            }
+            State::Fresh | State::Incomplete { .. } => {}
         }
     }
 
@@ -319,10 +356,12 @@ impl<T> Registry<T> {
             if now.saturating_duration_since(entry.since) < deadline {
                 break;
             }
-            let reason = if entry.served {
-                CloseReason::IdleTimeout
-            } else {
-                CloseReason::FirstRequestTimeout
+            let reason = match entry.state {
+                State::Incomplete {
+                    uploading: true, ..
+                } => CloseReason::UploadTimeout,
+                _ if entry.served => CloseReason::IdleTimeout,
+                _ => CloseReason::FirstRequestTimeout,
             };
             if let Some(victim) = self.let_go(id, reason) {
                 victims.push(victim);
@@ -337,20 +376,34 @@ impl<T> Registry<T> {
         self.heaviest_victim(reason)
     }
 
-    /// Enters a fresh or answered connection into the waiting orders.
-    fn start_waiting(&mut self, id: ConnId, now: Instant) {
+    /// Enters a connection into the incomplete orders, as of `now`.
+    fn enter_incomplete(&mut self, id: ConnId, now: Instant, uploading: bool) {
         let order = self.next_order;
         self.next_order += 1;
         let Some(entry) = self.entries.get_mut(&id) else {
             return;
         };
-        entry.state = State::Waiting { order };
+        entry.state = State::Incomplete { order, uploading };
         entry.since = now;
         let key = entry.key;
         self.waiting.insert(order, id);
         self.update_peer(key, |orders| {
             orders.insert(order);
         });
+    }
+
+    /// Takes a connection out of the incomplete orders (its state is the caller's to set).
+    fn leave_incomplete(&mut self, id: ConnId) {
+        let Some(entry) = self.entries.get(&id) else {
+            return;
+        };
+        if let State::Incomplete { order, .. } = entry.state {
+            let key = entry.key;
+            self.waiting.remove(&order);
+            self.update_peer(key, |orders| {
+                orders.remove(&order);
+            });
+        }
     }
 
     fn count_unserved(&mut self, key: PeerKey, up: bool) {

@@ -214,3 +214,32 @@ fn removed_and_let_go_connections_leave_no_trace() {
     assert!(registry.heaviest.is_empty());
     assert!(registry.evict_one(CloseReason::OutOfFiles).is_none());
 }
+
+#[test]
+fn a_request_whose_body_is_still_arriving_is_judged_like_a_waiting_connection() {
+    let start = Instant::now();
+    let mut registry = Registry::new(limits(3, 10));
+    let (slow, _) = admit(&mut registry, "198.51.100.7", start);
+    let (_, _) = admit(&mut registry, "198.51.100.7", start);
+    // A head, then a body trickling in: still a candidate, from when the head came.
+    assert!(registry.start_request(slow, start + Duration::from_secs(1)));
+    let (sender, _) = admit(&mut registry, "192.0.2.1", start);
+    let (_, victims) = admit(&mut registry, "192.0.2.2", start);
+    assert_eq!(victims.len(), 1);
+    assert_ne!(victims[0].id, sender);
+    // Its body in, a request is safe; answered early without reading its body, it waits.
+    assert!(registry.start_request(sender, start));
+    registry.wait(sender, start);
+    assert!(registry.start_request(sender, start));
+    assert!(registry.activate(sender));
+    let deadline = registry.wait_deadline();
+    let victims = registry.expire(start + Duration::from_secs(1) + deadline);
+    assert!(victims.iter().all(|victim| victim.id != sender));
+    // An upload past the deadline is closed as one.
+    let mut registry = Registry::new(limits(10, 10));
+    let (upload, _) = admit(&mut registry, "198.51.100.7", start);
+    registry.start_request(upload, start);
+    let victims = registry.expire(start + Duration::from_secs(75));
+    assert_eq!(ids(&victims), [upload]);
+    assert_eq!(victims[0].reason, CloseReason::UploadTimeout);
+}
