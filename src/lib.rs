@@ -17,9 +17,12 @@
 //!   backend for several replicas) and retention.
 //! - [`stream`]: event subscriptions: replay from the log, then live, with no gap at the seam.
 //! - [`grpc`]: the tonic service: proto <-> domain conversion and status mapping only.
-//! - [`http`]: the axum ingress (`POST /webhooks/{source}`, probes): HTTP <-> domain only.
+//! - [`http`]: the axum ingress (`POST /webhooks/{source}`) and the probes' ops app: HTTP <->
+//!   domain only.
+//! - [`listen`]: connection admission for every listener: caps, deadlines that tighten under
+//!   pressure, who is closed first, and the log of it; the gRPC listener's preface gate.
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
-//! - [`server`]: `hooknorm serve`: both listeners, health, reflection, graceful shutdown.
+//! - [`server`]: `hooknorm serve`: the listeners, health, reflection, graceful shutdown.
 //! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
@@ -35,6 +38,7 @@ pub mod event;
 pub mod grpc;
 pub mod http;
 pub mod json;
+pub mod listen;
 pub mod log;
 pub mod pipeline;
 pub mod proto;

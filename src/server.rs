@@ -1,6 +1,8 @@
-//! `hooknorm serve`: opens the event log, binds the listeners (gRPC, and HTTP for the webhook
-//! ingress and probes), wires health and reflection around the service, keeps readiness
-//! current, runs retention, and shuts both listeners down gracefully on one signal.
+//! `hooknorm serve`: opens the event log, binds the listeners (gRPC, the HTTP webhook ingress,
+//! and the ops listener for the probes), gives each its connection admission (see
+//! [`crate::listen`]; the caps are fitted to the open-file limit here), wires health and
+//! reflection around the service, keeps readiness current, runs retention, and shuts every
+//! listener down gracefully on one signal.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,11 +12,11 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server as TonicServer;
-use tonic::transport::server::TcpIncoming;
 
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
+use crate::listen::{Admission, Limits, fd_limit};
 use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
@@ -69,6 +71,9 @@ pub struct Server {
     http_listener: TcpListener,
     http_addr: SocketAddr,
     http: HttpSettings,
+    ops_listener: TcpListener,
+    ops_addr: SocketAddr,
+    admissions: Admissions,
     drain: Duration,
     shutdown_grace: Duration,
 }
@@ -86,7 +91,8 @@ impl Server {
         log: Arc<dyn EventLog>,
     ) -> Result<Server, ServerError> {
         let pipeline = Pipeline::new(config, log);
-        let http = HttpSettings::from_config(&config.http);
+        let http = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
+        let admissions = Admissions::new(config, &http);
         // In config order, so the start-up log reads like the file.
         let mut sources: Vec<_> = pipeline.sources().collect();
         sources.sort_by_key(|source| {
@@ -118,6 +124,7 @@ impl Server {
         }
         let (grpc_listener, grpc_addr) = bind(config.server.grpc_listen).await?;
         let (http_listener, http_addr) = bind(config.server.http_listen).await?;
+        let (ops_listener, ops_addr) = bind(config.server.ops_listen).await?;
         Ok(Server {
             pipeline,
             streams: StreamSettings {
@@ -135,6 +142,9 @@ impl Server {
             http_listener,
             http_addr,
             http,
+            ops_listener,
+            ops_addr,
+            admissions,
             drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
         })
@@ -145,15 +155,20 @@ impl Server {
         self.grpc_addr
     }
 
-    /// The address the HTTP ingress and probes are listening on.
+    /// The address the HTTP ingress is listening on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
     }
 
-    /// Serves both listeners until `shutdown` resolves; then turns unready at once, keeps
+    /// The address the probes (`/healthz`, `/readyz`) are listening on.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
+    }
+
+    /// Serves every listener until `shutdown` resolves; then turns unready at once, keeps
     /// serving for the drain delay (so load balancers see the probes fail and stop routing here
     /// before connections are refused), then stops accepting, ends streams with their resume
-    /// cursors, lets in-flight requests on both listeners finish for up to the grace period, and
+    /// cursors, lets in-flight requests on every listener finish for up to the grace period, and
     /// closes the log.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -175,12 +190,8 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let readiness = Readiness::new(log.clone(), draining_rx);
         let mut published = readiness.subscribe();
-        let connection_limits = self.http.connections;
-        let app = crate::http::router(HttpState::new(
-            self.pipeline.clone(),
-            self.http,
-            readiness.clone(),
-        ));
+        let app = crate::http::router(HttpState::new(self.pipeline.clone(), self.http));
+        let ops_app = crate::http::ops_router(readiness.clone());
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
             .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
@@ -188,21 +199,31 @@ impl Server {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(service.into_server());
-        let grpc = router.serve_with_incoming_shutdown(
-            // Without TCP_NODELAY small unary responses wait on delayed ACKs (tens of ms).
-            TcpIncoming::from(self.grpc_listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(60))),
+        let incoming = crate::listen::grpc::Incoming::new(
+            self.grpc_listener,
+            self.admissions.grpc,
+            TCP_KEEPALIVE,
+        );
+        let grpc = router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+        let http = crate::http::serve(
+            self.http_listener,
+            app,
+            self.admissions.http,
             stopped(stop_rx.clone()),
         );
-        let http = crate::http::serve(self.http_listener, app, connection_limits, stopped(stop_rx));
+        let ops = serve_ops(
+            self.ops_listener,
+            ops_app,
+            self.admissions.ops,
+            stopped(stop_rx),
+        );
         let grpc = async { grpc.await.map_err(ServerError::from) };
         let http = async { http.await.map_err(ServerError::Http) };
-        // Either listener failing stops the server: half a server would look healthy to one
-        // kind of probe and be dead to the other.
-        let serving = async { tokio::try_join!(grpc, http).map(|_| ()) };
+        // Any listener failing stops the server: part of a server would look healthy to one
+        // kind of probe and be dead to another.
+        let serving = async { tokio::try_join!(grpc, http, ops).map(|_| ()) };
         tokio::pin!(serving);
-        // Both listeners were bound in `bind`, so connections queue from here on.
+        // Every listener was bound in `bind`, so connections queue from here on.
         readiness.mark_listening();
         let _ = readiness.check().await;
         health::apply_readiness(&health_reporter, &mut published).await;
@@ -210,6 +231,7 @@ impl Server {
         let refresh = readiness.spawn_refresh(HEALTH_REFRESH);
         tracing::info!(addr = %self.grpc_addr, "grpc listening");
         tracing::info!(addr = %self.http_addr, "http listening");
+        tracing::info!(addr = %self.ops_addr, "ops listening");
         let result = tokio::select! {
             result = &mut serving => result,
             () = shutdown => {
@@ -251,10 +273,100 @@ impl Server {
     }
 }
 
+/// Serves the ops listener on a thread and runtime of its own, so that the probes never wait
+/// behind the public listeners' work, however much of it a flood makes: the kernel shares the
+/// CPU between threads, where tokio would queue probe connections behind every other task.
+async fn serve_ops(
+    listener: TcpListener,
+    app: axum::Router,
+    admission: Arc<Admission>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = listener.into_std().map_err(ServerError::Http)?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("hooknorm-ops".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let listener = TcpListener::from_std(listener)?;
+                        crate::http::serve(listener, app, admission, shutdown).await
+                    })
+                });
+            let _ = done_tx.send(served);
+        });
+    if let Err(error) = spawned {
+        return Err(ServerError::Http(error));
+    }
+    match done_rx.await {
+        Ok(served) => served.map_err(ServerError::Http),
+        Err(_) => Err(ServerError::Http(std::io::Error::other(
+            "ops listener thread ended without an answer",
+        ))),
+    }
+}
+
+/// TCP keep-alive on gRPC connections, so that dead peers are found.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Each listener's connection admission.
+struct Admissions {
+    grpc: Arc<Admission>,
+    http: Arc<Admission>,
+    ops: Arc<Admission>,
+}
+
+impl Admissions {
+    /// Raises the open-file limit for the caps, or lowers the ingress and gRPC caps to fit it.
+    fn new(config: &Config, http: &HttpSettings) -> Admissions {
+        let mut http_limits = http.connections;
+        let ops_limits = crate::http::ops_limits(&config.ops);
+        let grpc_timeout = Duration::from_secs(config.grpc.preface_timeout_seconds);
+        let mut grpc_limits = Limits {
+            max_connections: config.grpc.max_connections,
+            max_waiting_per_address: config.grpc.max_waiting_per_address,
+            wait_timeout: grpc_timeout,
+            wait_timeout_min: grpc_timeout,
+        };
+        let wanted = (http_limits.max_connections
+            + grpc_limits.max_connections
+            + ops_limits.max_connections) as u64
+            + fd_limit::RESERVED;
+        if let Some(limit) = fd_limit::raise(wanted) {
+            let configured = (http_limits.max_connections, grpc_limits.max_connections);
+            let ops = ops_limits.max_connections as u64;
+            if fd_limit::fit(
+                &mut [
+                    &mut http_limits.max_connections,
+                    &mut grpc_limits.max_connections,
+                ],
+                limit.saturating_sub(ops),
+            ) {
+                tracing::warn!(
+                    open_file_limit = limit,
+                    http_configured = configured.0,
+                    http_max_connections = http_limits.max_connections,
+                    grpc_configured = configured.1,
+                    grpc_max_connections = grpc_limits.max_connections,
+                    "connection caps lowered to fit the open-file limit"
+                );
+            }
+        }
+        let trusted = Some(http.trusted_proxies.clone());
+        Admissions {
+            grpc: Admission::new("grpc", grpc_limits, None),
+            http: Admission::new("http", http_limits, trusted),
+            ops: Admission::new("ops", ops_limits, None),
+        }
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let listener =
+        crate::listen::bind(addr).map_err(|source| ServerError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;

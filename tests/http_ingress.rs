@@ -225,7 +225,6 @@ async fn every_refusal_status_is_produced() {
         ("GET", "/webhooks/gigs", "POST"),
         ("PUT", "/webhooks/gigs", "POST"),
         ("DELETE", "/webhooks/nope", "POST"),
-        ("POST", "/healthz", "GET, HEAD"),
     ] {
         let answer = send(addr, method, path, &[], Vec::new()).await;
         assert_refused(
@@ -402,17 +401,25 @@ verification = {{ scheme = "query_token", tokens = ["{MM_TOKEN}"] }}
 }
 
 #[tokio::test]
-async fn probes_answer_and_grpc_health_agrees() {
+async fn probes_answer_on_their_own_listener_and_grpc_health_agrees() {
     let server = TestServer::start().await;
-    let live = get(server.http_addr, "/healthz").await;
+    let live = get(server.ops_addr, "/healthz").await;
     assert_eq!((live.status, &live.json["status"]), (200, &"ok".into()));
-    let ready = get(server.http_addr, "/readyz").await;
+    let ready = get(server.ops_addr, "/readyz").await;
     assert_eq!(
         (ready.status, &ready.json["status"]),
         (200, &"ready".into())
     );
-    let head = send(server.http_addr, "HEAD", "/readyz", &[], Vec::new()).await;
+    let head = send(server.ops_addr, "HEAD", "/readyz", &[], Vec::new()).await;
     assert_eq!(head.status, 200);
+    let post = send(server.ops_addr, "POST", "/healthz", &[], Vec::new()).await;
+    assert_refused(&post, 405, "METHOD_NOT_ALLOWED", "POST /healthz");
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
+    // The public ingress does not serve them.
+    for path in ["/healthz", "/readyz"] {
+        let answer = get(server.http_addr, path).await;
+        assert_refused(&answer, 404, "UNKNOWN_PATH", path);
+    }
     for service in ["", "hooknorm.v1.NormalizerService"] {
         assert_eq!(
             grpc_health(&server, service).await,

@@ -1,7 +1,8 @@
 //! The HTTP ingress under load and failure, over real sockets: a 100 MiB body is refused with
 //! 413 while the server's memory stays flat, a store that cannot write gives 503 and the retried
 //! webhook is stored once, the rate, concurrency and time limits answer 429/503 with
-//! `Retry-After`, and shutdown finishes an upload in flight.
+//! `Retry-After` (an upload in flight holding no processing slot), and shutdown finishes an
+//! upload in flight.
 
 mod common;
 
@@ -283,9 +284,9 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
     let switch = Switch::new();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = start_failing(&test_config_toml(MIB), dir.path(), &switch).await;
-    let addr = server.http_addr;
+    let (addr, ops) = (server.http_addr, server.ops_addr);
     let request = gigs_event_request(42, "subscription.renewed");
-    assert_eq!(get(addr, "/readyz").await.status, 200);
+    assert_eq!(get(ops, "/readyz").await.status, 200);
 
     switch.set(Mode::Refuse);
     for _ in 0..2 {
@@ -299,9 +300,9 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
         );
     }
     // Unready on both probes while it lasts; alive all along.
-    let ready = readyz_becomes(addr, 503).await;
+    let ready = readyz_becomes(ops, 503).await;
     assert_eq!(ready.json["reason"], "store_unavailable");
-    assert_eq!(get(addr, "/healthz").await.status, 200);
+    assert_eq!(get(ops, "/healthz").await.status, 200);
     for service in ["", "hooknorm.v1.NormalizerService"] {
         assert_eq!(
             grpc_health(&server, service).await,
@@ -310,7 +311,7 @@ async fn an_unwritable_store_gives_503_and_the_retry_is_stored_once() {
     }
 
     switch.set(Mode::Healthy);
-    readyz_becomes(addr, 200).await;
+    readyz_becomes(ops, 200).await;
     assert_eq!(
         grpc_health(&server, "").await,
         ServingStatus::Serving as i32
@@ -444,7 +445,7 @@ async fn the_rate_limit_answers_429_with_retry_after() {
     assert_refused(&answer, 429, "RATE_LIMITED", "second in the same second");
     assert_eq!(answer.header("retry-after"), Some("2"));
     // Probes are not rate limited.
-    assert_eq!(get(addr, "/readyz").await.status, 200);
+    assert_eq!(get(server.ops_addr, "/readyz").await.status, 200);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, _, duplicate) = assert_accepted(&post_webhook(addr, &request).await, "next second");
     assert!(duplicate);
@@ -452,12 +453,14 @@ async fn the_rate_limit_answers_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn the_concurrency_limit_sheds_with_429() {
+async fn the_concurrency_limit_sheds_with_429_and_uploads_hold_no_slot() {
+    let switch = Switch::new();
+    let dir = tempfile::tempdir().expect("tempdir");
     let toml = test_config_toml(MIB) + "\n[http]\nmax_concurrency = 1\n";
-    let server = TestServer::start_with(&toml).await;
+    let server = start_failing(&toml, dir.path(), &switch).await;
     let addr = server.http_addr;
     let body = fixture("abowire/api-key.revoke.json");
-    // One upload in flight, holding the only slot.
+    // An upload in flight holds no processing slot: a webhook posted meanwhile is processed.
     let mut slow = RawUpload::start(
         addr,
         &abowire_uri(),
@@ -468,6 +471,18 @@ async fn the_concurrency_limit_sheds_with_429() {
     )
     .await;
     slow.write(&body[..10]).await.expect("part written");
+    let order = fixture("mobile_manager/order.complete.json");
+    let first = token_request("mm", "key", MM_TOKEN, &order);
+    assert_accepted(&post_webhook(addr, &first).await, "beside an upload");
+    slow.write(&body[10..]).await.expect("rest written");
+    assert_eq!(slow.answer().await.status, 200);
+
+    // A webhook being stored holds the only slot: the next is shed at once.
+    switch.set(Mode::StoreThenStall);
+    let stalled =
+        tokio::spawn(
+            async move { post_webhook(addr, &gigs_event_request(77, "sim.retired")).await },
+        );
     let probe = token_request("abowire", "token", "wrong", &body);
     let deadline = Instant::now() + Duration::from_secs(10);
     let shed = loop {
@@ -479,10 +494,9 @@ async fn the_concurrency_limit_sheds_with_429() {
     };
     assert_refused(&shed, 429, "RATE_LIMITED", "slot busy");
     assert_eq!(shed.header("retry-after"), Some("300"));
-    slow.write(&body[10..]).await.expect("rest written");
-    let answer = slow.answer().await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    // The slot is free again.
+    // The stalled one times out (503), and the slot is free again.
+    assert_eq!(stalled.await.expect("joins").status, 503);
+    switch.set(Mode::Healthy);
     let answer = post_webhook(addr, &probe).await;
     assert_refused(&answer, 401, "TOKEN_MISMATCH", "slot free");
     server.shutdown().await;

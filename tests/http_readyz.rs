@@ -102,7 +102,7 @@ async fn concurrent_readyz_share_one_store_check() {
         })
     })
     .await;
-    let addr = server.http_addr;
+    let addr = server.ops_addr;
     readyz_becomes(addr, 200).await;
 
     // Hold the next check, and let the cached answer (1 s) expire.

@@ -1,5 +1,5 @@
 //! Shutdown as the HTTP ingress's clients see it, over real sockets: during the drain delay
-//! readiness (`/readyz` and gRPC health) already says "shutting down" while both listeners keep
+//! readiness (`/readyz` and gRPC health) already says "shutting down" while the listeners keep
 //! serving, and a webhook that meets a closed event log is told to retry (503 `SHUTTING_DOWN`).
 
 mod common;
@@ -37,12 +37,12 @@ async fn readiness_drops_at_once_and_listeners_serve_through_the_drain() {
         "shutdown_grace_seconds = 5\ndrain_seconds = 4",
     );
     let server = TestServer::start_with(&toml).await;
-    let (addr, grpc_addr) = (server.http_addr, server.addr);
-    assert_eq!(get(addr, "/readyz").await.status, 200);
+    let (addr, ops, grpc_addr) = (server.http_addr, server.ops_addr, server.addr);
+    assert_eq!(get(ops, "/readyz").await.status, 200);
 
     let stopping = tokio::spawn(server.shutdown());
     // Every request below is on a new connection: the listeners still accept.
-    let ready = readyz_becomes(addr, 503).await;
+    let ready = readyz_becomes(ops, 503).await;
     assert_eq!(ready.json["reason"], "shutting_down");
     assert_eq!(
         grpc_health_on_new_connection(grpc_addr).await,
@@ -59,6 +59,7 @@ async fn readiness_drops_at_once_and_listeners_serve_through_the_drain() {
     // Then the listeners close and the server stops.
     stopping.await.expect("server stops");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    assert!(tokio::net::TcpStream::connect(ops).await.is_err());
     assert!(tokio::net::TcpStream::connect(grpc_addr).await.is_err());
 }
 

@@ -65,6 +65,7 @@ async fn svix_python_signatures_verify_and_ours_verify_in_svix() {
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
+ops_listen = "127.0.0.1:0"
 
 [[sources]]
 name = "gigs"

@@ -30,6 +30,7 @@ pub fn server_config_toml_with(store: &str) -> String {
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
+ops_listen = "127.0.0.1:0"
 shutdown_grace_seconds = 1
 
 [http]

@@ -1,4 +1,5 @@
-//! `[http]`: the webhook ingress's trust and load limits (its address is `server.http_listen`).
+//! `[http]`: the webhook ingress's trust, load and connection limits (its address is
+//! `server.http_listen`).
 
 use serde::Deserialize;
 
@@ -31,11 +32,25 @@ pub struct HttpConfig {
     /// answer for a kept-alive one. So it also bounds how long an idle keep-alive connection is
     /// kept, and a sender trickling half a head (slowloris) is cut off. Above the 60 s idle
     /// timeout of common load balancers and ingress controllers, so they, not we, close a pooled
-    /// connection first and never send a webhook on one we are closing.
+    /// connection first and never send a webhook on one we are closing. This is the deadline
+    /// while at most half of `max_connections` are open; see `header_read_timeout_min_seconds`.
     pub header_read_timeout_seconds: u64,
-    /// Connections open at once; past it new ones wait in the kernel's accept queue until one
-    /// closes, so idle or slow connections cannot exhaust file descriptors or memory.
+    /// The head deadline at `max_connections`: from half full to full it shrinks linearly from
+    /// `header_read_timeout_seconds` to this, so under a flood of idle or slow connections each
+    /// is closed sooner, while without pressure pooled keep-alive connections are kept. 5 s by
+    /// default (`header_read_timeout_seconds` if that is lower): a sender's head arrives in one
+    /// packet right after it connects.
+    pub header_read_timeout_min_seconds: u64,
+    /// Connections open at once. Every connection is accepted at once; at the cap the oldest
+    /// connection waiting for a request, of the address holding the most such connections, is
+    /// closed to make room (a new connection is refused only when every open one has a request
+    /// in progress). By default 2,730: that many of the costliest waiting connections (a nearly
+    /// full 16 KiB head buffer) cost 64 MiB (see the README).
     pub max_connections: usize,
+    /// Connections waiting for a request (new, sending a head, or idle keep-alive) that one
+    /// client address may hold; past it, that address's oldest waiting connection is closed.
+    /// IPv6 addresses count per /64. `trusted_proxies` are exempt: they carry many clients.
+    pub max_waiting_per_address: usize,
 }
 
 /// `[http]` as written; [`HttpFile::validate`] turns it into an [`HttpConfig`], whose fields
@@ -55,8 +70,13 @@ pub(super) struct HttpFile {
     retry_after_seconds: u64,
     #[serde(default = "default_header_read_timeout")]
     header_read_timeout_seconds: u64,
+    /// Unset: the default, or `header_read_timeout_seconds` if that is lower.
+    #[serde(default)]
+    header_read_timeout_min_seconds: Option<u64>,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    #[serde(default = "default_max_waiting_per_address")]
+    max_waiting_per_address: usize,
 }
 
 fn default_max_concurrency() -> usize {
@@ -75,8 +95,28 @@ fn default_header_read_timeout() -> u64 {
     75
 }
 
+fn default_header_read_timeout_min() -> u64 {
+    5
+}
+
 fn default_max_connections() -> usize {
-    1024
+    DEFAULT_MAX_CONNECTIONS
+}
+
+/// What the ingress's open connections may cost at most by default.
+const CONNECTION_MEMORY_BUDGET: usize = 64 << 20;
+
+/// The most one waiting connection was measured to cost (BENCHMARKS.md, "Connections"): one
+/// that has sent 15 KiB of a head, nearly filling its 16 KiB read buffer, 23.6 KiB of server
+/// memory, rounded up. A silent one costs 11.6 KiB, an idle keep-alive one 13.0 KiB.
+const WORST_CONNECTION_BYTES: usize = 24 << 10;
+
+/// 64 MiB / 24 KiB: the cap is sized from measured memory, so a flood that fills it with the
+/// costliest connections still holds no more than the budget.
+pub const DEFAULT_MAX_CONNECTIONS: usize = CONNECTION_MEMORY_BUDGET / WORST_CONNECTION_BYTES;
+
+fn default_max_waiting_per_address() -> usize {
+    64
 }
 
 impl Default for HttpFile {
@@ -88,7 +128,9 @@ impl Default for HttpFile {
             request_timeout_seconds: default_request_timeout(),
             retry_after_seconds: default_retry_after(),
             header_read_timeout_seconds: default_header_read_timeout(),
+            header_read_timeout_min_seconds: None,
             max_connections: default_max_connections(),
+            max_waiting_per_address: default_max_waiting_per_address(),
         }
     }
 }
@@ -103,11 +145,13 @@ impl HttpFile {
                 "must be greater than 0",
             ));
         }
-        if self.max_connections == 0 {
-            return Err(ConfigError::invalid(
-                "http.max_connections",
-                "must be greater than 0",
-            ));
+        for (key, value) in [
+            ("http.max_connections", self.max_connections),
+            ("http.max_waiting_per_address", self.max_waiting_per_address),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
         }
         if self.rate_limit_per_second == Some(0) {
             return Err(ConfigError::invalid(
@@ -122,11 +166,25 @@ impl HttpFile {
                 "http.header_read_timeout_seconds",
                 self.header_read_timeout_seconds,
             ),
+            (
+                "http.header_read_timeout_min_seconds",
+                self.header_read_timeout_min_seconds.unwrap_or(1),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
         }
+        let header_read_timeout_min_seconds = match self.header_read_timeout_min_seconds {
+            Some(min) if min > self.header_read_timeout_seconds => {
+                return Err(ConfigError::invalid(
+                    "http.header_read_timeout_min_seconds",
+                    "must not exceed http.header_read_timeout_seconds",
+                ));
+            }
+            Some(min) => min,
+            None => default_header_read_timeout_min().min(self.header_read_timeout_seconds),
+        };
         Ok(HttpConfig {
             trusted_proxies,
             max_concurrency: self.max_concurrency,
@@ -134,7 +192,9 @@ impl HttpFile {
             request_timeout_seconds: self.request_timeout_seconds,
             retry_after_seconds: self.retry_after_seconds,
             header_read_timeout_seconds: self.header_read_timeout_seconds,
+            header_read_timeout_min_seconds,
             max_connections: self.max_connections,
+            max_waiting_per_address: self.max_waiting_per_address,
         })
     }
 }
@@ -152,9 +212,19 @@ mod tests {
         let config = validate("").unwrap();
         assert_eq!(config.max_concurrency, 256);
         assert_eq!(config.header_read_timeout_seconds, 75);
-        assert_eq!(config.max_connections, 1024);
+        assert_eq!(config.header_read_timeout_min_seconds, 5);
+        assert_eq!(config.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(config.max_waiting_per_address, 64);
         assert_eq!(config.rate_limit_per_second, None);
         assert!(!config.trusted_proxies.contains([10, 0, 0, 1].into()));
+    }
+
+    #[test]
+    fn the_pressure_deadline_never_exceeds_the_head_deadline() {
+        let config = validate("header_read_timeout_seconds = 2").unwrap();
+        assert_eq!(config.header_read_timeout_min_seconds, 2);
+        let config = validate("header_read_timeout_min_seconds = 30").unwrap();
+        assert_eq!(config.header_read_timeout_min_seconds, 30);
     }
 
     #[test]
@@ -184,6 +254,18 @@ mod tests {
                 "http.header_read_timeout_seconds",
             ),
             ("max_connections = 0", "http.max_connections"),
+            (
+                "max_waiting_per_address = 0",
+                "http.max_waiting_per_address",
+            ),
+            (
+                "header_read_timeout_min_seconds = 0",
+                "http.header_read_timeout_min_seconds",
+            ),
+            (
+                "header_read_timeout_seconds = 4\nheader_read_timeout_min_seconds = 5",
+                "http.header_read_timeout_min_seconds",
+            ),
         ] {
             let error = validate(toml).unwrap_err().to_string();
             assert!(error.contains(key), "{toml}: {error}");

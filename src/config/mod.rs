@@ -5,13 +5,16 @@
 //! secrets resolved, networks parsed, every limit usable. Whoever holds a `Config` may build
 //! from it without checking anything again. Every error names the offending key.
 //!
-//! One file per section (`server`, `http`, `limits`, `store` with `nats`, `streams`, `log`,
-//! `sources`), and `secrets` for how secrets are written, resolved and kept out of `Debug`.
+//! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store` with `nats`,
+//! `streams`, `log`, `sources`), and `secrets` for how secrets are written, resolved and kept out
+//! of `Debug`.
 
+mod grpc;
 mod http;
 mod limits;
 mod log;
 mod nats;
+mod ops;
 mod secrets;
 mod server;
 mod sources;
@@ -25,10 +28,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use http::HttpConfig;
+pub use grpc::GrpcConfig;
+pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES, LimitsConfig};
 pub use log::{LogConfig, LogFormat};
 pub use nats::{NatsAuth, NatsConfig, NatsTlsConfig};
+pub use ops::OpsConfig;
 pub use secrets::{Secret, SecretRef};
 pub use server::ServerConfig;
 pub use sources::{DEFAULT_TOLERANCE_SECONDS, SourceConfig, VerificationConfig};
@@ -74,6 +79,8 @@ impl ConfigError {
 pub struct Config {
     pub server: ServerConfig,
     pub http: HttpConfig,
+    pub ops: OpsConfig,
+    pub grpc: GrpcConfig,
     pub limits: LimitsConfig,
     pub log: LogConfig,
     pub store: StoreConfig,
@@ -89,6 +96,10 @@ struct ConfigFile {
     server: ServerConfig,
     #[serde(default)]
     http: http::HttpFile,
+    #[serde(default)]
+    ops: OpsConfig,
+    #[serde(default)]
+    grpc: GrpcConfig,
     #[serde(default)]
     limits: LimitsConfig,
     #[serde(default)]
@@ -175,9 +186,10 @@ impl ConfigFile {
         })
     }
 
-    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_MAX_BODY_BYTES`,
-    /// `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`, `HOOKNORM_NATS_SERVERS` (comma-separated),
-    /// `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a bad value is named by its variable.
+    /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_OPS_LISTEN`,
+    /// `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`,
+    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a
+    /// bad value is named by its variable.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
         where
@@ -192,6 +204,9 @@ impl ConfigFile {
         }
         if let Some(value) = var("HOOKNORM_HTTP_LISTEN") {
             self.server.http_listen = parsed("HOOKNORM_HTTP_LISTEN", &value)?;
+        }
+        if let Some(value) = var("HOOKNORM_OPS_LISTEN") {
+            self.server.ops_listen = parsed("HOOKNORM_OPS_LISTEN", &value)?;
         }
         if let Some(value) = var("HOOKNORM_MAX_BODY_BYTES") {
             self.limits.max_body_bytes = parsed("HOOKNORM_MAX_BODY_BYTES", &value)?;
@@ -235,12 +250,16 @@ impl ConfigFile {
         self.store.validate()?;
         self.server.validate()?;
         let http = self.http.validate()?;
+        self.ops.validate()?;
+        self.grpc.validate()?;
         self.limits.validate()?;
         self.log.validate()?;
         let sources = sources::validate(self.sources)?;
         Ok(Config {
             server: self.server,
             http,
+            ops: self.ops,
+            grpc: self.grpc,
             limits: self.limits,
             log: self.log,
             store: self.store,

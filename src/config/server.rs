@@ -13,10 +13,13 @@ pub struct ServerConfig {
     /// gRPC listen address.
     #[serde(default = "default_grpc_listen")]
     pub grpc_listen: SocketAddr,
-    /// HTTP listen address: webhook ingress (`POST /webhooks/{source}`) and the `/healthz`,
-    /// `/readyz` probes. Always on: probes need it even where only gRPC takes webhooks.
+    /// HTTP listen address of the webhook ingress (`POST /webhooks/{source}`), the public one.
     #[serde(default = "default_http_listen")]
     pub http_listen: SocketAddr,
+    /// HTTP listen address of the probes (`/healthz`, `/readyz`): a listener of its own, so no
+    /// flood of the ingress can fail liveness or readiness. Always on.
+    #[serde(default = "default_ops_listen")]
+    pub ops_listen: SocketAddr,
     /// How long in-flight requests get to finish after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
@@ -36,6 +39,10 @@ fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
+fn default_ops_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+
 fn default_shutdown_grace() -> u64 {
     20
 }
@@ -45,6 +52,7 @@ impl Default for ServerConfig {
         ServerConfig {
             grpc_listen: default_grpc_listen(),
             http_listen: default_http_listen(),
+            ops_listen: default_ops_listen(),
             shutdown_grace_seconds: default_shutdown_grace(),
             drain_seconds: 0,
         }
@@ -55,11 +63,23 @@ impl ServerConfig {
     /// Checks what serde cannot; every error names its key.
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         // Port 0 picks a free port for each listener, so equal addresses are fine there.
-        if self.http_listen == self.grpc_listen && self.http_listen.port() != 0 {
+        let clash = |a: SocketAddr, b: SocketAddr| a == b && a.port() != 0;
+        if clash(self.http_listen, self.grpc_listen) {
             return Err(ConfigError::invalid(
                 "server.http_listen",
                 "must differ from server.grpc_listen",
             ));
+        }
+        for (other, value) in [
+            ("server.grpc_listen", self.grpc_listen),
+            ("server.http_listen", self.http_listen),
+        ] {
+            if clash(self.ops_listen, value) {
+                return Err(ConfigError::invalid(
+                    "server.ops_listen",
+                    format!("must differ from {other}"),
+                ));
+            }
         }
         Ok(())
     }

@@ -1,7 +1,8 @@
-//! Ingest limits: a token-bucket rate limit, and the answers for the tower limits around the
-//! webhook route (concurrency limit with load shedding, request timeout). Each refusal tells the
-//! provider to come back (`Retry-After`) instead of queueing work we cannot take now; the
-//! refusal is logged where every HTTP refusal is ([`super::errors::refusal_log`]).
+//! Ingest limits: a token-bucket rate limit, and the answer for the request timeout around the
+//! webhook route (the body budget and the processing slots are taken in the handler). Each
+//! refusal tells the provider to come back (`Retry-After`) instead of queueing work we cannot
+//! take now; the refusal is logged where every HTTP refusal is
+//! ([`super::errors::refusal_log`]).
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
@@ -76,15 +77,9 @@ pub async fn rate_limit(State(state): State<HttpState>, request: Request, next: 
     }
 }
 
-/// The answer for an error from the tower limits: load shed (every concurrency slot busy) is
-/// 429, a timeout 503; both say when to retry.
+/// The answer for an error from the tower limits: a timeout is 503, saying when to retry.
 pub fn limit_error(error: &BoxError, retry_after_seconds: u64) -> HttpError {
-    let error = if error.is::<tower::load_shed::error::Overloaded>() {
-        HttpError::new(
-            Reason::RateLimited,
-            "too many webhooks in flight; retry later",
-        )
-    } else if error.is::<tower::timeout::error::Elapsed>() {
+    let error = if error.is::<tower::timeout::error::Elapsed>() {
         HttpError::new(
             Reason::RequestTimeout,
             "the request took too long; retry later",
@@ -118,10 +113,10 @@ mod tests {
     }
 
     #[test]
-    fn limit_errors_map_to_429_and_503() {
-        let shed: BoxError = Box::new(tower::load_shed::error::Overloaded::new());
-        assert_eq!(limit_error(&shed, 1).reason(), Reason::RateLimited);
+    fn a_timeout_is_503_and_anything_else_internal() {
         let elapsed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
         assert_eq!(limit_error(&elapsed, 1).reason(), Reason::RequestTimeout);
+        let other: BoxError = "boom".into();
+        assert_eq!(limit_error(&other, 1).reason(), Reason::Internal);
     }
 }

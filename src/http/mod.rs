@@ -4,7 +4,9 @@
 //! ingest limits; it decides nothing about webhooks itself. Every refusal, whichever layer
 //! makes it, is logged once on its way out ([`errors::refusal_log`]).
 //!
-//! Also served here: the `/healthz` and `/readyz` probes.
+//! The probes, `/healthz` and `/readyz`, are a separate app ([`ops_router`]) on a listener of
+//! their own, so that no flood of the public ingress can fail them. Both listeners are served by
+//! [`serve`], with connection admission from [`crate::listen`].
 
 mod client_ip;
 mod errors;
@@ -28,13 +30,13 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
-use tower::limit::ConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
+use tokio::sync::Semaphore;
 use tower::timeout::TimeoutLayer;
 use tower::{BoxError, ServiceBuilder};
 
-use crate::config::HttpConfig;
+use crate::config::{HttpConfig, OpsConfig};
 use crate::error::Reason;
+use crate::listen::Limits;
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::readiness::Readiness;
 use crate::verify::IpAllowlist;
@@ -42,15 +44,18 @@ use crate::verify::IpAllowlist;
 pub use client_ip::client_ip;
 pub use errors::{HttpError, status_of};
 pub use limits::RateLimiter;
-pub use serve::{ConnectionLimits, serve};
+pub use serve::{READ_BUFFER_BYTES, serve};
 
 /// The ingress's settings, from `[http]`.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     /// Peers whose forwarding headers are believed for allowlists.
     pub trusted_proxies: IpAllowlist,
-    /// Webhooks processed at once; more are refused with 429.
+    /// Webhooks processed at once (once their body is in); more are refused with 429.
     pub max_concurrency: usize,
+    /// Bytes all webhook bodies in flight (uploading or processed) may hold together; a body
+    /// that finds them spent is refused with 429.
+    pub body_budget_bytes: usize,
     /// Webhooks accepted per second (burst: one second's worth); `None` for no limit.
     pub rate_limit_per_second: Option<u32>,
     /// Longest a webhook may take, upload included.
@@ -58,22 +63,40 @@ pub struct HttpSettings {
     /// `Retry-After` on 429 and 503.
     pub retry_after_seconds: u64,
     /// How connections are bounded in time and number.
-    pub connections: ConnectionLimits,
+    pub connections: Limits,
 }
 
 impl HttpSettings {
-    pub fn from_config(config: &HttpConfig) -> Self {
+    /// The budget of body bytes is what `max_concurrency` bodies of `max_body_bytes` hold: the
+    /// bound on body memory the concurrency limit alone gave when it covered uploads too.
+    pub fn from_config(config: &HttpConfig, max_body_bytes: usize) -> Self {
         HttpSettings {
             trusted_proxies: config.trusted_proxies.clone(),
             max_concurrency: config.max_concurrency,
+            body_budget_bytes: config.max_concurrency.saturating_mul(max_body_bytes),
             rate_limit_per_second: config.rate_limit_per_second,
             request_timeout: Duration::from_secs(config.request_timeout_seconds),
             retry_after_seconds: config.retry_after_seconds,
-            connections: ConnectionLimits {
-                header_read_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+            connections: Limits {
                 max_connections: config.max_connections,
+                max_waiting_per_address: config.max_waiting_per_address,
+                wait_timeout: Duration::from_secs(config.header_read_timeout_seconds),
+                wait_timeout_min: Duration::from_secs(config.header_read_timeout_min_seconds),
             },
         }
+    }
+}
+
+/// The ops listener's connection limits, from `[ops]`: no per-address cap (the kubelet probes
+/// from one address) and a fixed deadline; at the cap, a new probe still gets in by closing the
+/// oldest waiting connection.
+pub fn ops_limits(config: &OpsConfig) -> Limits {
+    let timeout = Duration::from_secs(config.header_read_timeout_seconds);
+    Limits {
+        max_connections: config.max_connections,
+        max_waiting_per_address: config.max_connections,
+        wait_timeout: timeout,
+        wait_timeout_min: timeout,
     }
 }
 
@@ -85,14 +108,16 @@ pub struct HttpState {
     sources: Arc<HashSet<String>>,
     trusted_proxies: Arc<IpAllowlist>,
     rate_limiter: Option<Arc<RateLimiter>>,
-    max_concurrency: usize,
+    /// Permits to process a webhook whose body is in.
+    processing: Arc<Semaphore>,
+    /// Permits for body bytes, one per byte.
+    bodies: Arc<Semaphore>,
     request_timeout: Duration,
     retry_after_seconds: u64,
-    readiness: Readiness,
 }
 
 impl HttpState {
-    pub fn new(pipeline: Pipeline, settings: HttpSettings, readiness: Readiness) -> Self {
+    pub fn new(pipeline: Pipeline, settings: HttpSettings) -> Self {
         HttpState {
             sources: Arc::new(pipeline.sources().map(|s| s.name.clone()).collect()),
             pipeline,
@@ -100,19 +125,23 @@ impl HttpState {
             rate_limiter: settings
                 .rate_limit_per_second
                 .map(|rate| Arc::new(RateLimiter::new(rate))),
-            max_concurrency: settings.max_concurrency,
+            processing: Arc::new(Semaphore::new(settings.max_concurrency)),
+            bodies: Arc::new(Semaphore::new(
+                settings.body_budget_bytes.min(Semaphore::MAX_PERMITS),
+            )),
             request_timeout: settings.request_timeout,
             retry_after_seconds: settings.retry_after_seconds,
-            readiness,
         }
     }
 }
 
 /// The ingress app; every request runs in an `http` span, and every refusal is logged on its
-/// way out. Limits (rate, concurrency with load shedding, timeout) wrap only a `POST` to a
-/// configured source: probes answer even when ingestion is saturated, and a request refused
-/// anyway (404 unknown source or path, 405 wrong method) spends neither a rate token nor a
-/// concurrency slot, so stray traffic cannot crowd out real deliveries.
+/// way out. Limits (rate, timeout, then the body budget and the processing slots in
+/// [`receive`]) apply only to a `POST` to a configured source: a request refused anyway (404
+/// unknown source or path, 405 wrong method) spends neither a rate token nor a slot, so stray
+/// traffic cannot crowd out real deliveries. A processing slot is taken only once the body is
+/// in, so uploads trickled in cannot hold the slots real deliveries need; what they hold is
+/// bounded by the body budget, their connections and `request_timeout`.
 pub fn router(state: HttpState) -> Router {
     let retry_after = state.retry_after_seconds;
     let limits = ServiceBuilder::new()
@@ -124,8 +153,6 @@ pub fn router(state: HttpState) -> Router {
         .layer(HandleErrorLayer::new(move |error: BoxError| async move {
             limits::limit_error(&error, retry_after)
         }))
-        .layer(LoadShedLayer::new())
-        .layer(ConcurrencyLimitLayer::new(state.max_concurrency))
         .layer(TimeoutLayer::new(state.request_timeout));
     Router::new()
         .route(
@@ -134,14 +161,6 @@ pub fn router(state: HttpState) -> Router {
             post(receive)
                 .route_layer(limits)
                 .fallback(|| async { method_not_allowed("POST") }),
-        )
-        .route(
-            "/healthz",
-            get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
-        )
-        .route(
-            "/readyz",
-            get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
         )
         .fallback(|| async {
             HttpError::new(
@@ -155,6 +174,27 @@ pub fn router(state: HttpState) -> Router {
         ))
         .layer(trace::TraceLayer)
         .with_state(state)
+}
+
+/// The ops app: the probes, and nothing a webhook sender may reach.
+pub fn ops_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .route(
+            "/readyz",
+            get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
+        .fallback(|| async {
+            HttpError::new(
+                Reason::UnknownPath,
+                "no such path; probes are GET /healthz and GET /readyz",
+            )
+        })
+        .layer(trace::TraceLayer)
+        .with_state(readiness)
 }
 
 /// Middleware, outside the limits: refuses an unknown source (404) before it can take a rate
@@ -192,10 +232,20 @@ async fn receive(
     request: Request,
 ) -> Response {
     // `known_source` has checked the name.
-    let webhook = match request::raw_webhook(source, request, state.pipeline.max_body_bytes()).await
-    {
-        Ok(webhook) => webhook,
+    let max_body_bytes = state.pipeline.max_body_bytes();
+    let read = request::raw_webhook(source, request, max_body_bytes, &state.bodies).await;
+    // Held until the webhook is processed: its bytes are still in memory until then.
+    let (webhook, _body_bytes) = match read {
+        Ok(read) => read,
         Err(error) => return error.retry_after(state.retry_after_seconds).into_response(),
+    };
+    let Ok(_slot) = state.processing.clone().try_acquire_owned() else {
+        return HttpError::new(
+            Reason::RateLimited,
+            "too many webhooks in flight; retry later",
+        )
+        .retry_after(state.retry_after_seconds)
+        .into_response();
     };
     match state.pipeline.process(webhook, false).await {
         Ok(outcome) => {

@@ -1,34 +1,38 @@
-//! The HTTP listener's connections: an accept loop over hyper-util's server builder (HTTP/1.1
-//! only, with a timer), so every connection is bounded in time (a request head must arrive
-//! within the header-read timeout, which also ends idle keep-alive connections) and in number
-//! (at most `max_connections` open at once). Shutdown stops accepting, asks every connection to
-//! close after its request in flight, and waits for them; dropping the future aborts the rest.
+//! The HTTP listeners' connections (the ingress and the ops listener): an accept loop over
+//! hyper-util's server builder (HTTP/1.1 only). Every connection is accepted at once and admitted
+//! by the listener's [`Admission`], which closes the connections that wait too long for a
+//! request or are chosen to make room (see [`crate::listen`]); this loop tells admission when a
+//! request starts (its head is in) and when its answer is done. Shutdown stops accepting, asks
+//! every connection to close after its request in flight, and waits for them; dropping the
+//! future aborts the rest.
 
 use std::future::Future;
 use std::io;
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-/// How connections are bounded, from `[http]`.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// A request head must be complete this long after the connection starts waiting for it.
-    pub header_read_timeout: Duration,
-    /// Connections open at once; more wait in the accept queue.
-    pub max_connections: usize,
-}
+use crate::listen::{Active, Admission, Admitted, CloseReason, Connection, SWEEP_INTERVAL};
+
+/// The most a connection buffers while reading (hyper's default is ~400 KiB): it bounds what a
+/// request head may take, and so what a client sending one slowly costs. Provider heads are a
+/// few hundred bytes; a longer head is refused (431).
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets every
 /// open connection finish its request in flight. Handlers see the peer address
@@ -36,50 +40,51 @@ pub struct ConnectionLimits {
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
+    admission: Arc<Admission>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        // Admission enforces the wait for a head, with a deadline that shrinks under pressure.
+        .header_read_timeout(None)
+        .max_buf_size(READ_BUFFER_BYTES);
     let builder = Arc::new(builder);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (closing_tx, closing_rx) = watch::channel(false);
     // Owned here, so if the caller stops waiting (grace period over) the connections go too.
     let mut connections = JoinSet::new();
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     loop {
-        // A slot first: past the cap, connections wait in the kernel's queue, not in memory.
-        let permit = tokio::select! {
+        tokio::select! {
             biased;
             () = &mut shutdown => break,
-            Some(_) = connections.join_next() => continue,
-            permit = slots.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break, // never closed
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
+            _ = sweep.tick() => {
+                admission.sweep();
+                while connections.try_join_next().is_some() {}
+            }
             accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    accept_failed(error).await;
-                    continue;
+                Ok((stream, peer)) => {
+                    // Finished tasks keep their memory until joined.
+                    while connections.try_join_next().is_some() {}
+                    let Some(admitted) = admission.admit(&stream, peer) else {
+                        continue; // dropping the stream closes it
+                    };
+                    let fut = connection(
+                        stream,
+                        peer,
+                        app.clone(),
+                        builder.clone(),
+                        admitted,
+                        closing_rx.clone(),
+                    );
+                    connections.spawn(fut);
                 }
+                Err(error) => admission.accept_failed(error).await,
             },
-        };
-        connections.spawn(connection(
-            stream,
-            peer,
-            app.clone(),
-            builder.clone(),
-            permit,
-            closing_rx.clone(),
-        ));
+        }
     }
     // Closing the socket now: new connections are refused from here on.
     drop(listener);
@@ -88,50 +93,139 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves one connection until the client closes it, a limit ends it, or shutdown asks it to
-/// close after its request in flight.
+/// Serves one connection until the client closes it, admission closes it, or shutdown asks it
+/// to close after its request in flight.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     app: Router,
     builder: Arc<Builder<TokioExecutor>>,
-    _slot: OwnedSemaphorePermit,
+    admitted: Admitted,
     mut closing: watch::Receiver<bool>,
 ) {
     // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set tcp_nodelay");
     }
+    let Admitted {
+        connection,
+        mut closed,
+    } = admitted;
+    if !first_bytes(&stream, peer, &connection, &mut closed, &mut closing).await {
+        return;
+    }
+    let mut first_read = Some(connection.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        // The head is in; admission judges the upload until the handler has the body.
+        let active = connection.start_request();
         request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(request.map(Body::new))
+        request.extensions_mut().insert(connection.progress());
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request.map(Body::new)).await?;
+            Ok::<_, std::convert::Infallible>(response.map(|body| {
+                Body::new(AnswerBody {
+                    body,
+                    _active: active,
+                })
+            }))
+        }
     });
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
+    // hyper reads as soon as it is first polled: a head that is in is served in that poll.
+    let serving = std::future::poll_fn(|cx| {
+        let poll = connection.as_mut().poll(cx);
+        if let Some(registration) = first_read.take() {
+            registration.polled();
+        }
+        poll
+    });
     let result = tokio::select! {
-        result = connection.as_mut() => result,
+        result = serving => result,
+        reason = &mut closed => return closed_by_admission(peer, reason),
         () = async { drop(closing.wait_for(|closing| *closing).await) } => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }
     };
-    // Timeouts and clients that hang up are routine, and the client's business.
+    // Clients that hang up are routine, and the client's business.
     if let Err(error) = result {
         tracing::debug!(%error, %peer, "http connection ended with an error");
     }
 }
 
-/// Per-connection accept errors are the client's; anything else (out of file descriptors) is
-/// ours, and retrying at once would spin, so wait a moment.
-async fn accept_failed(error: io::Error) {
-    if matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    ) {
-        return;
+/// Waits for a connection's first bytes: until then it costs its task and nothing more (hyper,
+/// and its 8 KiB read buffer, come with them), which is what most of a flood of idle
+/// connections never gets past. False when it must close first (admission closed it, or the
+/// server is shutting down: it has no request in flight to finish).
+async fn first_bytes(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    connection: &Connection,
+    closed: &mut oneshot::Receiver<CloseReason>,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    let mut first = true;
+    let arrived = async {
+        loop {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            // Readiness can be spurious (a new socket starts out "ready"): look without taking.
+            let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+            let peeked =
+                stream.try_io(Interest::READABLE, || SockRef::from(stream).peek(&mut byte));
+            match peeked {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                // Bytes, the end, or an error: hyper takes it from here.
+                _ => return,
+            }
+            // Nothing in yet when first looked at: from now it is judged by the deadline.
+            if std::mem::take(&mut first) {
+                connection.polled();
+            }
+        }
+    };
+    tokio::select! {
+        () = arrived => true,
+        reason = closed => {
+            closed_by_admission(peer, reason);
+            false
+        }
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => false,
     }
-    tracing::error!(%error, "http accept failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// Admission has logged why (rate-limited); dropping the connection closes the socket.
+fn closed_by_admission(peer: SocketAddr, reason: Result<CloseReason, oneshot::error::RecvError>) {
+    let reason = reason.map_or("unknown", CloseReason::as_str);
+    tracing::debug!(%peer, reason, "http connection closed by admission");
+}
+
+/// An answer's body, holding the request's [`Active`] guard: hyper drops it once the body is
+/// written, and from then the connection waits for its next request.
+struct AnswerBody {
+    body: Body,
+    _active: Active,
+}
+
+impl hyper::body::Body for AnswerBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }

@@ -1,5 +1,5 @@
-//! The ingress app as a value (`Router` + `oneshot`, no socket): routing, refusals before the
-//! pipeline, and one accepted webhook through a real SQLite log.
+//! The ingress and ops apps as values (`Router` + `oneshot`, no socket): routing, refusals
+//! before the pipeline, one accepted webhook through a real SQLite log, and the probes.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use crate::log::sqlite::SqliteEventLog;
 
 struct App {
     router: Router,
+    ops: Router,
     _dir: tempfile::TempDir,
 }
 
@@ -30,15 +31,20 @@ fn app(extra: &str) -> App {
     let pipeline = Pipeline::new(&config, log.clone());
     let (_stop, stopping) = watch::channel(false);
     let readiness = Readiness::new(log, stopping);
-    let settings = HttpSettings::from_config(&config.http);
+    let settings = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
     App {
-        router: router(HttpState::new(pipeline, settings, readiness)),
+        router: router(HttpState::new(pipeline, settings)),
+        ops: ops_router(readiness),
         _dir: dir,
     }
 }
 
 async fn call(app: &App, request: Request<Body>) -> (StatusCode, serde_json::Value) {
-    let response = app.router.clone().oneshot(request).await.unwrap();
+    call_router(&app.router, request).await
+}
+
+async fn call_router(router: &Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
@@ -107,12 +113,35 @@ async fn accepted_then_duplicate() {
 async fn probes_without_listeners_are_not_ready() {
     let app = app("");
     let live = Request::get("/healthz").body(Body::empty()).unwrap();
-    assert_eq!(call(&app, live).await.0, StatusCode::OK);
+    assert_eq!(call_router(&app.ops, live).await.0, StatusCode::OK);
     // Nothing marked the listeners as serving: this app is a value, not a server.
     let ready = Request::get("/readyz").body(Body::empty()).unwrap();
-    let (status, json) = call(&app, ready).await;
+    let (status, json) = call_router(&app.ops, ready).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json["reason"], "starting");
+}
+
+#[tokio::test]
+async fn probes_live_on_the_ops_app_only() {
+    let app = app("");
+    for path in ["/healthz", "/readyz"] {
+        let request = Request::get(path).body(Body::empty()).unwrap();
+        let (status, json) = call(&app, request).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(json["error"]["reason"], "UNKNOWN_PATH", "{path}");
+    }
+    for (request, status) in [
+        (
+            post("/healthz", "application/json", "{}"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            post("/webhooks/open", "application/json", ORDER),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        assert_eq!(call_router(&app.ops, request).await.0, status);
+    }
 }
 
 #[tokio::test]
@@ -128,8 +157,9 @@ async fn rate_limit_applies_to_webhooks_only() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(response.headers()["retry-after"], "300");
-    let live = Request::get("/healthz").body(Body::empty()).unwrap();
-    assert_eq!(call(&app, live).await.0, StatusCode::OK);
+    // Refused without spending a token: an unknown source.
+    let (status, _) = call(&app, post("/webhooks/nope", "application/json", ORDER)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 /// A Gigs source, for refusals the pipeline makes.

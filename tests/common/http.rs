@@ -46,6 +46,18 @@ pub async fn send(
     body: Vec<u8>,
 ) -> Answer {
     let stream = TcpStream::connect(addr).await.expect("connects");
+    send_on(stream, addr, method, uri, headers, body).await
+}
+
+/// Sends one request on `stream`, a fresh connection to `addr`.
+pub async fn send_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    uri: &str,
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> Answer {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");
@@ -84,12 +96,23 @@ pub async fn send(
 
 /// POSTs a webhook exactly as the gRPC request describes it: its URI, headers and body.
 pub async fn post_webhook(addr: SocketAddr, request: &VerifyAndNormalizeRequest) -> Answer {
+    let stream = TcpStream::connect(addr).await.expect("connects");
+    post_webhook_on(stream, addr, request).await
+}
+
+/// As [`post_webhook`], on `stream`, a fresh connection to `addr`.
+pub async fn post_webhook_on(
+    stream: TcpStream,
+    addr: SocketAddr,
+    request: &VerifyAndNormalizeRequest,
+) -> Answer {
     let headers: Vec<(String, String)> = request
         .headers
         .iter()
         .map(|header| (header.name.clone(), header.value.clone()))
         .collect();
-    send(
+    send_on(
+        stream,
         addr,
         "POST",
         &request.request_uri,

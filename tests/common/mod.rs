@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod flood;
 pub mod http;
 pub mod stream;
 
@@ -80,6 +81,7 @@ pub fn test_config_toml(max_body_bytes: usize) -> String {
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
+ops_listen = "127.0.0.1:0"
 shutdown_grace_seconds = 5
 
 [limits]
@@ -138,8 +140,10 @@ verification = {{ scheme = "none" }}
 pub struct TestServer {
     /// The gRPC address.
     pub addr: SocketAddr,
-    /// The HTTP ingress and probes address.
+    /// The HTTP ingress address.
     pub http_addr: SocketAddr,
+    /// The probes' (ops listener's) address.
+    pub ops_addr: SocketAddr,
     /// The store directory (kept so a restarted server finds the same log).
     pub store: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
@@ -192,6 +196,7 @@ impl TestServer {
             .expect("server binds");
         let addr = server.grpc_addr();
         let http_addr = server.http_addr();
+        let ops_addr = server.ops_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             server
@@ -209,6 +214,7 @@ impl TestServer {
         TestServer {
             addr,
             http_addr,
+            ops_addr,
             store: store.to_owned(),
             _dir: None,
             client: NormalizerServiceClient::new(channel.clone())
@@ -391,9 +397,11 @@ pub struct Running {
     pub child: std::process::Child,
     /// The gRPC address.
     pub addr: String,
-    /// The HTTP ingress and probes address.
+    /// The HTTP ingress address.
     pub http_addr: String,
-    /// Its log lines up to and including the second "listening" one.
+    /// The probes' (ops listener's) address.
+    pub ops_addr: String,
+    /// Its log lines up to and including the last "listening" one.
     pub startup_log: Vec<String>,
     /// Its JSON log lines after the start-up ones, as they come.
     logs: std::sync::mpsc::Receiver<String>,
@@ -527,14 +535,14 @@ pub fn serve_command(bin: &str, config: Option<&std::path::Path>) -> std::proces
     command
 }
 
-/// Starts the real binary's `serve` and waits for its "grpc listening" and "http listening" log
-/// lines.
+/// Starts the real binary's `serve` and waits for its "grpc listening", "http listening" and
+/// "ops listening" log lines.
 pub fn serve_binary(bin: &str, config: &std::path::Path) -> Running {
     spawn_serve(serve_command(bin, Some(config)))
 }
 
 /// Spawns `command` (a `serve` logging JSON to a piped stderr, see [`serve_command`]) and waits
-/// for its "grpc listening" and "http listening" log lines.
+/// for its "grpc listening", "http listening" and "ops listening" log lines.
 pub fn spawn_serve(mut command: std::process::Command) -> Running {
     use std::io::{BufRead, BufReader};
     use std::time::{Duration, Instant};
@@ -545,6 +553,7 @@ pub fn spawn_serve(mut command: std::process::Command) -> Running {
         child,
         addr: String::new(),
         http_addr: String::new(),
+        ops_addr: String::new(),
         startup_log: Vec::new(),
         logs: rx,
     };
@@ -564,9 +573,14 @@ pub fn spawn_serve(mut command: std::process::Command) -> Running {
                 running.addr = addr();
             } else if parsed["message"] == "http listening" {
                 running.http_addr = addr();
+            } else if parsed["message"] == "ops listening" {
+                running.ops_addr = addr();
             }
             running.startup_log.push(line);
-            if !running.addr.is_empty() && !running.http_addr.is_empty() {
+            if !running.addr.is_empty()
+                && !running.http_addr.is_empty()
+                && !running.ops_addr.is_empty()
+            {
                 return running;
             }
         }

@@ -1,0 +1,65 @@
+//! `[grpc]`: the gRPC listener's connection limits (its address is `server.grpc_listen`).
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// `[grpc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Connections open at once, established or not. At the cap a connection that has not sent
+    /// its HTTP/2 preface yet is closed to make room (the oldest of the address holding the
+    /// most); when every open connection is established, the new one is refused.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections that have not sent the HTTP/2 preface yet that one client address (IPv6: one
+    /// /64) may hold; past it, that address's oldest one is closed.
+    #[serde(default = "default_max_waiting_per_address")]
+    pub max_waiting_per_address: usize,
+    /// A connection must send the HTTP/2 preface within this long of being accepted (clients
+    /// send it at once); hyper itself would wait forever.
+    #[serde(default = "default_preface_timeout")]
+    pub preface_timeout_seconds: u64,
+}
+
+fn default_max_connections() -> usize {
+    1024
+}
+
+fn default_max_waiting_per_address() -> usize {
+    64
+}
+
+fn default_preface_timeout() -> u64 {
+    10
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        GrpcConfig {
+            max_connections: default_max_connections(),
+            max_waiting_per_address: default_max_waiting_per_address(),
+            preface_timeout_seconds: default_preface_timeout(),
+        }
+    }
+}
+
+impl GrpcConfig {
+    /// Checks what serde cannot; every error names its key.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("grpc.max_connections", self.max_connections as u64),
+            (
+                "grpc.max_waiting_per_address",
+                self.max_waiting_per_address as u64,
+            ),
+            ("grpc.preface_timeout_seconds", self.preface_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be greater than 0"));
+            }
+        }
+        Ok(())
+    }
+}
