@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,8 @@ use tokio::sync::watch;
 use tonic::transport::Server as TonicServer;
 use tonic::transport::server::TcpIncoming;
 
+use crate::auth::Authenticator;
+use crate::auth::tls::{self, TlsError, TlsFiles, TlsReloader};
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
@@ -37,6 +40,13 @@ pub enum ServerError {
     Http(std::io::Error),
     #[error("reflection service cannot load the descriptor set: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot load the {listener} listener's tls files: {source}")]
+    Tls {
+        listener: &'static str,
+        source: TlsError,
+    },
 }
 
 /// Opens the configured event log backend (blocking work, done off the async workers).
@@ -67,6 +77,12 @@ pub struct Server {
     http: HttpSettings,
     drain: Duration,
     shutdown_grace: Duration,
+    /// Who may call the gRPC API.
+    auth: Arc<Authenticator>,
+    /// Each listener's TLS, when configured; `serve` keeps them current.
+    grpc_tls: Option<TlsReloader>,
+    http_tls: Option<TlsReloader>,
+    tls_reload_interval: Duration,
 }
 
 impl Server {
@@ -112,6 +128,13 @@ impl Server {
                 );
             }
         }
+        if config.auth.authenticator.is_open() {
+            tracing::warn!(
+                "grpc api accepts any caller that reaches it: ingest, read and forwarded fields (auth none)"
+            );
+        }
+        let grpc_tls = load_tls(config.tls.grpc.clone(), tls::GRPC_ALPN, "grpc").await?;
+        let http_tls = load_tls(config.tls.http.clone(), tls::HTTP_ALPN, "http").await?;
         let (grpc_listener, grpc_addr) = bind(config.server.grpc_listen).await?;
         let (http_listener, http_addr) = bind(config.server.http_listen).await?;
         Ok(Server {
@@ -133,6 +156,10 @@ impl Server {
             http,
             drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            auth: Arc::new(config.auth.authenticator.clone()),
+            grpc_tls,
+            http_tls,
+            tls_reload_interval: config.tls.reload_interval,
         })
     }
 
@@ -183,15 +210,35 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(service.into_server());
-        let grpc = router.serve_with_incoming_shutdown(
-            // Without TCP_NODELAY small unary responses wait on delayed ACKs (tens of ms).
-            TcpIncoming::from(self.grpc_listener)
-                .with_nodelay(Some(true))
-                .with_keepalive(Some(Duration::from_secs(60))),
-            stopped(stop_rx.clone()),
+            .add_service(service.into_server(self.auth));
+        let reloads: Vec<_> = [&self.grpc_tls, &self.http_tls]
+            .into_iter()
+            .flatten()
+            .map(|reloader| reloader.spawn(self.tls_reload_interval))
+            .collect();
+        let grpc: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &self.grpc_tls {
+                Some(reloader) => Box::pin(router.serve_with_incoming_shutdown(
+                    tls::tls_incoming(self.grpc_listener, reloader.tls()),
+                    stopped(stop_rx.clone()),
+                )),
+                None => Box::pin(
+                    router.serve_with_incoming_shutdown(
+                        // Without TCP_NODELAY small unary responses wait on delayed ACKs (tens of ms).
+                        TcpIncoming::from(self.grpc_listener)
+                            .with_nodelay(Some(true))
+                            .with_keepalive(Some(Duration::from_secs(60))),
+                        stopped(stop_rx.clone()),
+                    ),
+                ),
+            };
+        let http = crate::http::serve(
+            self.http_listener,
+            app,
+            connection_limits,
+            self.http_tls.as_ref().map(TlsReloader::tls),
+            stopped(stop_rx),
         );
-        let http = crate::http::serve(self.http_listener, app, connection_limits, stopped(stop_rx));
         let grpc = async { grpc.await.map_err(ServerError::from) };
         let http = async { http.await.map_err(ServerError::Http) };
         // Either listener failing stops the server: half a server would look healthy to one
@@ -240,11 +287,28 @@ impl Server {
         };
         refresh.abort();
         health_forwarding.abort();
+        reloads.iter().for_each(|reload| reload.abort());
         retention.abort();
         log.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+/// Loads a listener's TLS files off the async workers, if it has any.
+async fn load_tls(
+    files: Option<TlsFiles>,
+    alpn: &'static [&'static [u8]],
+    listener: &'static str,
+) -> Result<Option<TlsReloader>, ServerError> {
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let loaded =
+        tokio::task::spawn_blocking(move || TlsReloader::load(files, alpn, listener)).await?;
+    loaded
+        .map(Some)
+        .map_err(|source| ServerError::Tls { listener, source })
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {

@@ -19,6 +19,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn server_config_toml(store: &Path) -> String {
     format!(
         r#"
+auth = "none"
+
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

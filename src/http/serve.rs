@@ -3,6 +3,7 @@
 //! within the header-read timeout, which also ends idle keep-alive connections) and in number
 //! (at most `max_connections` open at once). Shutdown stops accepting, asks every connection to
 //! close after its request in flight, and waits for them; dropping the future aborts the rest.
+//! With TLS, each connection's handshake runs in its own task ([`ReloadingTls::handshake`]).
 
 use std::future::Future;
 use std::io;
@@ -16,10 +17,13 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
+
+use crate::auth::tls::ReloadingTls;
 
 /// How connections are bounded, from `[http]`.
 #[derive(Debug, Clone, Copy)]
@@ -32,11 +36,12 @@ pub struct ConnectionLimits {
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets every
 /// open connection finish its request in flight. Handlers see the peer address
-/// (`ConnectInfo<SocketAddr>`).
+/// (`ConnectInfo<SocketAddr>`). With `tls`, connections are TLS.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,
+    tls: Option<ReloadingTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
@@ -79,6 +84,7 @@ pub async fn serve(
             builder.clone(),
             permit,
             closing_rx.clone(),
+            tls.clone(),
         ));
     }
     // Closing the socket now: new connections are refused from here on.
@@ -95,13 +101,32 @@ async fn connection(
     peer: SocketAddr,
     app: Router,
     builder: Arc<Builder<TokioExecutor>>,
-    _slot: OwnedSemaphorePermit,
-    mut closing: watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
+    closing: watch::Receiver<bool>,
+    tls: Option<ReloadingTls>,
 ) {
     // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(%error, "cannot set tcp_nodelay");
     }
+    match tls {
+        None => serve_connection(stream, peer, app, builder, slot, closing).await,
+        Some(tls) => match tls.handshake(stream).await {
+            Ok(stream) => serve_connection(stream, peer, app, builder, slot, closing).await,
+            Err(error) => crate::auth::tls::handshake_failed(&error, peer),
+        },
+    }
+}
+
+/// Serves one connection's requests, over TCP or TLS.
+async fn serve_connection(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<Builder<TokioExecutor>>,
+    _slot: OwnedSemaphorePermit,
+    mut closing: watch::Receiver<bool>,
+) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         app.clone().oneshot(request.map(Body::new))
