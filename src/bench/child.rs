@@ -116,8 +116,8 @@ impl ChildProcess {
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
         let config = dir.join("hooknorm.toml");
-        std::fs::write(&dir.join("server.pem"), BENCH_CERT_PEM).map_err(io)?;
-        std::fs::write(&dir.join("server.key"), BENCH_KEY_PEM).map_err(io)?;
+        std::fs::write(dir.join("server.pem"), BENCH_CERT_PEM).map_err(io)?;
+        std::fs::write(dir.join("server.key"), BENCH_KEY_PEM).map_err(io)?;
         let toml = server_config_toml(&dir.join("store"), security, &dir);
         std::fs::write(&config, toml).map_err(io)?;
         let mut command = Command::new(exe);
