@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
 
 use common::http::*;
 use common::*;
