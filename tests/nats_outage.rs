@@ -84,7 +84,8 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
     );
     let running = serve_binary(BIN, &binary_config(dir.path(), &extra));
     let http: SocketAddr = running.http_addr.parse().expect("addr");
-    readyz_becomes(http, 200).await;
+    let ops: SocketAddr = running.ops_addr.parse().expect("addr");
+    readyz_becomes(ops, 200).await;
 
     let mut client = connect(&running.addr).await;
     let mut subscription = open_stream(
@@ -105,7 +106,7 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
 
     nats.kill();
     // Down: not ready (HTTP and gRPC health), and the stream ends with its resume cursor.
-    readyz_becomes(http, 503).await;
+    readyz_becomes(ops, 503).await;
     assert_eq!(health(&running.addr).await, 2, "grpc health NOT_SERVING");
     let ended = stream_end(&mut subscription, Duration::from_secs(30)).await;
     let cursor = resume_after(&ended);
@@ -121,7 +122,7 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     nats.run();
-    readyz_becomes(http, 200).await;
+    readyz_becomes(ops, 200).await;
     assert_eq!(health(&running.addr).await, 1, "grpc health SERVING");
     // Acknowledgements resume without a restart.
     let resumed_at = Instant::now();
