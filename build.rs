@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/hooknorm/v1/event.proto",
         "proto/hooknorm/v1/normalizer_service.proto",
+        "proto/hooknorm/v1/stream_record.proto",
     ];
     println!("cargo:rerun-if-changed=proto");
     let descriptors = protox::compile(protos, ["proto"])?;

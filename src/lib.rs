@@ -13,7 +13,8 @@
 //! - [`event`]: canonical type and time rules shared by the providers.
 //! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize, store.
 //! - [`proto`]: the generated `hooknorm.v1` types and the reflection descriptor set.
-//! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend) and retention.
+//! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend, NATS JetStream
+//!   backend for several replicas) and retention.
 //! - [`stream`]: event subscriptions: replay from the log, then live, with no gap at the seam.
 //! - [`grpc`]: the tonic service: proto <-> domain conversion and status mapping only.
 //! - [`http`]: the axum ingress (`POST /webhooks/{source}`) and the probes' ops app: HTTP <->
@@ -22,6 +23,7 @@
 //!   pressure, who is closed first, and the log of it; the gRPC listener's preface gate.
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: the listeners, health, reflection, graceful shutdown.
+//! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
@@ -29,6 +31,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod cloudevents;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hooknorm::bench::BenchArgs;
-use hooknorm::cli::events::{self, FilterArgs, TailStart};
+use hooknorm::cli::events::{self, FilterArgs, TailFormat, TailStart};
 use hooknorm::cli::output;
 use hooknorm::cli::send::{self, SendArgs};
 use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
@@ -47,9 +47,13 @@ enum Command {
         /// Start from events received at or after this RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
-        /// Also print heartbeats.
+        /// Also print heartbeats (json format only).
         #[arg(long)]
         heartbeats: bool,
+        /// How each event is printed: `json` (the Event) or `cloudevents` (CloudEvents 1.0
+        /// structured mode).
+        #[arg(long, value_enum, default_value_t = TailFormat::Json)]
+        format: TailFormat,
         /// Server URL [default: the config's grpc_listen].
         #[arg(long)]
         server: Option<String>,
@@ -163,6 +167,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             after,
             since,
             heartbeats,
+            format,
             server,
         } => {
             let url = server_url(server)?;
@@ -172,7 +177,16 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
                 since,
             };
             let filter = FilterArgs::from(filter);
-            runtime()?.block_on(events::tail(&url, &filter, &start, heartbeats, out))?;
+            let mut notices = std::io::stderr().lock();
+            runtime()?.block_on(events::tail(
+                &url,
+                &filter,
+                &start,
+                format,
+                heartbeats,
+                out,
+                &mut notices,
+            ))?;
             Ok(())
         }
         Command::Events {

@@ -18,6 +18,7 @@ use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
 use crate::listen::grpc::ResetLimits;
 use crate::listen::{Admission, Limits, fd_limit};
+use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
 use crate::pipeline::Pipeline;
@@ -29,6 +30,8 @@ use crate::stream::StreamSettings;
 pub enum ServerError {
     #[error("cannot open the event log: {0}")]
     Log(#[from] LogError),
+    #[error("cannot open the event log on nats: {0}")]
+    Nats(#[from] NatsOpenError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -54,6 +57,7 @@ pub async fn open_log(config: &Config) -> Result<Arc<dyn EventLog>, ServerError>
                 })??;
             Ok(Arc::new(log))
         }
+        StoreBackend::Nats => Ok(Arc::new(NatsEventLog::open(&store).await?)),
     }
 }
 

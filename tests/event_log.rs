@@ -13,13 +13,13 @@ use chrono::{DateTime, Utc};
 use common::stream::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, EncodedEvent, EventLog, LiveEvent, LogError, RetentionReport,
+    AppendRequest, Appended, EncodedBatch, EventLog, LiveSubscription, LogError, RetentionReport,
 };
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{
     Event, EventFilter, GetEventRequest, ListEventsRequest, Provider, ResourceRef,
 };
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 async fn next_types(stream: &mut EventStream, count: usize) -> Vec<(u64, String, String)> {
     let mut out = Vec::new();
@@ -154,11 +154,6 @@ impl SeamLog {
             .expect("injected append");
         assert!(!appended.duplicate);
     }
-
-    /// For the synchronous methods: the append is waited for on this worker thread.
-    fn inject_blocking(&self) {
-        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(self.inject()));
-    }
 }
 
 #[async_trait]
@@ -179,7 +174,7 @@ impl EventLog for SeamLog {
         after: u64,
         filter: &hooknorm::log::EventFilter,
         limit: usize,
-    ) -> Result<Vec<EncodedEvent>, LogError> {
+    ) -> Result<EncodedBatch, LogError> {
         let inject = self.subscribed.load(Ordering::SeqCst)
             && Self::take(&self.read_injections, Self::READ_INJECTIONS);
         if inject {
@@ -205,24 +200,24 @@ impl EventLog for SeamLog {
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
         self.inner.cursor_at(time).await
     }
-    fn head(&self) -> u64 {
-        let head = self.inner.head();
+    async fn head(&self) -> Result<u64, LogError> {
+        let head = self.inner.head().await;
         if self.subscribed.load(Ordering::SeqCst)
             && Self::take(&self.head_injections, Self::HEAD_INJECTIONS)
         {
-            self.inject_blocking();
+            self.inject().await;
         }
         head
     }
-    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+    async fn subscribe(&self) -> Result<LiveSubscription, LogError> {
         // Only the first subscription once armed.
         let window = self.armed.swap(false, Ordering::SeqCst);
         if window {
-            self.inject_blocking();
+            self.inject().await;
         }
-        let live = self.inner.subscribe();
+        let live = self.inner.subscribe().await;
         if window {
-            self.inject_blocking();
+            self.inject().await;
             self.subscribed.store(true, Ordering::SeqCst);
         }
         live

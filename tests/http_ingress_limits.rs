@@ -16,11 +16,12 @@ use chrono::{DateTime, Utc};
 use common::http::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, EventFilter, EventLog, LiveEvent, LogError, RetentionReport,
+    AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
+    RetentionReport,
 };
 use hooknorm::proto::v1::{Event, ListEventsRequest};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -249,11 +250,19 @@ impl EventLog for FailingLog {
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
         self.inner.cursor_at(time).await
     }
-    fn head(&self) -> u64 {
-        self.inner.head()
+    async fn read_encoded_after(
+        &self,
+        after: u64,
+        filter: &EventFilter,
+        limit: usize,
+    ) -> Result<EncodedBatch, LogError> {
+        self.inner.read_encoded_after(after, filter, limit).await
     }
-    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.inner.subscribe()
+    async fn head(&self) -> Result<u64, LogError> {
+        self.inner.head().await
+    }
+    async fn subscribe(&self) -> Result<LiveSubscription, LogError> {
+        self.inner.subscribe().await
     }
     fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
         self.inner.live_pressure()

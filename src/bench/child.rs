@@ -17,6 +17,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The server config of a scenario: ephemeral ports, JSON logs at `warn` except the start-up
 /// lines, the store in `store`, one Gigs source.
 pub fn server_config_toml(store: &Path) -> String {
+    server_config_toml_with(&format!(
+        "[store]\npath = {:?}\n",
+        store.display().to_string()
+    ))
+}
+
+/// [`server_config_toml`] with another `[store]` section (and its subtables).
+pub fn server_config_toml_with(store: &str) -> String {
     format!(
         r#"
 [server]
@@ -28,9 +36,6 @@ shutdown_grace_seconds = 1
 [http]
 max_concurrency = 4096
 
-[store]
-path = {store:?}
-
 [log]
 format = "json"
 level = "warn,hooknorm::server=info"
@@ -39,8 +44,9 @@ level = "warn,hooknorm::server=info"
 name = "gigs"
 provider = "gigs"
 verification = {{ scheme = "standard_webhooks", secrets = ["{BENCH_GIGS_SECRET}"] }}
-"#,
-        store = store.display().to_string()
+
+{store}
+"#
     )
 }
 
@@ -61,6 +67,18 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// Starts `hooknorm serve` with a fresh store and config under the system temp directory.
     pub fn serve(exe: &Path, tag: &str) -> Result<ChildProcess, BenchError> {
+        ChildProcess::serve_with(exe, tag, &|store: &Path| {
+            format!("[store]\npath = {:?}\n", store.display().to_string())
+        })
+    }
+
+    /// As [`ChildProcess::serve`], with the `[store]` section `store` makes for the store
+    /// directory.
+    pub fn serve_with(
+        exe: &Path,
+        tag: &str,
+        store: &dyn Fn(&Path) -> String,
+    ) -> Result<ChildProcess, BenchError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_nanos())
@@ -75,7 +93,8 @@ impl ChildProcess {
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
         let config = dir.join("hooknorm.toml");
-        std::fs::write(&config, server_config_toml(&dir.join("store"))).map_err(io)?;
+        let toml = server_config_toml_with(&store(&dir.join("store")));
+        std::fs::write(&config, toml).map_err(io)?;
         let mut command = Command::new(exe);
         command.arg("serve").arg("--config").arg(&config);
         let mut child = Self::spawn(command, true)?;

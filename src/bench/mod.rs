@@ -3,13 +3,16 @@
 //! rate (open loop), and reports throughput, latency percentiles and the server's memory; a bare
 //! tonic echo service, run the same way, gives the framework's own limit on the same machine so
 //! the figures can be read as ratios. Scenarios: unary gRPC (durable and dry run), echo, the
-//! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up.
+//! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up; with a NATS
+//! server, the NATS backend beside raw JetStream publishes, three replicas and a fresh
+//! replica's catch-up ([`nats`]).
 
 pub mod callers;
 pub mod child;
 pub mod drive;
 pub mod echo_server;
 pub mod latency;
+pub mod nats;
 pub mod payload;
 pub mod report;
 pub mod streams;
@@ -57,6 +60,13 @@ pub enum Scenario {
     Fanout,
     /// One subscriber replaying a stored log from the earliest event.
     Catchup,
+    /// The NATS backend through one replica, beside raw JetStream publishes (needs
+    /// `--nats-url` or `--nats-server`; part of `all` only then).
+    Nats,
+    /// Three NATS replicas on one stream, the load spread over them.
+    NatsReplicas,
+    /// A fresh NATS replica catching up with `--catchup-events` stored events.
+    NatsCatchup,
 }
 
 /// The `bench` command line.
@@ -102,6 +112,13 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// A NATS server (with JetStream) for the nats scenarios.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// A nats-server binary the bench starts for the nats scenarios (single node, temporary
+    /// store), when no --nats-url is given.
+    #[arg(long)]
+    pub nats_server: Option<PathBuf>,
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m` or a bare number of seconds.
@@ -190,6 +207,36 @@ impl Bench {
         }
         if wants(Scenario::Catchup) {
             report.scenarios.push(streams::catchup(self).await?);
+        }
+        let nats_given = self.args.nats_url.is_some() || self.args.nats_server.is_some();
+        let wants_nats = |scenario| {
+            self.args.scenario == scenario || (self.args.scenario == Scenario::All && nats_given)
+        };
+        if [
+            Scenario::Nats,
+            Scenario::NatsReplicas,
+            Scenario::NatsCatchup,
+        ]
+        .into_iter()
+        .any(wants_nats)
+        {
+            let target = nats::NatsTarget::new(
+                self.args.nats_url.as_deref(),
+                self.args.nats_server.as_deref(),
+            )?;
+            if wants_nats(Scenario::Nats) {
+                report
+                    .scenarios
+                    .extend(nats::durable_and_raw(self, &target).await?);
+            }
+            if wants_nats(Scenario::NatsReplicas) {
+                report
+                    .scenarios
+                    .push(nats::three_replicas(self, &target).await?);
+            }
+            if wants_nats(Scenario::NatsCatchup) {
+                report.scenarios.push(nats::catchup(self, &target).await?);
+            }
         }
         report.check_targets();
         Ok(report)

@@ -251,6 +251,14 @@ impl Report {
         self.check("catch-up events/s", catchup, ">= 100000", |v| {
             v >= 100_000.0
         });
+        let nats = rate(self.row("nats durable (1 replica)"));
+        let nats_raw = rate(self.row("nats raw publish"));
+        self.check(
+            "nats durable / raw publish",
+            ratio(nats, nats_raw),
+            ">= 0.5",
+            |v| v >= 0.5,
+        );
         self.check("idle rss MiB (worst)", idle, "<= 30", |v| v <= 30.0);
         self.check("start-up ms (worst)", startup, "<= 300", |v| v <= 300.0);
     }

@@ -1,5 +1,6 @@
 //! `hooknorm tail` (StreamEvents) and `hooknorm events` (ListEvents / GetEvent): one JSON event
-//! per line, for people and `jq`.
+//! per line, for people and `jq`; what is not an event (events skipped) goes to a separate
+//! writer, stderr, so the JSON lines stay clean.
 
 use std::io::Write;
 
@@ -50,6 +51,10 @@ pub enum ClientError {
     },
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error(transparent)]
+    CloudEvent(#[from] crate::cloudevents::CloudEventError),
+    #[error("--heartbeats prints heartbeats, which are not cloudevents: use it with --format json")]
+    HeartbeatsNotCloudEvents,
     #[error("cannot write output: {0}")]
     Write(#[from] std::io::Error),
 }
@@ -106,6 +111,16 @@ impl FilterArgs {
     }
 }
 
+/// How `tail` prints each event.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TailFormat {
+    /// The `Event` as canonical proto3 JSON.
+    #[default]
+    Json,
+    /// CloudEvents 1.0 structured-mode JSON (see `crate::cloudevents`).
+    Cloudevents,
+}
+
 /// Where `tail` starts.
 #[derive(Debug, Clone, Default)]
 pub struct TailStart {
@@ -124,14 +139,21 @@ async fn connect(url: &str) -> Result<NormalizerServiceClient<Channel>, ClientEr
         })
 }
 
-/// Streams events to `out`, one JSON object per line, until the stream ends.
+/// Streams events to `out`, one JSON object per line in `format`, until the stream ends; says
+/// on `notices` when retention removed events before they could be sent.
 pub async fn tail(
     url: &str,
     filter: &FilterArgs,
     start: &TailStart,
+    format: TailFormat,
     heartbeats: bool,
     out: &mut impl Write,
+    notices: &mut impl Write,
 ) -> Result<(), ClientError> {
+    // Every line of a cloudevents tail is a cloudevent, so a consumer can parse each one.
+    if heartbeats && format == TailFormat::Cloudevents {
+        return Err(ClientError::HeartbeatsNotCloudEvents);
+    }
     let start = if let Some(after) = start.after {
         Some(Start::AfterSequence(after))
     } else if let Some(since) = &start.since {
@@ -156,7 +178,11 @@ pub async fn tail(
     while let Some(response) = stream.message().await? {
         match response.message {
             Some(Message::Event(event)) => {
-                writeln!(out, "{}", to_json("hooknorm.v1.Event", &event, false)?)?;
+                let line = match format {
+                    TailFormat::Json => to_json("hooknorm.v1.Event", &event, false)?,
+                    TailFormat::Cloudevents => crate::cloudevents::to_json(&event)?,
+                };
+                writeln!(out, "{line}")?;
                 out.flush()?;
             }
             Some(Message::Heartbeat(heartbeat)) if heartbeats => {
@@ -166,6 +192,17 @@ pub async fn tail(
                     to_json("hooknorm.v1.Heartbeat", &heartbeat, false)?
                 )?;
                 out.flush()?;
+            }
+            Some(Message::EventsSkipped(skipped)) => {
+                writeln!(
+                    notices,
+                    "hooknorm tail: events after sequence {} through {} were removed by \
+                     retention before they could be sent; continuing after {}",
+                    skipped.after_sequence,
+                    skipped.last_skipped_sequence,
+                    skipped.last_skipped_sequence
+                )?;
+                notices.flush()?;
             }
             _ => {}
         }

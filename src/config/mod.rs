@@ -5,14 +5,15 @@
 //! secrets resolved, networks parsed, every limit usable. Whoever holds a `Config` may build
 //! from it without checking anything again. Every error names the offending key.
 //!
-//! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store`, `streams`, `log`,
-//! `sources`), and
-//! `secrets` for how secrets are written, resolved and kept out of `Debug`.
+//! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store` with `nats`,
+//! `streams`, `log`, `sources`), and `secrets` for how secrets are written, resolved and kept out
+//! of `Debug`.
 
 mod grpc;
 mod http;
 mod limits;
 mod log;
+mod nats;
 mod ops;
 mod secrets;
 mod server;
@@ -31,6 +32,7 @@ pub use grpc::GrpcConfig;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES, LimitsConfig};
 pub use log::{LogConfig, LogFormat};
+pub use nats::{NatsAuth, NatsConfig, NatsTlsConfig};
 pub use ops::OpsConfig;
 pub use secrets::{Secret, SecretRef};
 pub use server::ServerConfig;
@@ -185,8 +187,9 @@ impl ConfigFile {
     }
 
     /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_OPS_LISTEN`,
-    /// `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`, `HOOKNORM_LOG_FORMAT` and
-    /// `HOOKNORM_LOG_LEVEL`; a bad value is named by its variable.
+    /// `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`,
+    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a
+    /// bad value is named by its variable.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
         where
@@ -211,6 +214,26 @@ impl ConfigFile {
         if let Some(value) = var("HOOKNORM_STORE_PATH") {
             self.store.path = PathBuf::from(value);
         }
+        if let Some(value) = var("HOOKNORM_STORE_BACKEND") {
+            self.store.backend = match value.as_str() {
+                "sqlite" => StoreBackend::Sqlite,
+                "nats" => StoreBackend::Nats,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "HOOKNORM_STORE_BACKEND",
+                        "must be sqlite or nats",
+                    ));
+                }
+            };
+        }
+        if let Some(value) = var("HOOKNORM_NATS_SERVERS") {
+            self.store.nats.servers = value
+                .split(',')
+                .map(str::trim)
+                .filter(|server| !server.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
         if let Some(value) = var("HOOKNORM_LOG_FORMAT") {
             self.log.format = LogFormat::parse("HOOKNORM_LOG_FORMAT", &value)?;
         }
@@ -222,7 +245,7 @@ impl ConfigFile {
     }
 
     /// Checks what serde cannot, section by section, and resolves the sources' secrets.
-    fn validate(self) -> Result<Config, ConfigError> {
+    fn validate(mut self) -> Result<Config, ConfigError> {
         self.streams.validate()?;
         self.store.validate()?;
         self.server.validate()?;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::nats::NatsConfig;
 
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -42,6 +43,9 @@ pub struct StoreConfig {
     /// this, events are announced by sequence only and read from the log by whoever needs them.
     #[serde(default = "default_live_bytes")]
     pub live_bytes: usize,
+    /// `[store.nats]`, read when `backend = "nats"`.
+    #[serde(default)]
+    pub nats: NatsConfig,
 }
 
 /// The event log backends.
@@ -51,6 +55,9 @@ pub enum StoreBackend {
     /// One SQLite file (WAL mode) under `store.path`.
     #[default]
     Sqlite,
+    /// A NATS JetStream stream shared by every replica, with a local index per replica
+    /// (`[store.nats]`).
+    Nats,
 }
 
 fn default_store_path() -> PathBuf {
@@ -95,13 +102,14 @@ impl Default for StoreConfig {
             group_commit_max: default_group_commit_max(),
             live_events: default_live_events(),
             live_bytes: default_live_bytes(),
+            nats: NatsConfig::default(),
         }
     }
 }
 
 impl StoreConfig {
-    /// Checks what serde cannot; every error names its key.
-    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what serde cannot (and resolves the NATS credentials); every error names its key.
+    pub(super) fn validate(&mut self) -> Result<(), ConfigError> {
         if self.dedup_window_seconds == 0 {
             return Err(ConfigError::invalid(
                 "store.dedup_window_seconds",
@@ -126,6 +134,9 @@ impl StoreConfig {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));
             }
+        }
+        if self.backend == StoreBackend::Nats {
+            self.nats.validate(self.dedup_window_seconds)?;
         }
         Ok(())
     }

@@ -59,6 +59,11 @@ impl EntityKey {
         &self.0
     }
 
+    /// A key as [`EntityKey::as_str`] gave it, read back (from a replicated log's record).
+    pub fn from_stored(key: String) -> EntityKey {
+        EntityKey(key)
+    }
+
     fn push(&mut self, part: &str) {
         use std::fmt::Write as _;
         // Writing to a `String` cannot fail.

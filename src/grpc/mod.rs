@@ -23,11 +23,11 @@ use crate::pipeline::{Pipeline, PipelineError};
 use crate::proto::v1::normalizer_service_server::{NormalizerService, NormalizerServiceServer};
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
-    Event, GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest, ListEventsResponse,
-    StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
+    Event, EventsSkipped, GetEventRequest, GetEventResponse, Heartbeat, ListEventsRequest,
+    ListEventsResponse, StreamEventsRequest, StreamEventsResponse, VerifyAndNormalizeRequest,
     VerifyAndNormalizeResponse,
 };
-use crate::stream::{OpenError, StreamEnd, StreamItem, StreamSettings, Subscription};
+use crate::stream::{OpenError, StartError, StreamEnd, StreamItem, StreamSettings, Subscription};
 
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
@@ -81,7 +81,7 @@ impl NormalizerGrpc {
     }
 
     /// Converts a StreamEvents request and opens its subscription.
-    fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
+    async fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
         let filter = convert::filter(request.filter).map_err(invalid_request)?;
         let start = convert::start(request.start).map_err(invalid_request)?;
         crate::stream::open(
@@ -91,6 +91,7 @@ impl NormalizerGrpc {
             self.streams,
             self.shutdown.clone(),
         )
+        .await
         .map_err(|error| open_status(&error))
     }
 }
@@ -137,7 +138,7 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let subscription = self.open_stream(request.into_inner())?;
+        let subscription = self.open_stream(request.into_inner()).await?;
         let stream = ReceiverStream::new(subscription).map(|queued| match queued {
             Ok(queued) => match queued.item {
                 StreamItem::Event(event) => Event::decode(event.bytes)
@@ -154,6 +155,12 @@ impl NormalizerService for NormalizerGrpc {
                     message: Some(Message::Heartbeat(Heartbeat {
                         head_sequence: head,
                         sent_at: Some(crate::event::timestamp(at)),
+                    })),
+                }),
+                StreamItem::Skipped { after, through } => Ok(StreamEventsResponse {
+                    message: Some(Message::EventsSkipped(EventsSkipped {
+                        after_sequence: after,
+                        last_skipped_sequence: through,
                     })),
                 }),
             },
@@ -231,10 +238,10 @@ fn page_status(error: &PageError) -> Status {
 /// A refused subscription; a cursor past the head says where the head is.
 fn open_status(error: &OpenError) -> Status {
     let metadata = match error {
-        OpenError::Start(start) => {
-            HashMap::from([("head_sequence".to_owned(), start.head().to_string())])
+        OpenError::Start(StartError::CursorAhead { head, .. }) => {
+            HashMap::from([("head_sequence".to_owned(), head.to_string())])
         }
-        OpenError::ShuttingDown => HashMap::new(),
+        OpenError::Start(StartError::Log(_)) | OpenError::ShuttingDown => HashMap::new(),
     };
     status(error.reason(), error.to_string(), metadata)
 }

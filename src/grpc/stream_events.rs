@@ -27,7 +27,7 @@ use tower::Service;
 
 use super::NormalizerGrpc;
 use crate::proto::v1::stream_events_response::Message as ResponseMessage;
-use crate::proto::v1::{Heartbeat, StreamEventsRequest, StreamEventsResponse};
+use crate::proto::v1::{EventsSkipped, Heartbeat, StreamEventsRequest, StreamEventsResponse};
 use crate::stream::{Queued, StreamItem};
 
 /// The one method this route serves.
@@ -104,18 +104,16 @@ struct StreamEventsHandler(NormalizerGrpc);
 impl ServerStreamingService<StreamEventsRequest> for StreamEventsHandler {
     type Response = Queued;
     type ResponseStream = FrameStream;
-    type Future = std::future::Ready<Result<Response<FrameStream>, Status>>;
+    type Future = BoxFuture<Response<FrameStream>, Status>;
 
     fn call(&mut self, request: Request<StreamEventsRequest>) -> Self::Future {
-        let opened = self
-            .0
-            .open_stream(request.into_inner())
-            .map(|subscription| {
-                let frames = ReceiverStream::new(subscription)
-                    .map(|queued| queued.map_err(|end| super::stream_end_status(&end)));
-                Response::new(Box::pin(frames) as FrameStream)
-            });
-        std::future::ready(opened)
+        let service = self.0.clone();
+        Box::pin(async move {
+            let subscription = service.open_stream(request.into_inner()).await?;
+            let frames = ReceiverStream::new(subscription)
+                .map(|queued| queued.map_err(|end| super::stream_end_status(&end)));
+            Ok(Response::new(Box::pin(frames) as FrameStream))
+        })
     }
 }
 
@@ -154,22 +152,27 @@ impl Encoder for FrameEncoder {
 
 /// The encoding of `StreamEventsResponse { message: <item> }`.
 pub fn write_frame(item: &StreamItem, dst: &mut impl BufMut) -> Result<(), Status> {
-    match item {
+    let message = match item {
         StreamItem::Event(event) => {
             encode_key(EVENT_FIELD, WireType::LengthDelimited, dst);
             encode_varint(event.bytes.len() as u64, dst);
             dst.put_slice(&event.bytes);
-            Ok(())
+            return Ok(());
         }
-        StreamItem::Heartbeat { head, at } => StreamEventsResponse {
-            message: Some(ResponseMessage::Heartbeat(Heartbeat {
-                head_sequence: *head,
-                sent_at: Some(crate::event::timestamp(*at)),
-            })),
-        }
-        .encode(dst)
-        .map_err(|error| Status::internal(format!("cannot encode heartbeat: {error}"))),
+        StreamItem::Heartbeat { head, at } => ResponseMessage::Heartbeat(Heartbeat {
+            head_sequence: *head,
+            sent_at: Some(crate::event::timestamp(*at)),
+        }),
+        StreamItem::Skipped { after, through } => ResponseMessage::EventsSkipped(EventsSkipped {
+            after_sequence: *after,
+            last_skipped_sequence: *through,
+        }),
+    };
+    StreamEventsResponse {
+        message: Some(message),
     }
+    .encode(dst)
+    .map_err(|error| Status::internal(format!("cannot encode stream message: {error}")))
 }
 
 /// [`ProstDecoder`] for the request, behind a name of our own.
@@ -237,6 +240,22 @@ mod tests {
         }));
         let decoded = StreamEventsResponse::decode(frame.as_slice()).unwrap();
         assert_eq!(decoded.message, Some(ResponseMessage::Event(event)));
+    }
+
+    #[test]
+    fn skipped_frame_is_what_prost_encodes() {
+        let frame = frame(&StreamItem::Skipped {
+            after: 3,
+            through: 12,
+        });
+        let expected = StreamEventsResponse {
+            message: Some(ResponseMessage::EventsSkipped(EventsSkipped {
+                after_sequence: 3,
+                last_skipped_sequence: 12,
+            })),
+        }
+        .encode_to_vec();
+        assert_eq!(frame, expected);
     }
 
     #[test]

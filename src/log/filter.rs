@@ -63,10 +63,6 @@ impl EventFilter {
             })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self == &EventFilter::default()
-    }
-
     /// A filter from the parts a request names: type patterns as text (see
     /// [`TypePattern::parse`]), and a resource, which must name both its kind and its id.
     pub fn new(

@@ -1,5 +1,6 @@
-//! The live feed's publishing side: committed events go out on a broadcast ring shared by every
-//! subscriber, bounded in count (the ring's capacity) and in bytes (this budget).
+//! The SQLite backend's live feed: committed events go out on a broadcast ring shared by every
+//! subscriber, bounded in count (the ring's capacity) and in bytes (this budget), and each
+//! subscriber receives them through a [`LiveSubscription`] over its broadcast receiver.
 //!
 //! The ring keeps an event until every subscriber has seen it, so its memory is the unread tail
 //! of the slowest subscriber. The publisher tracks the bytes of that tail (`Sender::len()` says
@@ -17,8 +18,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::{broadcast, watch};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::{CommittedEvent, LiveEvent};
+use super::{CommittedEvent, Live, LiveEvent, LiveSubscription};
 
 /// The publisher of committed events.
 pub struct LiveFeed {
@@ -61,9 +65,16 @@ impl LiveFeed {
         });
     }
 
-    /// Another handle for subscribing (the publisher stays with the writer).
-    pub fn sender(&self) -> broadcast::Sender<LiveEvent> {
-        self.sender.clone()
+    /// A handle for subscribing that does not keep the feed open: once the publisher is gone
+    /// (the writer stopped), subscriptions end and new ones are refused.
+    pub fn subscriptions(&self) -> Subscriptions {
+        Subscriptions(self.sender.downgrade())
+    }
+
+    /// A raw receiver, for tests of what is published.
+    #[cfg(test)]
+    fn receiver(&self) -> broadcast::Receiver<LiveEvent> {
+        self.sender.subscribe()
     }
 
     /// What an event costs while it waits in the ring: its encoding, and about as much again
@@ -110,6 +121,23 @@ impl LiveFeed {
     }
 }
 
+/// Opens subscriptions to a [`LiveFeed`] for as long as it publishes.
+#[derive(Debug, Clone)]
+pub struct Subscriptions(broadcast::WeakSender<LiveEvent>);
+
+impl Subscriptions {
+    /// A subscription to what is published from now on, or `None` once the feed has ended.
+    pub fn subscribe(&self) -> Option<LiveSubscription> {
+        // The strong sender lives only for this call: the writer's alone keeps the feed open.
+        let receiver = self.0.upgrade()?.subscribe();
+        let items = BroadcastStream::new(receiver).map(|item| match item {
+            Ok(event) => Live::Event(event),
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Live::Lagged { missed },
+        });
+        Some(LiveSubscription::new(items))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +161,7 @@ mod tests {
     fn an_unread_tail_past_the_budget_is_published_by_sequence() {
         // Room for about four 1 KiB events (2 KiB + 256 each).
         let mut feed = LiveFeed::new(64, 10 * 1024);
-        let mut slow = feed.sender().subscribe();
+        let mut slow = feed.receiver();
         for sequence in 1..=8 {
             feed.publish(committed(sequence, 1024));
         }
@@ -158,7 +186,7 @@ mod tests {
         // 2,304 bytes per 1 KiB event; half of 10 KiB is passed by the third unread one.
         let mut feed = LiveFeed::new(64, 10 * 1024);
         let pressure = feed.pressure();
-        let mut slow = feed.sender().subscribe();
+        let mut slow = feed.receiver();
         feed.publish(committed(1, 1024));
         feed.publish(committed(2, 1024));
         assert!(!*pressure.borrow(), "4.5 KiB unread of 10 KiB");
@@ -173,7 +201,7 @@ mod tests {
         }
         assert!(*pressure.borrow());
         drop(slow);
-        let _other = feed.sender().subscribe();
+        let _other = feed.receiver();
         feed.publish(committed(8, 1024));
         assert!(!*pressure.borrow());
     }
@@ -182,7 +210,7 @@ mod tests {
     fn an_event_larger_than_the_budget_goes_by_sequence_and_nothing_is_kept_unheard() {
         let mut feed = LiveFeed::new(8, 4096);
         feed.publish(committed(1, 1 << 20));
-        let mut subscriber = feed.sender().subscribe();
+        let mut subscriber = feed.receiver();
         feed.publish(committed(2, 1 << 20));
         assert!(matches!(
             subscriber.try_recv(),
@@ -193,5 +221,33 @@ mod tests {
             feed.publish(committed(sequence, 10));
         }
         assert!(feed.totals.len() <= 9);
+    }
+
+    #[tokio::test]
+    async fn subscriptions_report_lag_and_end_with_the_feed() {
+        let mut feed = LiveFeed::new(4, 1 << 20);
+        let subscriptions = feed.subscriptions();
+        let mut subscription = subscriptions.subscribe().unwrap();
+        for sequence in 1..=6 {
+            feed.publish(committed(sequence, 10));
+        }
+        // The ring held four: the first two went by, and the subscription is told.
+        assert!(matches!(
+            subscription.next().await,
+            Live::Lagged { missed: 2 }
+        ));
+        for sequence in 3..=6 {
+            match subscription.next().await {
+                Live::Event(event) => assert_eq!(event.sequence(), sequence),
+                other => panic!("expected event {sequence}, got {other:?}"),
+            }
+        }
+        assert!(subscription.try_next().is_none());
+        feed.publish(committed(7, 10));
+        drop(feed);
+        // What was published before the feed ended still arrives, then the end.
+        assert!(matches!(subscription.next().await, Live::Event(_)));
+        assert!(matches!(subscription.next().await, Live::Closed));
+        assert!(subscriptions.subscribe().is_none());
     }
 }

@@ -10,8 +10,12 @@
 //! carries on, so appends succeed again once the disk recovers. Reads run on blocking threads
 //! over a small pool of read-only connections, so neither side ever blocks the async runtime.
 //!
-//! Sequences are assigned by the writer and never reused: the `AUTOINCREMENT` high-water mark
-//! survives deletes and restarts.
+//! Sequences are assigned by the writer, one after another with no holes, and never reused:
+//! the `AUTOINCREMENT` high-water mark survives deletes and restarts. Only retention removes
+//! events, always the oldest, so everything below the oldest stored event (or, in an empty
+//! log, everything up to the high-water mark) is what retention removed: catch-up reads report
+//! that ([`crate::log::EncodedBatch::removed_through`]) from the same read transaction as their
+//! events.
 //!
 //! Dedup keys live in their own table so they outlive the events they point to:
 //! - [`ProviderId`](crate::event::Identity::ProviderId) and
@@ -35,14 +39,19 @@
 //! stamped with the append time.
 //!
 //! Retention runs on the writer thread in small transactions between group commits, so appends
-//! wait for at most one small chunk. [`crate::log::spawn_retention`] schedules it; callers may
-//! also call [`EventLog::enforce_retention`] themselves.
+//! wait for at most one small chunk. By age it removes the oldest events up to the first one
+//! young enough, so that even a wall clock that stepped back leaves no hole in what is kept.
+//! [`crate::log::spawn_retention`] schedules it; callers may also call
+//! [`EventLog::enforce_retention`] themselves.
 //!
-//! Files: `schema` (connections, pragmas, tables), `writer` (the thread and its commands),
-//! `batch` (one group commit: dedup and inserts), `read` (pool and filter -> SQL), `retention`
-//! (chunked deletes).
+//! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `read` (pool
+//! and filter -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index
+//! of a replicated stream, for the NATS backend).
 
 mod batch;
+mod index;
+mod lock;
 mod read;
 mod retention;
 mod schema;
@@ -51,23 +60,28 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::StoreConfig;
+use crate::log::live::{LiveFeed, Subscriptions};
 use crate::log::{
-    AppendRequest, Appended, EncodedEvent, EventFilter, EventLog, LiveEvent, LogError,
+    AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
     RetentionReport, View,
 };
 use crate::proto::v1::Event;
 
-use crate::log::live::LiveFeed;
+pub use index::{
+    IndexEntry, IndexEntryKind, IndexOutcome, IndexPosition, IndexReply, RetentionView,
+};
+pub use lock::LOCK_FILE_NAME;
+use lock::lock_store;
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
@@ -75,7 +89,7 @@ use writer::{Command, Control, Progress, Writer};
 /// The database file's name inside `store.path`.
 pub const DB_FILE_NAME: &str = "events.sqlite3";
 
-/// Idle read connections kept open by default.
+/// Read connections by default (see [`SqliteOptions::read_connections`]).
 pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 
 /// Long enough for a previous process on the same volume to finish its graceful shutdown.
@@ -91,7 +105,8 @@ pub struct SqliteOptions {
     pub broadcast_capacity: usize,
     /// Bytes of unread events the live feed may hold (see [`crate::log::LiveEvent`]).
     pub live_bytes: usize,
-    /// Idle read connections kept open for reuse (more are opened under load).
+    /// Read connections: at most this many reads run at once, each on its own connection,
+    /// opened when first needed and then kept open; further reads wait for one.
     pub read_connections: usize,
     /// Source of "now" for dedup keys, the dedup window and retention by age.
     pub clock: Clock,
@@ -125,48 +140,6 @@ impl std::fmt::Debug for SqliteOptions {
     }
 }
 
-/// The lock file that keeps a second process off the same store.
-pub const LOCK_FILE_NAME: &str = "events.lock";
-
-/// Takes the store's exclusive lock, held as long as the returned file is open, waiting up to
-/// `wait` for a previous holder (a log still closing, a process still shutting down). The
-/// writer keeps its next sequence in memory, so a second writer on the same file would fail
-/// every append; it is refused at start-up instead.
-fn lock_store(dir: &Path, wait: Duration) -> Result<std::fs::File, LogError> {
-    let path = dir.join(LOCK_FILE_NAME);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|error| LogError::Unavailable {
-            reason: format!("cannot open lock file {}: {error}", path.display()),
-        })?;
-    let deadline = std::time::Instant::now() + wait;
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(LogError::Unavailable {
-                    reason: format!(
-                        "store {} is in use by another hooknorm process (lock {})",
-                        dir.display(),
-                        path.display()
-                    ),
-                });
-            }
-            Err(std::fs::TryLockError::Error(error)) => {
-                return Err(LogError::Unavailable {
-                    reason: format!("cannot lock {}: {error}", path.display()),
-                });
-            }
-        }
-    }
-}
-
 /// The SQLite [`EventLog`].
 pub struct SqliteEventLog {
     path: PathBuf,
@@ -176,8 +149,10 @@ pub struct SqliteEventLog {
     writer: tokio::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<AtomicU64>,
     /// Transactions the writer committed for batches of appends.
+    #[cfg(test)]
     commits: Arc<AtomicU64>,
-    events: broadcast::Sender<LiveEvent>,
+    /// Subscribes to the writer's live feed while the writer runs.
+    events: Subscriptions,
     /// The live feed's pressure flag (see [`EventLog::live_pressure`]).
     pressure: watch::Receiver<bool>,
     reads: Arc<ReadPool>,
@@ -185,13 +160,15 @@ pub struct SqliteEventLog {
     dedup_window_ms: i64,
     retention_max_age_ms: Option<i64>,
     retention_max_count: Option<u64>,
+    /// The position of an index of a replicated stream (`None` for a log of its own).
+    index: Option<watch::Receiver<IndexPosition>>,
 }
 
 impl std::fmt::Debug for SqliteEventLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteEventLog")
             .field("path", &self.path)
-            .field("head", &self.head())
+            .field("head", &self.committed_head())
             .finish_non_exhaustive()
     }
 }
@@ -213,6 +190,15 @@ impl SqliteEventLog {
         config: &StoreConfig,
         options: SqliteOptions,
     ) -> Result<SqliteEventLog, LogError> {
+        SqliteEventLog::open_mode(config, options, false)
+    }
+
+    /// Opens a log of its own, or (`index`) a replica's index of a stream (see [`index`]).
+    fn open_mode(
+        config: &StoreConfig,
+        options: SqliteOptions,
+        index: bool,
+    ) -> Result<SqliteEventLog, LogError> {
         std::fs::create_dir_all(&config.path).map_err(|error| LogError::Unavailable {
             reason: format!(
                 "cannot create store directory {}: {error}",
@@ -224,16 +210,21 @@ impl SqliteEventLog {
         let cannot_open = |error: &dyn std::fmt::Display| LogError::Unavailable {
             reason: format!("cannot open {}: {error}", path.display()),
         };
-        let conn = schema::open_writer(&path).map_err(|error| cannot_open(&error))?;
+        let conn = schema::open_writer(&path, index).map_err(|error| cannot_open(&error))?;
         let last_sequence = schema::last_sequence(&conn).map_err(|error| cannot_open(&error))?;
+        let index = match index {
+            true => Some(index::read_position(&conn).map_err(|error| cannot_open(&error))?),
+            false => None,
+        };
         let reads = Arc::new(ReadPool::new(path.clone(), options.read_connections));
         // Fail at start-up, not on the first read, when readers cannot open the file.
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
+        #[cfg(test)]
         let commits = Arc::new(AtomicU64::new(0));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
-        let events = live.sender();
+        let events = live.subscriptions();
         let pressure = live.pressure();
         let group_commit_max = config.group_commit_max.max(1);
         // Room for a few full batches: beyond that, `append` waits (backpressure) instead of
@@ -245,6 +236,7 @@ impl SqliteEventLog {
             last_sequence,
             Progress {
                 head: Arc::clone(&head),
+                #[cfg(test)]
                 commits: Arc::clone(&commits),
             },
             live,
@@ -252,6 +244,17 @@ impl SqliteEventLog {
             dedup_window_ms,
             group_commit_max,
         );
+        let (writer, index) = match index {
+            Some(position) => {
+                let (published, positions) = watch::channel(position);
+                let state = index::IndexState {
+                    position,
+                    published,
+                };
+                (writer.with_index(state), Some(positions))
+            }
+            None => (writer, None),
+        };
         let handle = std::thread::Builder::new()
             .name("hooknorm-sqlite-writer".to_owned())
             .spawn(move || {
@@ -269,6 +272,7 @@ impl SqliteEventLog {
             commands: Mutex::new(Some(commands)),
             writer: tokio::sync::Mutex::new(Some(handle)),
             head,
+            #[cfg(test)]
             commits,
             events,
             pressure,
@@ -277,17 +281,19 @@ impl SqliteEventLog {
             dedup_window_ms,
             retention_max_age_ms: config.retention_max_age_seconds.map(seconds_to_ms),
             retention_max_count: config.retention_max_count,
+            index,
         })
     }
 
-    /// The database file.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The newest committed sequence, as the writer last published it.
+    fn committed_head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
     }
 
     /// How many group commits (one transaction and one fsync each) have stored batches of
     /// appends since the log was opened: appends divided by this is the average group.
-    pub fn commits(&self) -> u64 {
+    #[cfg(test)]
+    fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
 
@@ -367,12 +373,12 @@ impl EventLog for SqliteEventLog {
         after: u64,
         filter: &EventFilter,
         limit: usize,
-    ) -> Result<Vec<EncodedEvent>, LogError> {
-        let Some(query) = read::EventQuery::build(filter, Range::After(after), limit) else {
-            return Ok(Vec::new());
-        };
+    ) -> Result<EncodedBatch, LogError> {
+        let query = read::EventQuery::build(filter, Range::After(after), limit);
         // The stored body is the encoding subscribers send, so it is passed on as read.
-        self.reads.run(move |conn| query.run_encoded(conn)).await
+        self.reads
+            .run(move |conn| read::encoded_batch(conn, query.as_ref()))
+            .await
     }
 
     async fn list(
@@ -397,7 +403,7 @@ impl EventLog for SqliteEventLog {
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
         // Read head first: anything committed after it has a greater sequence, so falling back
         // to it can never skip a matching event.
-        let head = self.head();
+        let head = self.committed_head();
         let since_ms = time.timestamp_millis();
         let first = self
             .reads
@@ -406,12 +412,14 @@ impl EventLog for SqliteEventLog {
         Ok(first.map_or(head, |sequence| sequence.saturating_sub(1)))
     }
 
-    fn head(&self) -> u64 {
-        self.head.load(Ordering::Acquire)
+    async fn head(&self) -> Result<u64, LogError> {
+        // The writer publishes it after each commit and before the commit's events go live,
+        // which is all the contract asks of it.
+        Ok(self.committed_head())
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.events.subscribe()
+    async fn subscribe(&self) -> Result<LiveSubscription, LogError> {
+        self.events.subscribe().ok_or(LogError::Closed)
     }
 
     fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
@@ -424,10 +432,9 @@ impl EventLog for SqliteEventLog {
         let now_ms = (self.clock)().timestamp_millis();
         let below_sequence = match self.retention_max_count {
             None => None,
-            // Keep nothing: everything committed so far goes.
-            Some(0) => Some(self.head().saturating_add(1)),
             // Found on a read connection so the writer is not held up by the scan; events
-            // committed meanwhile are newer and only make the kept set larger.
+            // committed meanwhile are newer and only make the kept set larger. (Configuration
+            // refuses a count of 0, so the newest event is always kept.)
             Some(keep) => {
                 self.reads
                     .run(move |conn| read::sequence_ranked(conn, keep))

@@ -2,16 +2,23 @@
 //! duplicate at the seam.
 //!
 //! Each subscription is one producer task feeding a bounded channel. The task replays stored
-//! events after the start cursor, then subscribes to the log's broadcast, reads the log once
+//! events after the start cursor, then subscribes to the log's live feed, reads the log once
 //! more up to its head (what was committed around the subscription), and forwards live events
-//! whose sequence is past what it already sent. It holds a live receiver only while it drains
-//! it: the shared ring keeps an event until its slowest receiver has read it, so a receiver
-//! parked in a replay or behind a full buffer would make the ring send events by sequence only
-//! to everyone. When its buffer is full, when it lags the ring or meets an event sent by
-//! sequence only, it drops the receiver and goes back to reading the log from its cursor, so a
-//! slow subscriber costs a bounded amount of memory and slows neither ingestion nor other
-//! subscribers. One that stops reading altogether for `slow_subscriber_timeout` is ended with
-//! a resume cursor.
+//! whose sequence is past what it already sent: the log's seam guarantee
+//! ([`EventLog`]'s contract) makes that gap-free. It holds a live subscription only while it
+//! drains it: a feed kept in memory holds an event until its slowest subscriber has read it, so
+//! a subscription parked in a replay or behind a full buffer would make the feed send events
+//! by sequence only to everyone. When its buffer is full, when it lags the feed or meets an
+//! event sent by sequence only, it drops the subscription and goes back to reading the log
+//! from its cursor, so a slow subscriber costs a bounded amount of memory and slows neither
+//! ingestion nor other subscribers. One that stops reading altogether for
+//! `slow_subscriber_timeout` is ended with a resume cursor.
+//!
+//! Retention may remove events before a subscriber has them: a resume cursor older than the
+//! oldest kept event, or a subscriber catching up more slowly than retention removes. Every
+//! catch-up read says how far retention has gone, and when that is past the cursor the
+//! subscriber is told ([`StreamItem::Skipped`]) before the stream goes on from the oldest kept
+//! event. Only what retention removed counts: events a filter leaves out are never reported.
 //!
 //! Events travel as their stored encoding ([`EncodedEvent`]): live ones share the bytes the writer
 //! made, catch-up reads pass on the stored body, so a subscriber never decodes or re-encodes.
@@ -53,8 +60,8 @@ pub struct StreamSettings {
     /// subscribers, so this is a bound, not what each subscriber costs.
     pub buffer_bytes: usize,
     /// Events read from the log per catch-up query. Each subscriber that is catching up holds
-    /// one batch of its own, so this bounds memory when many fall behind at once; small enough
-    /// for that, large enough not to slow a single subscriber's replay.
+    /// one batch of its own, so this bounds memory when many fall behind at once; small
+    /// batches cost a replay little, as one query per batch is cheap next to sending its events.
     pub catch_up_batch: usize,
     /// A heartbeat is sent after this long without any other message.
     pub heartbeat: Duration,
@@ -63,8 +70,8 @@ pub struct StreamSettings {
 }
 
 /// 64 KiB: about 40 events of 1.5 KiB. Small on purpose: a subscriber that is behind waits in
-/// the shared live ring (or reads the log), not in bytes of its own, and this times the number
-/// of subscribers catching up is what they hold.
+/// the shared live feed (or reads the log), not in bytes of its own, and this is what each of
+/// many subscribers catching up at once holds.
 pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Default for StreamSettings {
@@ -88,6 +95,12 @@ pub enum StreamItem {
     Heartbeat {
         head: u64,
         at: DateTime<Utc>,
+    },
+    /// Retention removed the events after sequence `after` up to and including `through`
+    /// before they could be sent; the stream goes on after `through`.
+    Skipped {
+        after: u64,
+        through: u64,
     },
 }
 
@@ -120,28 +133,23 @@ pub enum StartError {
          restored; resume from EARLIEST, LATEST or a time instead"
     )]
     CursorAhead { after: u64, head: u64 },
-}
-
-impl StartError {
-    /// The newest stored sequence when the start was refused.
-    pub fn head(&self) -> u64 {
-        match self {
-            StartError::CursorAhead { head, .. } => *head,
-        }
-    }
+    /// The log could not say where its head is.
+    #[error(transparent)]
+    Log(#[from] LogError),
 }
 
 /// Refuses a resume cursor past the log's head: every sequence a client was ever sent is at or
 /// below the head, so a larger one means the store is not the one the cursor came from, and
 /// waiting there would silently skip the next events.
-pub fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
-    match start {
-        Start::After(after) if after > log.head() => Err(StartError::CursorAhead {
-            after,
-            head: log.head(),
-        }),
-        _ => Ok(()),
+pub async fn check_start(log: &dyn EventLog, start: Start) -> Result<(), StartError> {
+    let Start::After(after) = start else {
+        return Ok(());
+    };
+    let head = log.head().await?;
+    if after > head {
+        return Err(StartError::CursorAhead { after, head });
     }
+    Ok(())
 }
 
 /// One buffered message; while it exists it holds its share of the subscriber's byte budget,
@@ -180,6 +188,7 @@ pub fn subscribe(
             shutdown,
             pressure,
             cursor: 0,
+            skips_reported: !matches!(start, Start::Earliest),
             last_sent_at: Instant::now(),
         };
         if let Err(Stop::End(end)) = producer.run(start).await {
@@ -244,15 +253,19 @@ mod tests {
         }
     }
 
-    async fn next_event(subscription: &mut Subscription) -> EncodedEvent {
+    async fn next_item(subscription: &mut Subscription) -> StreamItem {
         let queued = tokio::time::timeout(Duration::from_secs(10), subscription.recv())
             .await
             .unwrap()
             .unwrap()
             .unwrap();
-        match queued.item {
+        queued.item
+    }
+
+    async fn next_event(subscription: &mut Subscription) -> EncodedEvent {
+        match next_item(subscription).await {
             StreamItem::Event(event) => event,
-            StreamItem::Heartbeat { .. } => panic!("expected an event"),
+            other => panic!("expected an event, got {other:?}"),
         }
     }
 
@@ -370,6 +383,50 @@ mod tests {
         assert_eq!(subscription.len(), 1);
         assert_eq!(next_event(&mut subscription).await.sequence, 1);
         assert_eq!(next_event(&mut subscription).await.sequence, 2);
+        log.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_retention_overtakes_is_told_what_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            path: dir.path().to_path_buf(),
+            retention_max_count: Some(2),
+            ..StoreConfig::default()
+        };
+        let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config).unwrap());
+        for index in 1..=10 {
+            append(&log, event(&format!("evt_{index}"), 10)).await;
+        }
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        // Reads two events at a time and buffers one: it is still catching up when retention
+        // removes everything but 9 and 10.
+        let mut subscription = subscribe(
+            Arc::clone(&log),
+            EventFilter::default(),
+            Start::After(0),
+            StreamSettings {
+                buffer: 1,
+                catch_up_batch: 2,
+                ..settings()
+            },
+            shutdown,
+        );
+        assert_eq!(next_event(&mut subscription).await.sequence, 1);
+        assert_eq!(log.enforce_retention().await.unwrap().events_removed, 8);
+        // What it had read before the removal still arrives, then the notice, then the rest.
+        let mut sent = vec![1];
+        let (after, through) = loop {
+            match next_item(&mut subscription).await {
+                StreamItem::Event(event) => sent.push(event.sequence),
+                StreamItem::Skipped { after, through } => break (after, through),
+                other => panic!("expected an event or a notice, got {other:?}"),
+            }
+        };
+        assert_eq!(sent, (1..=after).collect::<Vec<u64>>());
+        assert_eq!(through, 8);
+        assert_eq!(next_event(&mut subscription).await.sequence, 9);
+        assert_eq!(next_event(&mut subscription).await.sequence, 10);
         log.close().await;
     }
 }

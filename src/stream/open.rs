@@ -22,13 +22,14 @@ impl OpenError {
     pub fn reason(&self) -> Reason {
         match self {
             OpenError::ShuttingDown => Reason::ShuttingDown,
-            OpenError::Start(_) => Reason::CursorOutOfRange,
+            OpenError::Start(StartError::CursorAhead { .. }) => Reason::CursorOutOfRange,
+            OpenError::Start(StartError::Log(error)) => error.reason(),
         }
     }
 }
 
 /// Checks the start and the shutdown signal, then [`subscribe`]s.
-pub fn open(
+pub async fn open(
     log: Arc<dyn EventLog>,
     filter: EventFilter,
     start: Start,
@@ -38,6 +39,6 @@ pub fn open(
     if *shutdown.borrow() {
         return Err(OpenError::ShuttingDown);
     }
-    check_start(log.as_ref(), start)?;
+    check_start(log.as_ref(), start).await?;
     Ok(subscribe(log, filter, start, settings, shutdown))
 }

@@ -1,14 +1,15 @@
-//! The producer task behind each subscription: catch-up reads, the seam, live forwarding and
-//! sends bounded by the subscriber's buffer, its byte budget and the slow-subscriber timeout.
+//! The producer task behind each subscription: catch-up reads (and the events retention removed
+//! before they were sent), the seam, live forwarding and sends bounded by the subscriber's
+//! buffer, its byte budget and the slow-subscriber timeout.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use super::{Queued, Start, StreamEnd, StreamItem, StreamSettings};
-use crate::log::{EventFilter, EventLog, LiveEvent, LogError};
+use crate::log::{EventFilter, EventLog, Live, LiveEvent, LiveSubscription, LogError};
 
 /// Why the producer loop stopped early.
 pub(super) enum Stop {
@@ -22,7 +23,7 @@ pub(super) enum Stop {
 /// budget it already holds.
 struct Pending {
     item: StreamItem,
-    /// Budget bytes it needs (`None` for a heartbeat, which costs none).
+    /// Budget bytes it needs (`None` for a message that is not an event, which costs none).
     cost: Option<usize>,
     held: Option<OwnedSemaphorePermit>,
 }
@@ -50,8 +51,11 @@ pub(super) struct Producer {
     /// The live feed's pressure flag: while it is up, a subscriber blocked on its own full
     /// buffer leaves the feed ([`EventLog::live_pressure`]).
     pub(super) pressure: Option<watch::Receiver<bool>>,
-    /// Highest sequence already examined (sent, or skipped by the filter).
+    /// Highest sequence already examined (sent, left out by the filter, or reported removed).
     pub(super) cursor: u64,
+    /// Whether events retention removed past the cursor are reported: not before the first
+    /// catch-up read of an `EARLIEST` subscription, which asked for the oldest kept event.
+    pub(super) skips_reported: bool,
     pub(super) last_sent_at: Instant,
 }
 
@@ -59,7 +63,7 @@ impl Producer {
     pub(super) async fn run(&mut self, start: Start) -> Result<(), Stop> {
         self.cursor = match start {
             Start::Earliest => 0,
-            Start::Latest => self.log.head(),
+            Start::Latest => self.log.head().await.map_err(|e| self.log_end(e))?,
             Start::After(sequence) => sequence,
             Start::Since(time) => self
                 .log
@@ -67,19 +71,20 @@ impl Producer {
                 .await
                 .map_err(|e| self.log_end(e))?,
         };
-        // The shared ring keeps every event until its slowest receiver has read it, and past
-        // `store.live_bytes` of unread tail it sends events by sequence only, to everyone. So
-        // a receiver is never held through a long replay, and one blocked behind a full
-        // buffer is dropped once the feed is under pressure: a paused subscriber cannot push
-        // the others onto log reads, while a briefly full buffer (the common case under load)
-        // stays on the feed rather than paying for log reads.
+        // A feed held in memory keeps every event until its slowest subscriber has read it, and
+        // past its byte budget sends events by sequence only, to everyone. So a subscription
+        // is never held through a long replay, and one blocked behind a full buffer is dropped
+        // once the feed is under pressure: a paused subscriber cannot push the others onto log
+        // reads, while a briefly full buffer (the common case under load) stays on the feed
+        // rather than paying for log reads.
         loop {
-            // The bulk of any replay, with no receiver.
+            // The bulk of any replay, with no subscription.
             self.catch_up(&mut None).await?;
-            // Subscribe, then read the log up to its head: every event committed after the
-            // subscription is in that read or on the receiver, so the seam has no gap, and
+            // Subscribe, then read the log up to its head: by the log's seam guarantee every
+            // event past that head arrives on the subscription, so the seam has no gap, and
             // `forward` skips what the read already sent, so it has no duplicate.
-            let mut live = Some(self.log.subscribe());
+            let subscription = self.log.subscribe().await;
+            let mut live = Some(subscription.map_err(|e| self.log_end(e))?);
             self.catch_up(&mut live).await?;
             if let Some(live) = live {
                 self.follow(live).await?;
@@ -88,16 +93,16 @@ impl Producer {
         }
     }
 
-    /// Replays stored events after the cursor until the log has nothing newer. `live`, if
-    /// held, is dropped if the feed comes under pressure while a send waits for room.
-    async fn catch_up(
-        &mut self,
-        live: &mut Option<broadcast::Receiver<LiveEvent>>,
-    ) -> Result<(), Stop> {
+    /// Replays stored events after the cursor until the log has nothing newer, first telling
+    /// the subscriber of any events retention removed past the cursor. `live`, if held, is
+    /// dropped if the feed comes under pressure while a send waits for room.
+    async fn catch_up(&mut self, live: &mut Option<LiveSubscription>) -> Result<(), Stop> {
         loop {
             self.check_shutdown()?;
-            let head = self.log.head();
+            let head = self.log.head().await.map_err(|e| self.log_end(e))?;
             if head <= self.cursor {
+                // Past the first read: any gap from here on is one the subscriber never asked for.
+                self.skips_reported = true;
                 return Ok(());
             }
             let batch = self
@@ -105,8 +110,13 @@ impl Producer {
                 .read_encoded_after(self.cursor, &self.filter, self.settings.catch_up_batch)
                 .await
                 .map_err(|error| self.log_end(error))?;
-            let complete = batch.len() < self.settings.catch_up_batch;
-            for event in batch {
+            if batch.removed_through > self.cursor {
+                self.skip_removed(batch.removed_through, live).await?;
+            }
+            // Past the first read (see above).
+            self.skips_reported = true;
+            let complete = batch.events.len() < self.settings.catch_up_batch;
+            for event in batch.events {
                 let sequence = event.sequence;
                 if let Some(pending) = self.try_send(StreamItem::Event(event))? {
                     self.wait_send(pending, live).await?;
@@ -121,20 +131,47 @@ impl Producer {
         }
     }
 
-    /// Forwards live events until the receiver lags, meets an event sent by sequence only, or
-    /// is given up under pressure while waiting for room.
-    async fn follow(&mut self, mut live: broadcast::Receiver<LiveEvent>) -> Result<(), Stop> {
+    /// Moves the cursor past events retention removed (through `removed_through`), telling
+    /// the subscriber unless it asked for the oldest kept event and this is its first read.
+    async fn skip_removed(
+        &mut self,
+        removed_through: u64,
+        live: &mut Option<LiveSubscription>,
+    ) -> Result<(), Stop> {
+        if self.skips_reported {
+            tracing::debug!(
+                after = self.cursor,
+                through = removed_through,
+                "events removed by retention before they were sent"
+            );
+            let item = StreamItem::Skipped {
+                after: self.cursor,
+                through: removed_through,
+            };
+            if let Some(pending) = self.try_send(item)? {
+                self.wait_send(pending, live).await?;
+            }
+        }
+        // Only once told: a subscriber ended before that resumes before the gap and hears of it.
+        self.cursor = removed_through;
+        Ok(())
+    }
+
+    /// Forwards live events until the subscription lags, meets an event sent by sequence only,
+    /// or is given up under pressure while waiting for room.
+    async fn follow(&mut self, mut live: LiveSubscription) -> Result<(), Stop> {
         loop {
             let heartbeat_at = self.last_sent_at + self.settings.heartbeat;
             tokio::select! {
-                received = live.recv() => {
+                received = live.next() => {
                     let mut received = received;
-                    // Everything already in the ring goes now, without a trip through `select!`
-                    // (and its timers) per event: with many subscribers that per-event overhead
-                    // was a large share of the fan-out's CPU.
+                    // Everything that has already arrived goes now, without a trip through
+                    // `select!` (and its timers) per event: that would cost every subscriber
+                    // a timer and a wake-up per event, which with many subscribers is most of
+                    // the work of a fan-out.
                     loop {
                         match received {
-                            Ok(committed) => match self.forward(&committed)? {
+                            Live::Event(committed) => match self.forward(&committed)? {
                                 Forwarded::Done => {}
                                 Forwarded::FromLog => return Ok(()),
                                 Forwarded::Blocked { pending, sequence } => {
@@ -149,28 +186,23 @@ impl Producer {
                                     }
                                 }
                             },
-                            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                            Live::Lagged { missed } => {
                                 tracing::debug!(missed, cursor = self.cursor, "subscriber lagged, reading from the log");
                                 return Ok(());
                             }
-                            Err(broadcast::error::RecvError::Closed) => {
+                            Live::Closed => {
                                 return Err(Stop::End(StreamEnd::ShuttingDown { resume_after: self.cursor }));
                             }
                         }
-                        received = match live.try_recv() {
-                            Ok(committed) => Ok(committed),
-                            Err(broadcast::error::TryRecvError::Empty) => break,
-                            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
-                                Err(broadcast::error::RecvError::Lagged(missed))
-                            }
-                            Err(broadcast::error::TryRecvError::Closed) => {
-                                Err(broadcast::error::RecvError::Closed)
-                            }
+                        received = match live.try_next() {
+                            Some(next) => next,
+                            None => break,
                         };
                     }
                 }
                 () = tokio::time::sleep_until(heartbeat_at) => {
-                    let item = StreamItem::Heartbeat { head: self.log.head(), at: Utc::now() };
+                    let head = self.log.head().await.map_err(|e| self.log_end(e))?;
+                    let item = StreamItem::Heartbeat { head, at: Utc::now() };
                     if let Some(pending) = self.try_send(item)? {
                         let mut kept = Some(live);
                         self.wait_send(pending, &mut kept).await?;
@@ -192,6 +224,8 @@ impl Producer {
         if sequence <= self.cursor {
             return Ok(Forwarded::Done);
         }
+        // Past the seam the feed brings every event, but a jump is cheap to settle: the log
+        // says whether something was missed or the sequence simply has a hole there.
         if sequence > self.cursor + 1 {
             return Ok(Forwarded::FromLog);
         }
@@ -216,7 +250,7 @@ impl Producer {
     fn try_send(&mut self, item: StreamItem) -> Result<Option<Pending>, Stop> {
         let cost = match &item {
             StreamItem::Event(event) => Some(event.bytes.len().clamp(1, self.budget_bytes)),
-            StreamItem::Heartbeat { .. } => None,
+            StreamItem::Heartbeat { .. } | StreamItem::Skipped { .. } => None,
         };
         let held = match cost {
             Some(cost) => Arc::clone(&self.budget)
@@ -242,11 +276,11 @@ impl Producer {
     }
 
     /// Waits at most the slow-subscriber timeout for room for `pending`, then sends it. A
-    /// live receiver in `live` is dropped if the feed comes under pressure meanwhile.
+    /// live subscription in `live` is dropped if the feed comes under pressure meanwhile.
     async fn wait_send(
         &mut self,
         pending: Pending,
-        live: &mut Option<broadcast::Receiver<LiveEvent>>,
+        live: &mut Option<LiveSubscription>,
     ) -> Result<(), Stop> {
         let Pending { item, cost, held } = pending;
         // A clone, so waiting on it borrows nothing of `self` (cheap: the slow path only).

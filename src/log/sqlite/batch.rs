@@ -132,7 +132,7 @@ pub(super) struct Batch<'a> {
 
 /// The statements every append runs, prepared once per batch rather than looked up in the
 /// statement cache for each append.
-struct Statements<'c> {
+pub(super) struct Statements<'c> {
     conn: &'c Connection,
     dedup_entry: CachedStatement<'c>,
     insert_event_if_id_free: CachedStatement<'c>,
@@ -142,7 +142,7 @@ struct Statements<'c> {
 }
 
 impl<'c> Statements<'c> {
-    fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
+    pub(super) fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
         Ok(Statements {
             conn,
             dedup_entry: conn
@@ -193,7 +193,7 @@ struct DedupEntry {
 
 /// Stores one event unless it is a duplicate. The outer `Err` is a database error that dooms
 /// the batch; the inner one concerns this append only.
-fn append_one(
+pub(super) fn append_one(
     statements: &mut Statements<'_>,
     prepared: Prepared,
     batch: &mut Batch<'_>,

@@ -10,28 +10,31 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::schema;
-use crate::log::{EncodedEvent, EventFilter, LogError, TypePattern, View};
+use crate::log::{EncodedBatch, EncodedEvent, EventFilter, LogError, TypePattern, View};
 use crate::proto::v1::{Event, WebhookDelivery};
 
-/// Read-only connections kept for reuse, and a bound on reads running at once.
+/// A fixed number of read-only connections, each opened when first needed and kept open, and
+/// one read at a time on each.
 pub(super) struct ReadPool {
     path: PathBuf,
+    /// Connections not in use right now.
     idle: Mutex<Vec<Connection>>,
-    max_idle: usize,
-    /// Reads wait here rather than each opening a connection and taking a blocking thread:
-    /// with a thousand subscribers catching up at once, unbounded reads spent their time
-    /// opening connections (parsing the schema) and contending on two cores.
+    /// How many connections there may be, and so how many reads run at once.
+    size: usize,
+    /// One permit per connection: reads beyond `size` wait here, off the blocking pool, rather
+    /// than each open a connection of its own (which parses the schema every time) and compete
+    /// for the same few cores.
     running: tokio::sync::Semaphore,
 }
 
 impl ReadPool {
-    pub(super) fn new(path: PathBuf, max_idle: usize) -> ReadPool {
-        let max_idle = max_idle.max(1);
+    pub(super) fn new(path: PathBuf, size: usize) -> ReadPool {
+        let size = size.max(1);
         ReadPool {
             path,
-            idle: Mutex::new(Vec::with_capacity(max_idle)),
-            max_idle,
-            running: tokio::sync::Semaphore::new(max_idle),
+            idle: Mutex::new(Vec::with_capacity(size)),
+            size,
+            running: tokio::sync::Semaphore::new(size),
         }
     }
 
@@ -48,7 +51,8 @@ impl ReadPool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
     {
-        // Never closed, so this only waits.
+        // Never closed, so this only waits. Holding a permit means an idle connection exists
+        // or may be opened without passing `size`.
         let _running = self.running.acquire().await.map_err(|_| LogError::Closed)?;
         let pool = Arc::clone(self);
         tokio::task::spawn_blocking(move || pool.with_connection(read))
@@ -79,7 +83,7 @@ impl ReadPool {
 
     fn put_back(&self, conn: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.max_idle {
+        if idle.len() < self.size {
             idle.push(conn);
         }
     }
@@ -187,7 +191,7 @@ impl EventQuery {
 
     /// As [`EventQuery::run`], returning each stored body as it is (one copy out of SQLite's
     /// page, no decode): the writer stored exactly the encoding subscribers send.
-    pub(super) fn run_encoded(&self, conn: &Connection) -> Result<Vec<EncodedEvent>, LogError> {
+    fn run_encoded(&self, conn: &Connection) -> Result<Vec<EncodedEvent>, LogError> {
         let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
         let mut rows = statement
             .query(params_from_iter(self.params.iter()))
@@ -203,6 +207,42 @@ impl EventQuery {
             });
         }
         Ok(events)
+    }
+}
+
+/// A catch-up read: `query`'s events (none when it cannot match) and, in the same read
+/// transaction, how far retention had gone, so the two describe one state of the file.
+pub(super) fn encoded_batch(
+    conn: &Connection,
+    query: Option<&EventQuery>,
+) -> Result<EncodedBatch, LogError> {
+    let snapshot = conn.unchecked_transaction().map_err(unavailable)?;
+    let events = match query {
+        Some(query) => query.run_encoded(&snapshot)?,
+        None => Vec::new(),
+    };
+    let removed_through = removed_through(&snapshot)?;
+    // Read-only: ending the transaction either way just lets go of the snapshot.
+    snapshot.commit().map_err(unavailable)?;
+    Ok(EncodedBatch {
+        removed_through,
+        events,
+    })
+}
+
+/// The newest sequence retention removed (0 when none). Sequences have no holes and retention
+/// removes only the oldest events, so that is everything below the oldest stored event, or
+/// the high-water mark when none is left.
+fn removed_through(conn: &Connection) -> Result<u64, LogError> {
+    let oldest = conn
+        .prepare_cached("SELECT MIN(sequence) FROM events")
+        .and_then(|mut statement| {
+            statement.query_row([], |row| schema::optional_sequence_column(row, 0))
+        })
+        .map_err(unavailable)?;
+    match oldest {
+        Some(oldest) => Ok(oldest.saturating_sub(1)),
+        None => schema::last_sequence(conn).map_err(unavailable),
     }
 }
 

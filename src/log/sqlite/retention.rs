@@ -1,5 +1,7 @@
 //! Retention passes, run by the writer thread one small transaction at a time between group
-//! commits, so an append never waits for more than one chunk of deletes.
+//! commits, so an append never waits for more than one chunk of deletes. Every chunk removes
+//! the oldest events left, so what is kept never has a hole: the log's contract (and the
+//! `removed_through` that catch-up reads report) depends on it.
 
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::oneshot;
@@ -14,7 +16,9 @@ const CHUNK: usize = 512;
 pub(super) struct RetentionPlan {
     /// Events with a smaller sequence go (retention by count).
     pub below_sequence: Option<u64>,
-    /// Events appended before this time go (retention by age), unix ms.
+    /// Events appended before this time go (retention by age), unix ms, oldest first up to
+    /// the first one that is not: one appended later while the wall clock was behind keeps
+    /// everything after it until it ages out too.
     pub appended_before_ms: Option<i64>,
     /// Dedup keys created before this time go (the dedup window), unix ms.
     pub dedup_before_ms: i64,
@@ -71,12 +75,8 @@ impl RetentionJob {
             },
             Phase::ByAge => match self.plan.appended_before_ms {
                 Some(before) => {
-                    let removed = delete_events(
-                        &tx,
-                        "SELECT sequence FROM events WHERE appended_at < ?1 LIMIT ?2",
-                        before,
-                    )?;
-                    (removed, 0, removed < CHUNK)
+                    let (removed, reached_young) = delete_oldest_appended_before(&tx, before)?;
+                    (removed, 0, reached_young || removed < CHUNK)
                 }
                 None => (0, 0, true),
             },
@@ -127,13 +127,44 @@ fn delete_events(conn: &Connection, select: &str, bound: i64) -> rusqlite::Resul
         .prepare_cached(select)?
         .query_map((bound, CHUNK as i64), |row| row.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
+    delete_sequences(conn, &sequences)?;
+    Ok(sequences.len())
+}
+
+/// Deletes, oldest first, up to [`CHUNK`] events appended before `before_ms`, stopping at the
+/// first one that is not (walking the primary key, so the pass reads only what it deletes);
+/// returns how many, and whether it stopped at such an event.
+fn delete_oldest_appended_before(
+    conn: &Connection,
+    before_ms: i64,
+) -> rusqlite::Result<(usize, bool)> {
+    let oldest = conn
+        .prepare_cached("SELECT sequence, appended_at FROM events ORDER BY sequence LIMIT ?1")?
+        .query_map([CHUNK as i64], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<(i64, i64)>>>()?;
+    let old = oldest
+        .iter()
+        .take_while(|(_, appended_at)| *appended_at < before_ms)
+        .count();
+    let sequences: Vec<i64> = oldest[..old]
+        .iter()
+        .map(|(sequence, _)| *sequence)
+        .collect();
+    delete_sequences(conn, &sequences)?;
+    Ok((old, old < oldest.len()))
+}
+
+/// Deletes these events and their refs.
+fn delete_sequences(conn: &Connection, sequences: &[i64]) -> rusqlite::Result<()> {
     let mut delete_refs = conn.prepare_cached("DELETE FROM refs WHERE sequence = ?1")?;
     let mut delete_delivery = conn.prepare_cached("DELETE FROM deliveries WHERE sequence = ?1")?;
     let mut delete_event = conn.prepare_cached("DELETE FROM events WHERE sequence = ?1")?;
-    for sequence in &sequences {
+    for sequence in sequences {
         delete_refs.execute([sequence])?;
         delete_delivery.execute([sequence])?;
         delete_event.execute([sequence])?;
     }
-    Ok(sequences.len())
+    Ok(())
 }

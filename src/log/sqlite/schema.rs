@@ -97,8 +97,11 @@ pub(super) enum SchemaError {
 }
 
 /// Opens the write connection: WAL, `synchronous=FULL` (a commit returns only once fsync'd),
-/// busy timeout, and the schema brought to [`SCHEMA_VERSION`].
-pub(super) fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
+/// busy timeout, and the schema brought to [`SCHEMA_VERSION`]. An index of a replicated stream
+/// (`index`) uses `synchronous=NORMAL`: the stream holds what was acknowledged, and a commit the
+/// OS lost in a power cut is applied again from it, since the position moves in the same
+/// transaction.
+pub(super) fn open_writer(path: &Path, index: bool) -> Result<Connection, SchemaError> {
     let mut conn = Connection::open(path)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
     let mode: String =
@@ -106,7 +109,7 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, SchemaError> {
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(SchemaError::NotWal(mode));
     }
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "synchronous", if index { "NORMAL" } else { "FULL" })?;
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     // The writer runs a dozen distinct statements per batch; keep them all prepared.

@@ -15,7 +15,7 @@ use tempfile::TempDir;
 use super::*;
 use crate::event::{EntityKey, Identity};
 use crate::event::{resource, timestamp};
-use crate::log::TypePattern;
+use crate::log::EncodedEvent;
 use crate::proto::v1::{Provider, ResourceRef};
 
 /// 2023-11-14T22:13:20Z.

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Clock;
 use super::batch::{Batch, Outcome, Prepared, write_batch};
+use super::index::{ApplyReply, IndexEntry, IndexState, apply_entries};
 use super::retention::{RetentionJob, RetentionPlan};
 use crate::log::live::LiveFeed;
 use crate::log::{LogError, RetentionReport};
@@ -37,6 +38,17 @@ pub(super) enum Control {
     },
     /// Commits a tiny write, proving the file takes writes right now.
     Probe {
+        reply: oneshot::Sender<Result<(), LogError>>,
+    },
+    /// Applies entries of a replicated stream (an index only).
+    Apply {
+        entries: Vec<IndexEntry>,
+        reply: ApplyReply,
+    },
+    /// Sets a `meta` value.
+    SetMeta {
+        key: &'static str,
+        value: String,
         reply: oneshot::Sender<Result<(), LogError>>,
     },
     #[cfg(test)]
@@ -65,7 +77,8 @@ const LINGER_POLL: Duration = Duration::from_micros(50);
 pub(super) struct Progress {
     /// The newest committed sequence; read by `head()` and by `cursor_at`.
     pub head: Arc<AtomicU64>,
-    /// Successful group commits, for [`super::SqliteEventLog::commits`].
+    /// Successful group commits, for tests that check appends share them.
+    #[cfg(test)]
     pub commits: Arc<AtomicU64>,
 }
 
@@ -78,6 +91,8 @@ pub(super) struct Writer {
     clock: Clock,
     dedup_window_ms: i64,
     group_commit_max: usize,
+    /// Set when the store is a replica's index of a stream.
+    index: Option<IndexState>,
 }
 
 impl Writer {
@@ -98,7 +113,14 @@ impl Writer {
             clock,
             dedup_window_ms,
             group_commit_max,
+            index: None,
         }
+    }
+
+    /// Makes this writer an index's: it applies stream entries from `state.position` on.
+    pub(super) fn with_index(mut self, state: IndexState) -> Writer {
+        self.index = Some(state);
+        self
     }
 
     /// Serves commands until every sender is gone (the log was closed or dropped), then
@@ -196,6 +218,21 @@ impl Writer {
                 });
                 let _ = reply.send(outcome);
             }
+            Control::Apply { entries, reply } => {
+                let _ = reply.send(self.apply(entries));
+            }
+            Control::SetMeta { key, value, reply } => {
+                let outcome = self
+                    .conn
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        (key, value),
+                    )
+                    .map(|_| ())
+                    .map_err(|error| unavailable(&error));
+                let _ = reply.send(outcome);
+            }
             #[cfg(test)]
             Control::Execute { sql, reply } => {
                 let outcome = self
@@ -233,10 +270,11 @@ impl Writer {
         );
         match result {
             Ok(outcomes) => {
+                #[cfg(test)]
                 self.progress.commits.fetch_add(1, Ordering::Relaxed);
                 if !stored.is_empty() {
-                    // Before broadcasting, so a subscriber that sees an event also sees a head
-                    // at least as new.
+                    // Before publishing: a head asked after subscribing must cover every event
+                    // the subscription will not carry (the log's seam guarantee).
                     self.progress
                         .head
                         .store(self.next_sequence - 1, Ordering::Release);
@@ -258,6 +296,39 @@ impl Writer {
                 }
             }
         }
+    }
+
+    /// Applies stream entries in one transaction, then publishes what they stored and answers
+    /// their callers, as a group commit does.
+    fn apply(&mut self, entries: Vec<IndexEntry>) -> Result<(), LogError> {
+        let Some(index) = self.index.as_mut() else {
+            return Err(LogError::Unavailable {
+                reason: "this store is no index of a stream".to_owned(),
+            });
+        };
+        let applied = apply_entries(
+            &mut self.conn,
+            entries,
+            &mut index.position,
+            self.dedup_window_ms,
+        )
+        .map_err(|error| {
+            tracing::warn!(%error, "applying stream entries failed");
+            unavailable(&error)
+        })?;
+        if let Some(newest) = applied.stored.last() {
+            // As in a group commit: the head before the events go live.
+            let newest = newest.encoded.sequence;
+            self.progress.head.fetch_max(newest, Ordering::AcqRel);
+        }
+        for committed in applied.stored {
+            self.live.publish(committed);
+        }
+        index.published.send_replace(index.position);
+        for (reply, outcome) in applied.replies {
+            let _ = reply.send(outcome.map(super::index::outcome));
+        }
+        Ok(())
     }
 
     fn shutdown(self) {

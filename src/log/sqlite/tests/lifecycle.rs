@@ -1,10 +1,12 @@
-//! Retention, a failing disk, closing and the schema version.
+//! What only SQLite does: retention's refs, dedup keys and append times, a failing disk, queued
+//! appends on close, the schema version and the store lock. (Retention and closing as every
+//! backend does them: `tests/log_contract/`.)
 
 use super::*;
 use crate::log::View;
 
 #[tokio::test]
-async fn retention_by_count_removes_old_events_and_refs_but_keeps_dedup_keys() {
+async fn retention_removes_refs_with_their_events_but_keeps_dedup_keys() {
     let fixture = Fixture::with(|config| config.retention_max_count = Some(2));
     let log = fixture.open();
     for index in 1..=5 {
@@ -31,11 +33,6 @@ async fn retention_by_count_removes_old_events_and_refs_but_keeps_dedup_keys() {
     );
     assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 4);
     assert_eq!(fixture.count("SELECT COUNT(*) FROM dedup"), 5);
-    // A second pass has nothing left to do.
-    assert_eq!(
-        log.enforce_retention().await.unwrap(),
-        RetentionReport::default()
-    );
 
     // The dedup key outlives its event: a redelivery is still recognized, answered with what
     // is remembered.
@@ -53,7 +50,7 @@ async fn retention_by_count_removes_old_events_and_refs_but_keeps_dedup_keys() {
 }
 
 #[tokio::test]
-async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
+async fn retention_by_age_expires_dedup_keys_by_the_window_not_with_their_events() {
     let fixture = Fixture::with(|config| {
         config.retention_max_age_seconds = Some(3600);
         config.dedup_window_seconds = 600;
@@ -111,6 +108,28 @@ async fn retention_by_age_removes_old_events_and_expired_dedup_keys_only() {
     log.close().await;
 }
 
+/// A wall clock that stepped back makes a newer event look older than those before it: retention
+/// by age still removes only the oldest events, up to the first young one, leaving no hole.
+#[tokio::test]
+async fn retention_by_age_leaves_no_hole_when_the_clock_stepped_back() {
+    let fixture = Fixture::with(|config| config.retention_max_age_seconds = Some(3600));
+    let log = fixture.open();
+    log.append(by_id(event("first", "t.x"))).await.unwrap();
+    fixture.advance(-7_200_000);
+    log.append(by_id(event("stepped_back", "t.x")))
+        .await
+        .unwrap();
+    fixture.advance(7_200_000);
+    log.append(by_id(event("third", "t.x"))).await.unwrap();
+    // Half an hour on, only the event appended while the clock was behind looks old.
+    fixture.advance(1_800_000);
+    assert_eq!(log.enforce_retention().await.unwrap().events_removed, 0);
+    assert_eq!(sequences(&all(&log).await), [1, 2, 3]);
+    fixture.advance(3_600_000);
+    assert_eq!(log.enforce_retention().await.unwrap().events_removed, 3);
+    log.close().await;
+}
+
 /// A version 1 file (no `appended_at`) is migrated in place: its rows age from their
 /// `received_at`, new rows from their append time, and opening again changes nothing.
 #[tokio::test]
@@ -150,7 +169,7 @@ async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
         );
     }
     let log = fixture.open();
-    assert_eq!(log.head(), 2, "sequences continue");
+    assert_eq!(log.head().await.unwrap(), 2, "sequences continue");
     let appended = log
         .append(by_id(received(event("v2", "t.x"), T0_MS - 864_000_000)))
         .await
@@ -164,29 +183,6 @@ async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
     assert_eq!(report.events_removed, 1);
     assert_eq!(ids(&all(&log).await), ["v1-recent", "v2"]);
     log.close().await;
-}
-
-#[tokio::test]
-async fn spawned_retention_runs_until_close() {
-    let fixture = Fixture::with(|config| config.retention_max_count = Some(1));
-    let log = Arc::new(fixture.open());
-    log.append(by_id(event("a", "t.x"))).await.unwrap();
-    log.append(by_id(event("b", "t.x"))).await.unwrap();
-    let dyn_log: Arc<dyn crate::log::EventLog> = log.clone();
-    let task = crate::log::spawn_retention(&dyn_log, Duration::from_millis(10));
-    drop(dyn_log);
-    for _ in 0..100 {
-        if all(&log).await.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(ids(&all(&log).await), ["b"]);
-    log.close().await;
-    tokio::time::timeout(Duration::from_secs(1), task)
-        .await
-        .unwrap()
-        .unwrap();
 }
 
 fn big_event(id: &str) -> Event {
@@ -221,7 +217,7 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
     }
     // Nothing of the failed batch is stored, not even the append that would have fit.
     assert_eq!(ids(&all(&log).await), ["before"]);
-    assert_eq!(log.head(), 1);
+    assert_eq!(log.head().await.unwrap(), 1);
     assert!(log.get("small", View::Basic).await.unwrap().is_none());
 
     log.execute_on_writer("PRAGMA max_page_count = 1073741823")
@@ -272,22 +268,10 @@ async fn close_finishes_queued_appends_then_refuses() {
     ));
     // Reads still work on a closed log.
     assert_eq!(all(&log).await.len(), 20);
-    assert_eq!(log.head(), 20);
+    assert_eq!(log.head().await.unwrap(), 20);
     // The WAL was folded into the database on close.
     let wal = fixture.config.path.join(format!("{DB_FILE_NAME}-wal"));
     assert!(std::fs::metadata(&wal).map_or(true, |meta| meta.len() == 0));
-}
-
-#[tokio::test]
-async fn close_lets_in_flight_appends_finish() {
-    let fixture = Fixture::new();
-    let log = fixture.open();
-    // `join!` polls the append first, which queues it before `close` drops the queue.
-    let (appended, ()) = tokio::join!(log.append(by_id(event("a", "t.x"))), log.close());
-    assert_eq!(appended.unwrap().event.sequence, 1);
-    let log = fixture.open();
-    assert_eq!(ids(&all(&log).await), ["a"]);
-    log.close().await;
 }
 
 #[tokio::test]
@@ -347,6 +331,6 @@ async fn a_second_log_on_the_same_store_is_refused_until_the_first_closes() {
     assert_eq!(next.event.sequence, 2);
     first.close().await;
     let reopened = fixture.open();
-    assert_eq!(reopened.head(), 2);
+    assert_eq!(reopened.head().await.unwrap(), 2);
     reopened.close().await;
 }

@@ -1,0 +1,50 @@
+//! `hooknorm bench` on the NATS backend with tiny settings (its own nats-server, started from
+//! the binary the tests use), so the NATS scenarios cannot rot unnoticed.
+
+mod nats_support;
+
+use std::process::Command;
+
+#[test]
+fn bench_nats_reports_both_rows_and_the_ratio() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
+        .args([
+            "bench",
+            "--scenario",
+            "nats",
+            "--requests",
+            "200",
+            "--concurrency",
+            "8",
+            "--json",
+        ])
+        .arg("--nats-server")
+        .arg(nats_support::nats_server_binary())
+        .env_remove("HOOKNORM_CONFIG")
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report is json");
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<_> = scenarios
+        .iter()
+        .filter_map(|row| row["scenario"].as_str())
+        .collect();
+    assert_eq!(names, ["nats durable (1 replica)", "nats raw publish"]);
+    for row in scenarios {
+        assert_eq!(row["ok"], 200, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(
+        checks
+            .iter()
+            .any(|check| check["what"] == "nats durable / raw publish"),
+        "{checks:?}"
+    );
+}

@@ -1,0 +1,29 @@
+"""pytest fixtures for the client suites: one real `hooknorm serve` per test module."""
+
+import itertools
+
+import hooknorm
+import pytest
+from hooknorm_server import HooknormServer
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    running = HooknormServer(tmp_path_factory.mktemp("hooknorm"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with hooknorm.Client(server.addr, api_key="test-key") as connected:
+        yield connected
+
+
+# Distinct Gigs event numbers across a whole run, so no two tests send the same event.
+_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def numbers():
+    return _numbers
