@@ -2,8 +2,10 @@
 //! accepted at once (never left in the kernel's queue, where it would wait behind idle ones
 //! and time out unanswered), registered, and closed by the server when it waits too long for a
 //! request or when room is needed. See [`registry`] for who is closed first, [`close_log`] for
-//! how closes are logged, [`grpc`] for the gRPC listener's HTTP/2 preface gate; the HTTP
-//! listeners' accept loop is `crate::http::serve`.
+//! how closes are logged, [`fd_limit`] for the open-file limit the caps need, [`grpc`] for the
+//! gRPC listener's HTTP/2 preface gate and [`rapid_reset`] for its watch on stream resets, and
+//! [`penalty`] for the addresses caught; the HTTP listeners' accept loop is
+//! `crate::http::serve`.
 //!
 //! "Waiting" means no request is in progress on the connection: just opened, sending a request
 //! head slowly, or idle between requests (HTTP keep-alive); for gRPC, not yet past the HTTP/2
