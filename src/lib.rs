@@ -20,7 +20,8 @@
 //! - [`http`]: the axum ingress (`POST /webhooks/{source}`) and the probes' ops app: HTTP <->
 //!   domain only.
 //! - [`listen`]: connection admission for every listener: caps, deadlines that tighten under
-//!   pressure, who is closed first, and the log of it; the gRPC listener's preface gate.
+//!   pressure, who is closed first, and the log of it; the gRPC listener's preface gate and
+//!   its watch for HTTP/2 rapid reset, with a penalty for the addresses caught.
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: the listeners, health, reflection, graceful shutdown.
 //! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.

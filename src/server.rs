@@ -16,6 +16,7 @@ use tonic::transport::Server as TonicServer;
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
+use crate::listen::grpc::ResetLimits;
 use crate::listen::{Admission, Limits, fd_limit};
 use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
@@ -74,6 +75,7 @@ pub struct Server {
     ops_listener: TcpListener,
     ops_addr: SocketAddr,
     admissions: Admissions,
+    grpc_resets: ResetLimits,
     drain: Duration,
     shutdown_grace: Duration,
 }
@@ -145,6 +147,10 @@ impl Server {
             ops_listener,
             ops_addr,
             admissions,
+            grpc_resets: ResetLimits {
+                per_second: config.grpc.max_stream_resets_per_second,
+                penalty: Duration::from_secs(config.grpc.reset_penalty_seconds),
+            },
             drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
         })
@@ -203,6 +209,7 @@ impl Server {
             self.grpc_listener,
             self.admissions.grpc,
             TCP_KEEPALIVE,
+            self.grpc_resets,
         );
         let grpc = router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
         let http = crate::http::serve(

@@ -1,16 +1,19 @@
 //! The public HTTP ingress under connection floods, against the real binary with its default
 //! connection limits, over loopback: 10,000 connections trickling a request head at one byte a
-//! second plus 10,000 that say nothing (each reopened a second after the server closes it),
-//! from one address and then spread over 100, while a sender on another address posts signed
-//! webhooks at 50/s for 30 s and the kubelet's probe asks `/healthz` on the ops listener every
-//! 100 ms. Every webhook must be answered 200 with p99 <= 1 s, every probe within 100 ms, and the
-//! server's memory must stay under [`MEMORY_BOUND_MIB`] above idle. And a body uploaded at one
-//! byte a second is cut off at `http.request_timeout_seconds`, its connection closed.
+//! second plus 10,000 that say nothing (each reopened about a second after the server closes
+//! it), from one address and then spread over 100, while a sender on another address posts
+//! signed webhooks at 50/s and the kubelet's probe asks `/healthz` on the ops listener every
+//! 100 ms. Every webhook must be answered 200 with p99 <= 1 s, probes within 100 ms (p99; none
+//! near the kubelet's 1 s timeout), and the server's memory must stay under
+//! [`MEMORY_BOUND_MIB`] above idle. And bodies uploaded at one byte a second are cut off at
+//! `http.request_timeout_seconds`, their connections closed, with no sender starved meanwhile.
 //!
-//! The tests run one at a time (they would measure each other otherwise); each flood runs in a
-//! worker process needing ~10,500 open files, a limit the tests raise themselves where it is
-//! lower (as root); where they cannot, they say so and skip. `HOOKNORM_FLOOD_SECONDS` changes
-//! the 30 s sending window.
+//! The suite sends for 10 s per flood; the issue's full 30 s run with
+//! `cargo test --test http_flood -- --ignored full_window` (~90 s). The tests run one at a
+//! time (they would measure each other otherwise); each flood runs in a worker process needing
+//! ~10,500 open files, a limit the tests raise themselves where it is lower (as root); where
+//! they cannot, they say so and skip. `HOOKNORM_FLOOD_SECONDS` sets the sending window, and
+//! `HOOKNORM_FLOOD_CONNECTIONS` the size of each flood (0: the same measurement unflooded).
 
 mod common;
 
@@ -45,17 +48,23 @@ const WEBHOOKS_PER_SECOND: u64 = 50;
 /// flight, the log's writer, allocator slack).
 const MEMORY_BOUND_MIB: u64 = (DEFAULT_MAX_CONNECTIONS as u64 * 24) / 1024 + 32;
 
-fn sending_window() -> Duration {
-    let seconds = std::env::var("HOOKNORM_FLOOD_SECONDS")
+/// The issue's sending window, 30 s, for the `#[ignore]`d full-length runs; the suite's runs
+/// send for [`IN_SUITE_WINDOW`] (same floods, same rate: the property shows within seconds, and
+/// the suite must stay short). `HOOKNORM_FLOOD_SECONDS` overrides both.
+const FULL_WINDOW: Duration = Duration::from_secs(30);
+const IN_SUITE_WINDOW: Duration = Duration::from_secs(10);
+
+fn sending_window(default: Duration) -> Duration {
+    std::env::var("HOOKNORM_FLOOD_SECONDS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(30);
-    Duration::from_secs(seconds)
+        .map_or(default, Duration::from_secs)
 }
 
 /// What a flood run saw.
 #[derive(Debug)]
 struct Outcome {
+    window: Duration,
     webhooks: Latencies,
     /// Webhooks not answered 200, with what happened instead.
     failures: Vec<String>,
@@ -69,7 +78,7 @@ struct Outcome {
 
 /// Floods the ingress from `flood_sources` while `sender` posts webhooks and a probe asks
 /// `/healthz`; `None` (with a message) when the open-file limit cannot be raised.
-fn run(flood_sources: Vec<IpAddr>, sender: IpAddr) -> Option<Outcome> {
+fn run(flood_sources: Vec<IpAddr>, sender: IpAddr, window: Duration) -> Option<Outcome> {
     // Per process: a flood worker's connections, or the server's caps.
     if let Err(why) = raise_open_files(TRICKLING.max(SILENT) as u64 + 4096) {
         eprintln!("SKIPPED: {why}");
@@ -80,7 +89,7 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr) -> Option<Outcome> {
     let running = serve_binary(BIN, &config);
     let http: SocketAddr = running.http_addr.parse().expect("http addr");
     let ops: SocketAddr = running.ops_addr.parse().expect("ops addr");
-    let window = sending_window();
+    let window = sending_window(window);
     let idle_rss_mib = running.memory_kib("VmRSS") as f64 / 1024.0;
 
     // Each flood in a worker process of its own; the sender, the probe and the memory sampler
@@ -91,6 +100,7 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr) -> Option<Outcome> {
         sources: flood_sources.clone(),
         count,
         trickle,
+        rapid_reset: false,
         ramp_ms: ramp.as_millis() as u64,
         reconnect_ms: 1000,
     };
@@ -132,6 +142,7 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr) -> Option<Outcome> {
         closed: trickle.closed + silent.closed,
     };
     Some(Outcome {
+        window,
         webhooks,
         failures,
         probes,
@@ -223,9 +234,9 @@ fn probe(ops: SocketAddr, window: Duration) -> (Latencies, Vec<String>) {
 }
 
 fn report_and_check(what: &str, outcome: &Outcome) {
-    let window = sending_window();
+    let window = outcome.window;
     eprintln!(
-        "{what}: {} webhooks answered 200, {} not; p50 {:?}, p99 {:?}, max {:?}; \
+        "{what}, {window:?}: {} webhooks answered 200, {} not; p50 {:?}, p99 {:?}, max {:?}; \
          {} probes, p50 {:?}, p99 {:?}, max {:?}; server RSS idle {:.1} MiB, peak {:.1} MiB; \
          the flood tried {} connections, {} refused at once, {} closed later",
         outcome.webhooks.len(),
@@ -299,27 +310,47 @@ fn flood_worker() {
     worker_main();
 }
 
-#[test]
-#[ignore = "20,000-connection flood, 30 s+ and not yet reliable on a loaded machine (a webhook connection was reset once under the 100-address flood): cargo test --test http_flood a_flood -- --ignored"]
-fn a_flood_from_one_address_starves_neither_webhooks_nor_probes() {
+fn one_address(window: Duration) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(outcome) = run(vec![loopback(0, 2)], loopback(0, 3)) {
+    if let Some(outcome) = run(vec![loopback(0, 2)], loopback(0, 3), window) {
         report_and_check("one flooding address", &outcome);
     }
 }
 
-#[test]
-#[ignore = "20,000-connection flood, 30 s+ and not yet reliable on a loaded machine (a webhook connection was reset once under the 100-address flood): cargo test --test http_flood a_flood -- --ignored"]
-fn a_flood_from_100_addresses_starves_neither_webhooks_nor_probes() {
+fn hundred_addresses(window: Duration) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let sources: Vec<IpAddr> = (1..=100).map(|n| loopback(1, n)).collect();
-    if let Some(outcome) = run(sources, loopback(0, 3)) {
+    if let Some(outcome) = run(sources, loopback(0, 3), window) {
         report_and_check("100 flooding addresses", &outcome);
     }
+}
+
+#[test]
+fn a_flood_from_one_address_starves_neither_webhooks_nor_probes() {
+    one_address(IN_SUITE_WINDOW);
+}
+
+#[test]
+fn a_flood_from_100_addresses_starves_neither_webhooks_nor_probes() {
+    hundred_addresses(IN_SUITE_WINDOW);
+}
+
+/// The issue's full 30 s: `cargo test --test http_flood -- --ignored full_window`.
+#[test]
+#[ignore = "30 s of sending each; the suite runs the same floods for 10 s"]
+fn full_window_a_flood_from_one_address() {
+    one_address(FULL_WINDOW);
+}
+
+/// The issue's full 30 s: `cargo test --test http_flood -- --ignored full_window`.
+#[test]
+#[ignore = "30 s of sending each; the suite runs the same floods for 10 s"]
+fn full_window_a_flood_from_100_addresses() {
+    hundred_addresses(FULL_WINDOW);
 }
 
 /// Uploads trickled in at one byte a second, from 10 addresses: more of them than there are

@@ -1,4 +1,5 @@
-//! `[grpc]`: the gRPC listener's connection limits (its address is `server.grpc_listen`).
+//! `[grpc]`: the gRPC listener's connection limits and its guard against HTTP/2 rapid reset
+//! (its address is `server.grpc_listen`).
 
 use serde::Deserialize;
 
@@ -21,6 +22,18 @@ pub struct GrpcConfig {
     /// send it at once); hyper itself would wait forever.
     #[serde(default = "default_preface_timeout")]
     pub preface_timeout_seconds: u64,
+    /// Rapid resets (a stream reset by the client within 100 ms of opening it) a connection
+    /// may send per second, and at once; past it the connection is closed (HTTP/2 rapid reset,
+    /// CVE-2023-44487). Below h2's own limit (20 resets of streams not yet accepted), so that
+    /// this one, with its penalty, acts first. A client cancelling a call resets a stream that
+    /// has been open for longer, which is never counted; an attack resets thousands a second.
+    #[serde(default = "default_max_stream_resets_per_second")]
+    pub max_stream_resets_per_second: u32,
+    /// After a connection is closed for resetting streams, new connections from its address
+    /// (IPv6: its /64) are refused for this long, so that reconnecting buys no fresh allowance.
+    /// 0: no penalty.
+    #[serde(default = "default_reset_penalty")]
+    pub reset_penalty_seconds: u64,
 }
 
 fn default_max_connections() -> usize {
@@ -35,12 +48,22 @@ fn default_preface_timeout() -> u64 {
     10
 }
 
+fn default_max_stream_resets_per_second() -> u32 {
+    10
+}
+
+fn default_reset_penalty() -> u64 {
+    10
+}
+
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
             max_connections: default_max_connections(),
             max_waiting_per_address: default_max_waiting_per_address(),
             preface_timeout_seconds: default_preface_timeout(),
+            max_stream_resets_per_second: default_max_stream_resets_per_second(),
+            reset_penalty_seconds: default_reset_penalty(),
         }
     }
 }
@@ -55,6 +78,10 @@ impl GrpcConfig {
                 self.max_waiting_per_address as u64,
             ),
             ("grpc.preface_timeout_seconds", self.preface_timeout_seconds),
+            (
+                "grpc.max_stream_resets_per_second",
+                u64::from(self.max_stream_resets_per_second),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be greater than 0"));

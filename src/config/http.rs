@@ -13,8 +13,10 @@ pub struct HttpConfig {
     /// allowlists: the load balancers or ingress controllers in front of hooknorm. Empty: the
     /// socket peer is always the client.
     pub trusted_proxies: IpAllowlist,
-    /// Webhooks processed at once; more are answered 429 at once rather than queued, so a burst
-    /// cannot hold more than `max_concurrency × limits.max_body_bytes` of bodies in memory.
+    /// Webhooks processed at once, counted from when the body is in (an upload trickled in holds
+    /// no slot); more are answered 429 at once rather than queued. Bodies in flight, uploading
+    /// or processed, share a budget of `max_concurrency × limits.max_body_bytes` bytes, so a
+    /// burst cannot hold more than that in memory either; a body that finds it spent gets 429.
     pub max_concurrency: usize,
     /// Webhooks accepted per second (a token bucket holding one second's worth); more get 429.
     /// `None`: no rate limit.
@@ -41,15 +43,15 @@ pub struct HttpConfig {
     /// default (`header_read_timeout_seconds` if that is lower): a sender's head arrives in one
     /// packet right after it connects.
     pub header_read_timeout_min_seconds: u64,
-    /// Connections open at once. Every connection is accepted at once; at the cap the oldest
-    /// connection waiting for a request, of the address holding the most such connections, is
-    /// closed to make room (a new connection is refused only when every open one has a request
-    /// in progress). By default 2,730: that many of the costliest waiting connections (a nearly
+    /// Connections open at once. Every connection is accepted at once; at the cap the address
+    /// holding the most waiting connections gives one up (its oldest, or the newcomer if it
+    /// comes from there), and a newcomer is refused only when no connection is waiting. By default 2,730: that many of the costliest waiting connections (a nearly
     /// full 16 KiB head buffer) cost 64 MiB (see the README).
     pub max_connections: usize,
-    /// Connections waiting for a request (new, sending a head, or idle keep-alive) that one
-    /// client address may hold; past it, that address's oldest waiting connection is closed.
-    /// IPv6 addresses count per /64. `trusted_proxies` are exempt: they carry many clients.
+    /// Connections waiting for a complete request (new, sending a head or a body, or idle
+    /// keep-alive) that one client address may hold; past it, its new connections are refused
+    /// at once. IPv6 addresses count per /64. `trusted_proxies` are exempt: they carry many
+    /// clients.
     pub max_waiting_per_address: usize,
 }
 

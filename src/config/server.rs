@@ -23,7 +23,7 @@ pub struct ServerConfig {
     /// How long in-flight requests get to finish after SIGTERM, in seconds.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
-    /// After SIGTERM, how long readiness already answers "shutting down" while both listeners
+    /// After SIGTERM, how long readiness already answers "shutting down" while the listeners
     /// keep serving, before they stop accepting. Kubernetes removes a pod from its endpoints
     /// only after the signal, so without it deliveries routed meanwhile are refused at connect.
     /// 0 (the default) stops at once, as a CLI user expects; ~5 s under Kubernetes.

@@ -304,6 +304,14 @@ fn zero_settings_are_refused_naming_their_key() {
         ("limits", "max_body_bytes"),
         ("limits", "max_event_bytes"),
         ("http", "max_concurrency"),
+        ("http", "max_connections"),
+        ("http", "max_waiting_per_address"),
+        ("ops", "max_connections"),
+        ("ops", "header_read_timeout_seconds"),
+        ("grpc", "max_connections"),
+        ("grpc", "max_waiting_per_address"),
+        ("grpc", "preface_timeout_seconds"),
+        ("grpc", "max_stream_resets_per_second"),
     ] {
         let error = load_error(&format!("[{section}]\n{key} = 0\n"));
         assert!(error.contains(&format!("`{section}.{key}`")), "{error}");
@@ -311,6 +319,13 @@ fn zero_settings_are_refused_naming_their_key() {
     let error =
         load_error("[server]\ngrpc_listen = \"127.0.0.1:7000\"\nhttp_listen = \"127.0.0.1:7000\"");
     assert!(error.contains("`server.http_listen`"), "{error}");
+    for other in ["grpc_listen", "http_listen"] {
+        let error = load_error(&format!(
+            "[server]\n{other} = \"127.0.0.1:7001\"\nops_listen = \"127.0.0.1:7001\""
+        ));
+        assert!(error.contains("`server.ops_listen`"), "{error}");
+        assert!(error.contains(other), "{error}");
+    }
 }
 
 #[test]
@@ -347,6 +362,7 @@ fn env_overrides_apply_and_are_checked() {
     let config = Config::from_toml_with_env(SAMPLE, |name| match name {
         "HOOKNORM_GRPC_LISTEN" => Some("127.0.0.1:9999".into()),
         "HOOKNORM_HTTP_LISTEN" => Some("[::1]:8081".into()),
+        "HOOKNORM_OPS_LISTEN" => Some("0.0.0.0:9091".into()),
         "HOOKNORM_LOG_FORMAT" => Some("json".into()),
         "HOOKNORM_STORE_PATH" => Some("/var/lib/hooknorm".into()),
         "HOOKNORM_MAX_BODY_BYTES" => Some("4096".into()),
@@ -356,6 +372,7 @@ fn env_overrides_apply_and_are_checked() {
     .unwrap();
     assert_eq!(config.server.grpc_listen.port(), 9999);
     assert_eq!(config.server.http_listen, "[::1]:8081".parse().unwrap());
+    assert_eq!(config.server.ops_listen, "0.0.0.0:9091".parse().unwrap());
     assert_eq!(config.log.format, LogFormat::Json);
     assert_eq!(config.store.path, Path::new("/var/lib/hooknorm"));
     assert_eq!(config.limits.max_body_bytes, 4096);

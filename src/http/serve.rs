@@ -27,7 +27,9 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use crate::listen::{Active, Admission, Admitted, CloseReason, Connection, SWEEP_INTERVAL};
+use crate::listen::{
+    Active, Admission, Admit, Admitted, CloseReason, Connection, SWEEP_INTERVAL, hold,
+};
 
 /// The most a connection buffers while reading (hyper's default is ~400 KiB): it bounds what a
 /// request head may take, and so what a client sending one slowly costs. Provider heads are a
@@ -69,18 +71,26 @@ pub async fn serve(
                 Ok((stream, peer)) => {
                     // Finished tasks keep their memory until joined.
                     while connections.try_join_next().is_some() {}
-                    let Some(admitted) = admission.admit(&stream, peer) else {
-                        continue; // dropping the stream closes it
+                    let admitted = match admission.admit(&stream, peer) {
+                        Admit::Serve(admitted) => admitted,
+                        Admit::Hold { until, held } => {
+                            let mut closing = closing_rx.clone();
+                            let stop = async move {
+                                drop(closing.wait_for(|closing| *closing).await);
+                            };
+                            connections.spawn(hold(stream, until, held, stop));
+                            continue;
+                        }
+                        Admit::Refused => continue, // dropping the stream closes it
                     };
-                    let fut = connection(
+                    connections.spawn(connection(
                         stream,
                         peer,
                         app.clone(),
                         builder.clone(),
                         admitted,
                         closing_rx.clone(),
-                    );
-                    connections.spawn(fut);
+                    ));
                 }
                 Err(error) => admission.accept_failed(error).await,
             },

@@ -127,7 +127,9 @@ impl CloseLog {
             CloseReason::ConnectionCap
             | CloseReason::AddressCap
             | CloseReason::Full
-            | CloseReason::OutOfFiles => {
+            | CloseReason::OutOfFiles
+            | CloseReason::RapidReset
+            | CloseReason::Penalized => {
                 tracing::warn!(listener, reason, count, peer = %peer, "closed connections early");
             }
             CloseReason::FirstRequestTimeout

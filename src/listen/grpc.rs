@@ -5,9 +5,14 @@
 //! connection (and a descriptor) forever. Handed-over connections count against the cap until
 //! they close, but are never closed here: HTTP/2 keep-alive and tonic handle them from then on.
 //!
-//! The gate reads the cleartext preface; if tonic is ever given TLS, the gate must move behind
-//! the handshake.
+//! Past the gate, the client's frames are watched for HTTP/2 rapid reset (see [`rapid_reset`]):
+//! a connection resetting streams faster than its budget is closed, and its address refused for
+//! a while.
+//!
+//! The gate and the watch read cleartext HTTP/2; if tonic is ever given TLS, they must move
+//! behind the handshake.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -18,43 +23,58 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio_stream::Stream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use super::{Active, Admission, Admitted, CloseReason, SWEEP_INTERVAL};
+use super::rapid_reset::ResetWatch;
+use super::{Active, Admission, Admit, Admitted, CloseReason, SWEEP_INTERVAL, hold};
+
+/// How the gRPC listener treats clients that reset streams, from `[grpc]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResetLimits {
+    /// Stream resets a connection may send per second (and at once).
+    pub per_second: u32,
+    /// How long its address is refused after a connection is closed for it.
+    pub penalty: Duration,
+}
 
 /// What every HTTP/2 connection starts with (RFC 9113, section 3.4).
 const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// The connections tonic serves; dropping it (tonic stopped accepting) stops the accept loop
-/// and closes the listening socket and every connection still at the gate.
+/// and closes the listening socket and every connection still at the gate. The accept loop runs
+/// inside this stream, polled by tonic's own accept loop, rather than as a task of its own, so
+/// that accepting (and refusing) a flood takes no turn on the runtime's workers away from the
+/// requests they serve.
 pub struct Incoming {
     ready: mpsc::Receiver<GrpcStream>,
-    accepting: JoinHandle<()>,
+    accepting: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Incoming {
     /// Starts accepting on `listener`; `tcp_keepalive` is set on every connection so that dead
     /// peers are found.
-    pub fn new(listener: TcpListener, admission: Arc<Admission>, tcp_keepalive: Duration) -> Self {
+    pub fn new(
+        listener: TcpListener,
+        admission: Arc<Admission>,
+        tcp_keepalive: Duration,
+        resets: ResetLimits,
+    ) -> Self {
         let (tx, ready) = mpsc::channel(64);
-        let accepting = tokio::spawn(accept_loop(listener, admission, tcp_keepalive, tx));
+        let accepting = Box::pin(accept_loop(listener, admission, tcp_keepalive, resets, tx));
         Incoming { ready, accepting }
-    }
-}
-
-impl Drop for Incoming {
-    fn drop(&mut self) {
-        self.accepting.abort();
     }
 }
 
 impl Stream for Incoming {
     type Item = io::Result<GrpcStream>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.ready.poll_recv(cx).map(|stream| stream.map(Ok))
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        // Never done: it accepts until this stream is dropped.
+        let _ = this.accepting.as_mut().poll(cx);
+        this.ready.poll_recv(cx).map(|stream| stream.map(Ok))
     }
 }
 
@@ -62,15 +82,15 @@ async fn accept_loop(
     listener: TcpListener,
     admission: Arc<Admission>,
     tcp_keepalive: Duration,
+    resets: ResetLimits,
     ready: mpsc::Sender<GrpcStream>,
 ) {
-    // Owned here: aborting this loop aborts every gate too.
+    // Owned here: dropping this loop aborts every gate too.
     let mut gates = JoinSet::new();
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            () = ready.closed() => break,
             _ = sweep.tick() => {
                 admission.sweep();
                 while gates.try_join_next().is_some() {}
@@ -78,11 +98,23 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     while gates.try_join_next().is_some() {}
-                    let Some(admitted) = admission.admit(&stream, peer) else {
-                        continue; // dropping the stream closes it
+                    let admitted = match admission.admit(&stream, peer) {
+                        Admit::Serve(admitted) => admitted,
+                        Admit::Hold { until, held } => {
+                            // Dropping this loop (tonic stopped) drops the holds too.
+                            gates.spawn(hold(stream, until, held, std::future::pending()));
+                            continue;
+                        }
+                        Admit::Refused => continue, // dropping the stream closes it
                     };
-                    configure(&stream, tcp_keepalive);
-                    gates.spawn(gate(stream, peer, admitted, admission.clone(), ready.clone()));
+                    let gated = Gated {
+                        peer,
+                        admission: admission.clone(),
+                        tcp_keepalive,
+                        resets,
+                        ready: ready.clone(),
+                    };
+                    gates.spawn(gate(stream, admitted, gated));
                 }
                 Err(error) => admission.accept_failed(error).await,
             },
@@ -101,15 +133,26 @@ fn configure(stream: &TcpStream, tcp_keepalive: Duration) {
     }
 }
 
-/// Waits for the preface (the sweep closes the connection if it takes too long), then hands the
-/// connection over, preface included.
-async fn gate(
-    mut stream: TcpStream,
+/// What a gate needs besides its connection.
+struct Gated {
     peer: SocketAddr,
-    admitted: Admitted,
     admission: Arc<Admission>,
+    tcp_keepalive: Duration,
+    resets: ResetLimits,
     ready: mpsc::Sender<GrpcStream>,
-) {
+}
+
+/// Waits for the preface (the sweep closes the connection if it takes too long), then hands the
+/// connection over, preface included. Socket options wait for the preface too: most of a
+/// flood never gets that far, and costs no system call more than it must.
+async fn gate(mut stream: TcpStream, admitted: Admitted, gated: Gated) {
+    let Gated {
+        peer,
+        admission,
+        tcp_keepalive,
+        resets,
+        ready,
+    } = gated;
     let Admitted { connection, closed } = admitted;
     let mut preface = [0u8; PREFACE.len()];
     let reading = stream.read_exact(&mut preface);
@@ -136,23 +179,39 @@ async fn gate(
         _ = closed => return,
     }
     let active = connection.activate();
+    configure(&stream, tcp_keepalive);
     let stream = GrpcStream {
         stream,
         preface,
         replayed: 0,
+        resets: ResetWatch::new(resets.per_second, std::time::Instant::now()),
+        watch: Watch {
+            admission,
+            peer,
+            penalty: resets.penalty,
+        },
         _active: active,
     };
     // Fails only when tonic has stopped accepting; the connection closes with it.
     let _ = ready.send(stream).await;
 }
 
-/// A connection past the gate: reads give the preface back first, then the socket's bytes.
-/// Counts against the listener's cap until dropped.
+/// A connection past the gate: reads give the preface back first, then the socket's bytes,
+/// whose frames are counted for rapid reset. Counts against the listener's cap until dropped.
 pub struct GrpcStream {
     stream: TcpStream,
     preface: [u8; PREFACE.len()],
     replayed: usize,
+    resets: ResetWatch,
+    watch: Watch,
     _active: Active,
+}
+
+/// Where a rapid reset is reported.
+struct Watch {
+    admission: Arc<Admission>,
+    peer: SocketAddr,
+    penalty: Duration,
 }
 
 impl AsyncRead for GrpcStream {
@@ -169,7 +228,22 @@ impl AsyncRead for GrpcStream {
             this.replayed += n;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if !this
+            .resets
+            .feed(&buf.filled()[before..], std::time::Instant::now())
+        {
+            let peer = this.watch.peer.ip();
+            this.watch.admission.record(CloseReason::RapidReset, peer);
+            this.watch.admission.penalize(peer, this.watch.penalty);
+            // hyper closes the connection on a read error.
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "too many stream resets",
+            )));
+        }
+        poll
     }
 }
 

@@ -2,8 +2,10 @@
 //! accepted at once (never left in the kernel's queue, where it would wait behind idle ones
 //! and time out unanswered), registered, and closed by the server when it waits too long for a
 //! request or when room is needed. See [`registry`] for who is closed first, [`close_log`] for
-//! how closes are logged, [`grpc`] for the gRPC listener's HTTP/2 preface gate; the HTTP
-//! listeners' accept loop is `crate::http::serve`.
+//! how closes are logged, [`fd_limit`] for the open-file limit the caps need, [`grpc`] for the
+//! gRPC listener's HTTP/2 preface gate and [`rapid_reset`] for its watch on stream resets, and
+//! [`penalty`] for the addresses caught; the HTTP listeners' accept loop is
+//! `crate::http::serve`.
 //!
 //! "Waiting" means no request is in progress on the connection: just opened, sending a request
 //! head slowly, or idle between requests (HTTP keep-alive); for gRPC, not yet past the HTTP/2
@@ -16,8 +18,11 @@
 pub mod close_log;
 pub mod fd_limit;
 pub mod grpc;
+pub mod penalty;
+pub mod rapid_reset;
 pub mod registry;
 
+use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,6 +33,7 @@ use tokio::sync::oneshot;
 
 use crate::verify::IpAllowlist;
 use close_log::CloseLog;
+use penalty::{Held, PenaltyBox, Verdict};
 use registry::{ConnId, Registry, Victim};
 
 pub use registry::{CloseReason, Limits};
@@ -52,6 +58,17 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(BACKLOG)
 }
 
+/// Holds a penalized address's connection open, unread, until `until` (or until `stop`), then
+/// closes it with a reset.
+pub async fn hold(stream: TcpStream, until: Instant, held: Held, stop: impl Future<Output = ()>) {
+    tokio::select! {
+        () = tokio::time::sleep_until(until.into()) => {}
+        () = stop => {}
+    }
+    let _ = stream.set_zero_linger();
+    drop((stream, held));
+}
+
 /// One listener's open connections and limits; shared by its accept loop and its connections.
 #[derive(Debug)]
 pub struct Admission {
@@ -59,7 +76,21 @@ pub struct Admission {
     /// Peers free of the per-address cap: trusted proxies, which carry many clients.
     exempt: Option<IpAllowlist>,
     registry: Mutex<Registry<oneshot::Sender<CloseReason>>>,
+    /// Addresses refused for a while, for what one of their connections did.
+    penalties: PenaltyBox,
     log: CloseLog,
+}
+
+/// What becomes of a just-accepted connection.
+#[derive(Debug)]
+pub enum Admit {
+    /// Serve it.
+    Serve(Admitted),
+    /// Its address is penalized: hold it, unread, until `until` (see [`penalty`]), then close it
+    /// ([`hold`]).
+    Hold { until: Instant, held: Held },
+    /// Refused: dropping it closes it (with a reset, already set).
+    Refused,
 }
 
 /// An admitted connection: its registration, and the signal that the server closes it.
@@ -83,6 +114,7 @@ impl Admission {
             listener,
             exempt,
             registry: Mutex::new(Registry::new(limits)),
+            penalties: PenaltyBox::default(),
             log: CloseLog::new(listener),
         })
     }
@@ -97,16 +129,30 @@ impl Admission {
     }
 
     /// Registers a just-accepted connection, closing another to make room if need be (see
-    /// [`Registry::admit`]). `None` when it is refused: it is then closed here, with a reset
-    /// (no FIN exchange, no TIME_WAIT: a flood's refused connections cost as little as can be).
-    pub fn admit(self: &Arc<Self>, stream: &TcpStream, peer: SocketAddr) -> Option<Admitted> {
-        let (close, closed) = oneshot::channel();
+    /// [`Registry::admit`]). When it is refused, the caller drops it, which closes it with a
+    /// reset, set here (no FIN exchange, no TIME_WAIT: a flood's refused connections cost as
+    /// little as can be).
+    pub fn admit(self: &Arc<Self>, stream: &TcpStream, peer: SocketAddr) -> Admit {
         let peer = peer.ip();
+        let now = Instant::now();
+        match self.penalties.check(peer, now) {
+            Verdict::Free => {}
+            Verdict::Hold { until, held } => {
+                self.log.record(CloseReason::Penalized, Some(peer));
+                return Admit::Hold { until, held };
+            }
+            Verdict::Refuse => {
+                let _ = stream.set_zero_linger();
+                self.log.record(CloseReason::Penalized, Some(peer));
+                return Admit::Refused;
+            }
+        }
+        let (close, closed) = oneshot::channel();
         let exempt = self.exempt.as_ref().is_some_and(|list| list.contains(peer));
-        let admission = self.registry().admit(peer, exempt, Instant::now(), close);
+        let admission = self.registry().admit(peer, exempt, now, close);
         self.close(admission.victim.into_iter().collect());
         match admission.id {
-            Ok(id) => Some(Admitted {
+            Ok(id) => Admit::Serve(Admitted {
                 connection: Arc::new(Connection {
                     id,
                     admission: self.clone(),
@@ -116,16 +162,25 @@ impl Admission {
             Err(reason) => {
                 let _ = stream.set_zero_linger();
                 self.log.record(reason, Some(peer));
-                None
+                Admit::Refused
             }
         }
     }
 
-    /// Closes the connections that have waited past the deadline, and flushes the close log.
+    /// Closes the connections that have waited past the deadline, ends penalties that are
+    /// over, and flushes the close log.
     pub fn sweep(&self) {
-        let victims = self.registry().expire(Instant::now());
+        let now = Instant::now();
+        let victims = self.registry().expire(now);
         self.close(victims);
+        self.penalties.sweep(now);
         self.log.flush();
+    }
+
+    /// Refuses new connections from `peer`'s address for `duration` (a connection of its closed
+    /// for abuse: reconnecting must not buy it a fresh allowance).
+    pub fn penalize(&self, peer: IpAddr, duration: Duration) {
+        self.penalties.penalize(peer, duration, Instant::now());
     }
 
     /// Records a close decided outside the registry (a connection that spoke another protocol).

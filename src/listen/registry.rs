@@ -64,10 +64,15 @@ pub enum CloseReason {
     OutOfFiles,
     /// It did not speak the listener's protocol (gRPC: no HTTP/2 preface).
     Protocol,
+    /// It reset gRPC streams faster than `grpc.max_stream_resets_per_second` (HTTP/2 rapid
+    /// reset).
+    RapidReset,
+    /// Its address was refused for a while after one of its connections was closed for abuse.
+    Penalized,
 }
 
 impl CloseReason {
-    pub const ALL: [CloseReason; 8] = [
+    pub const ALL: [CloseReason; 10] = [
         CloseReason::ConnectionCap,
         CloseReason::AddressCap,
         CloseReason::Full,
@@ -76,6 +81,8 @@ impl CloseReason {
         CloseReason::UploadTimeout,
         CloseReason::OutOfFiles,
         CloseReason::Protocol,
+        CloseReason::RapidReset,
+        CloseReason::Penalized,
     ];
 
     /// The word in the log's `reason` field.
@@ -89,6 +96,8 @@ impl CloseReason {
             CloseReason::UploadTimeout => "upload_timeout",
             CloseReason::OutOfFiles => "out_of_files",
             CloseReason::Protocol => "protocol",
+            CloseReason::RapidReset => "rapid_reset",
+            CloseReason::Penalized => "penalized",
         }
     }
 }
@@ -119,6 +128,11 @@ pub struct Admission<T> {
 /// IPv4-mapped IPv6 peer counts as its IPv4 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct PeerKey(IpAddr);
+
+/// The address `peer` is limited as (IPv6: its /64).
+pub fn address_key(peer: IpAddr) -> IpAddr {
+    PeerKey::of(peer).0
+}
 
 impl PeerKey {
     fn of(peer: IpAddr) -> PeerKey {

@@ -6,7 +6,7 @@
 //! A flood of 10,000 connections needs as many descriptors, and a container may cap a process
 //! at fewer than two floods need even for root (no CAP_SYS_RESOURCE), so each flood runs in a
 //! worker process of its own ([`FloodProcess`]): the test binary again, running only its
-//! `flood_worker` test, which does nothing unless given a job. Workers run at the lowest CPU
+//! `flood_worker` test, which does nothing unless given a job. Workers run at the idle CPU
 //! priority, standing in for attackers on other machines.
 
 use std::io::Read;
@@ -66,6 +66,9 @@ pub enum Behaviour {
     Trickle(Arc<[u8]>),
     /// Sends nothing.
     Silent,
+    /// Speaks HTTP/2 and opens gRPC streams only to reset them at once, as fast as it can (the
+    /// HTTP/2 rapid-reset attack, CVE-2023-44487); `closed` then counts the streams.
+    RapidReset,
 }
 
 /// A running flood; stops (and closes its connections) when dropped.
@@ -109,6 +112,10 @@ impl Flood {
                 while !stop.load(Ordering::Relaxed) {
                     attempts.fetch_add(1, Ordering::Relaxed);
                     match connect_from(source, addr).await {
+                        Ok(stream) if matches!(behaviour, Behaviour::RapidReset) => {
+                            let streams = rapid_reset(stream, addr, &stop).await;
+                            closed.fetch_add(streams, Ordering::Relaxed);
+                        }
                         Ok(stream) => {
                             hold(stream, &behaviour, &stop).await;
                             closed.fetch_add(1, Ordering::Relaxed);
@@ -141,6 +148,41 @@ impl Flood {
     }
 }
 
+/// Opens `VerifyAndNormalize` streams and resets each at once, until the server closes the
+/// connection (or the flood stops); returns how many it reset.
+async fn rapid_reset(stream: TcpStream, addr: SocketAddr, stop: &AtomicBool) -> u64 {
+    let Ok((mut client, connection)) = h2::client::handshake(stream).await else {
+        return 0;
+    };
+    let driving = tokio::spawn(connection);
+    let uri = format!("http://{addr}/hooknorm.v1.NormalizerService/VerifyAndNormalize");
+    let mut reset = 0;
+    while !stop.load(Ordering::Relaxed) {
+        client = match client.ready().await {
+            Ok(client) => client,
+            Err(_) => break, // GOAWAY, or closed
+        };
+        let request = ::http::Request::post(uri.as_str())
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .expect("request builds");
+        match client.send_request(request, false) {
+            Ok((_response, mut stream)) => {
+                stream.send_reset(h2::Reason::CANCEL);
+                reset += 1;
+            }
+            Err(_) => break,
+        }
+        // Yield now and then, or this connection's own driver would never run.
+        if reset % 16 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    driving.abort();
+    reset
+}
+
 /// Behaves until the server closes the connection (or the flood stops).
 async fn hold(stream: TcpStream, behaviour: &Behaviour, stop: &AtomicBool) {
     let (mut reader, mut writer) = stream.into_split();
@@ -151,7 +193,7 @@ async fn hold(stream: TcpStream, behaviour: &Behaviour, stop: &AtomicBool) {
     };
     let behave = async {
         match behaviour {
-            Behaviour::Silent => std::future::pending::<()>().await,
+            Behaviour::Silent | Behaviour::RapidReset => std::future::pending::<()>().await,
             Behaviour::Trickle(head) => {
                 for byte in head.iter().cycle() {
                     if stop.load(Ordering::Relaxed) || writer.write_all(&[*byte]).await.is_err() {
@@ -184,9 +226,13 @@ const JOB_VAR: &str = "HOOKNORM_FLOOD_JOB";
 pub struct FloodJob {
     pub target: SocketAddr,
     pub sources: Vec<IpAddr>,
+    /// Connections (for a rapid reset, attacking connections at once).
     pub count: usize,
     /// `None`: silent connections; else the head to trickle.
     pub trickle: Option<String>,
+    /// HTTP/2 rapid reset (gRPC streams opened and reset as fast as can be) instead.
+    #[serde(default)]
+    pub rapid_reset: bool,
     pub ramp_ms: u64,
     pub reconnect_ms: u64,
 }
@@ -269,8 +315,10 @@ pub fn worker_main() {
     let job: FloodJob = serde_json::from_str(&job).expect("job parses");
     raise_open_files(job.count as u64 + 512).expect("open-file limit for the flood");
     // A real attacker is on other machines: its CPU is not the server's. Here it shares the
-    // server's cores, so it gets only what the server leaves; the server's share of the
-    // kernel's work for every connection (accepting it, closing it) is still the server's.
+    // server's cores, so it runs only when they would otherwise idle (SCHED_IDLE, set by
+    // `chrt` at spawn, else the lowest priority): the server still pays its own share of the
+    // work for every connection (accepting it, closing it), and a measuring client is never
+    // kept waiting behind the attacker's own time slices.
     if let Err(error) = rustix::process::setpriority_process(None, 19) {
         eprintln!("flood worker: cannot lower its priority: {error}");
     }
@@ -281,6 +329,7 @@ pub fn worker_main() {
         .expect("runtime");
     let flood = runtime.block_on(async {
         let behaviour = match &job.trickle {
+            _ if job.rapid_reset => Behaviour::RapidReset,
             Some(head) => Behaviour::Trickle(head.as_bytes().into()),
             None => Behaviour::Silent,
         };

@@ -25,6 +25,7 @@ function config(store, storeExtra) {
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
+ops_listen = "127.0.0.1:0"
 shutdown_grace_seconds = 5
 
 [store]
