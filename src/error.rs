@@ -56,6 +56,16 @@ reasons! {
     RateLimited,
     /// The request took longer than the configured timeout; retry later.
     RequestTimeout,
+    /// gRPC: no API key (`authorization: Bearer …`) and no client certificate that maps to one.
+    MissingApiKey,
+    /// gRPC: the presented API key matches no configured key.
+    UnknownApiKey,
+    /// The caller's key lacks the scope the method needs (`ingest` or `read`).
+    PermissionDenied,
+    /// The caller's key is limited to sources that do not include one it asked for.
+    SourceNotAllowed,
+    /// A forwarder's `received_at` is further from now than `auth.received_at_skew_seconds`.
+    ReceivedAtOutOfRange,
     Internal,
 }
 
@@ -66,6 +76,7 @@ pub enum GrpcCode {
     NotFound = 5,
     ResourceExhausted = 8,
     Aborted = 10,
+    PermissionDenied = 7,
     OutOfRange = 11,
     Unimplemented = 12,
     Internal = 13,
@@ -131,6 +142,17 @@ impl Reason {
             Reason::UnknownPath => row("UNKNOWN_PATH", NotFound, 404, false),
             Reason::RateLimited => row("RATE_LIMITED", ResourceExhausted, 429, true),
             Reason::RequestTimeout => row("REQUEST_TIMEOUT", Unavailable, 503, true),
+            // gRPC only today (the HTTP ingress authenticates providers by their own schemes);
+            // the HTTP statuses say what each would be.
+            Reason::MissingApiKey => row("MISSING_API_KEY", Unauthenticated, 401, false),
+            Reason::UnknownApiKey => row("UNKNOWN_API_KEY", Unauthenticated, 401, false),
+            Reason::PermissionDenied => row("PERMISSION_DENIED", PermissionDenied, 403, false),
+            Reason::SourceNotAllowed => row("SOURCE_NOT_ALLOWED", PermissionDenied, 403, false),
+            // The request is well formed but its claim does not hold now: FAILED_PRECONDITION
+            // would invite a retry of the same request, INVALID_ARGUMENT says fix it.
+            Reason::ReceivedAtOutOfRange => {
+                row("RECEIVED_AT_OUT_OF_RANGE", InvalidArgument, 400, false)
+            }
             Reason::Internal => row("INTERNAL", Internal, 500, false),
         }
     }

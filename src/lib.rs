@@ -11,6 +11,8 @@
 //! - [`json`]: one-pass parse of a body into `google.protobuf.Struct` values, depth-bounded.
 //! - [`providers`]: provider formats, one file each: parse and normalize into an `Event`.
 //! - [`event`]: canonical type and time rules shared by the providers.
+//! - [`auth`]: who may call the gRPC API: API keys and client certificates, scopes, sources,
+//!   forwarded fields; TLS for both listeners, reloaded as certificates rotate.
 //! - [`pipeline`]: the one path every entry point uses: look up source, verify, normalize, store.
 //! - [`proto`]: the generated `hooknorm.v1` types and the reflection descriptor set.
 //! - [`log`]: the durable event log (`EventLog` trait; embedded SQLite backend, NATS JetStream
@@ -30,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod cloudevents;

@@ -8,11 +8,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use hooknorm::auth::Scope;
 use hooknorm::bench::BenchArgs;
+use hooknorm::cli::connect::{self, ClientOptions};
 use hooknorm::cli::events::{self, FilterArgs, TailFormat, TailStart};
 use hooknorm::cli::output;
 use hooknorm::cli::send::{self, SendArgs};
-use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat};
+use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat, Secret};
 use hooknorm::server::{Server, shutdown_signal};
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +25,12 @@ struct Cli {
     /// Config file [default: ./hooknorm.toml]
     #[arg(long, global = true, env = "HOOKNORM_CONFIG")]
     config: Option<PathBuf>,
+    /// API key for send, tail and events [default: the config's first key with the scope]
+    #[arg(long, global = true, env = "HOOKNORM_API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM CA certificates to trust for an https:// server URL
+    #[arg(long, global = true, env = "HOOKNORM_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -134,13 +142,29 @@ fn main() -> ExitCode {
 fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     let path = cli
         .config
+        .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
-    // Clients given `--server` need no config file: they may run anywhere.
+    let options = ClientOptions {
+        api_key: cli.api_key.map(Secret::new),
+        ca_cert: cli.ca_cert,
+    };
+    // Clients given `--server` need no config file: they may run anywhere. Then only a config
+    // named explicitly lends its key: the local one's is not for another server.
+    let explicit_config = cli.config.is_some();
     let load = || Config::load(&path);
-    let server_url = |server: Option<String>| -> anyhow::Result<String> {
+    let target = |server: Option<String>, scope| -> anyhow::Result<(String, Option<Secret>)> {
         match server {
-            Some(url) => Ok(url),
-            None => Ok(format!("http://{}", load()?.server.grpc_listen)),
+            Some(url) => {
+                let config = (explicit_config && options.api_key.is_none())
+                    .then(|| load().ok())
+                    .flatten();
+                Ok((url, options.key_for(config.as_ref(), scope)))
+            }
+            None => {
+                let config = load()?;
+                let key = options.key_for(Some(&config), scope);
+                Ok((connect::default_url(&config), key))
+            }
         }
     };
     match cli.command {
@@ -157,7 +181,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         }
         Command::Send(args) => {
             let config = load()?;
-            let json = runtime()?.block_on(send::run(&config, &args))?;
+            let json = runtime()?.block_on(send::run(&config, &args, &options))?;
             writeln!(out, "{json}")?;
             Ok(())
         }
@@ -170,7 +194,7 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             format,
             server,
         } => {
-            let url = server_url(server)?;
+            let (url, key) = target(server, Scope::Read)?;
             let start = TailStart {
                 earliest,
                 after,
@@ -178,15 +202,10 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             };
             let filter = FilterArgs::from(filter);
             let mut notices = std::io::stderr().lock();
-            runtime()?.block_on(events::tail(
-                &url,
-                &filter,
-                &start,
-                format,
-                heartbeats,
-                out,
-                &mut notices,
-            ))?;
+            runtime()?.block_on(async {
+                let client = connect::connect(&url, key.as_ref(), &options).await?;
+                events::tail(client, &filter, &start, format, heartbeats, out, &mut notices).await
+            })?;
             Ok(())
         }
         Command::Events {
@@ -196,16 +215,12 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             limit,
             server,
         } => {
-            let url = server_url(server)?;
+            let (url, key) = target(server, Scope::Read)?;
             let filter = FilterArgs::from(filter);
-            runtime()?.block_on(events::events(
-                &url,
-                &filter,
-                id.as_deref(),
-                full,
-                limit,
-                out,
-            ))?;
+            runtime()?.block_on(async {
+                let client = connect::connect(&url, key.as_ref(), &options).await?;
+                events::events(client, &filter, id.as_deref(), full, limit, out).await
+            })?;
             Ok(())
         }
         Command::Samples => {

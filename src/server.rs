@@ -6,6 +6,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server as TonicServer;
 
+use crate::auth::Authenticator;
+use crate::auth::tls::{self, TlsError, TlsFiles, TlsReloader};
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
-use crate::listen::grpc::ResetLimits;
+use crate::listen::grpc::{Incoming, Plain, ResetLimits};
 use crate::listen::{Admission, Limits, fd_limit};
 use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
@@ -43,6 +46,13 @@ pub enum ServerError {
     Http(std::io::Error),
     #[error("reflection service cannot load the descriptor set: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("a start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot load the {listener} listener's tls files: {source}")]
+    Tls {
+        listener: &'static str,
+        source: TlsError,
+    },
 }
 
 /// Opens the configured event log backend (blocking work, done off the async workers).
@@ -78,6 +88,12 @@ pub struct Server {
     grpc_resets: ResetLimits,
     drain: Duration,
     shutdown_grace: Duration,
+    /// Who may call the gRPC API.
+    auth: Arc<Authenticator>,
+    /// Each listener's TLS, when configured; `serve` keeps them current.
+    grpc_tls: Option<TlsReloader>,
+    http_tls: Option<TlsReloader>,
+    tls_reload_interval: Duration,
 }
 
 impl Server {
@@ -124,6 +140,13 @@ impl Server {
                 );
             }
         }
+        if config.auth.authenticator.is_open() {
+            tracing::warn!(
+                "grpc api accepts any caller that reaches it: ingest, read and forwarded fields (auth none)"
+            );
+        }
+        let grpc_tls = load_tls(config.tls.grpc.clone(), tls::GRPC_ALPN, "grpc").await?;
+        let http_tls = load_tls(config.tls.http.clone(), tls::HTTP_ALPN, "http").await?;
         let (grpc_listener, grpc_addr) = bind(config.server.grpc_listen).await?;
         let (http_listener, http_addr) = bind(config.server.http_listen).await?;
         let (ops_listener, ops_addr) = bind(config.server.ops_listen).await?;
@@ -153,6 +176,10 @@ impl Server {
             },
             drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+            auth: Arc::new(config.auth.authenticator.clone()),
+            grpc_tls,
+            http_tls,
+            tls_reload_interval: config.tls.reload_interval,
         })
     }
 
@@ -204,18 +231,30 @@ impl Server {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(service.into_server());
-        let incoming = crate::listen::grpc::Incoming::new(
-            self.grpc_listener,
-            self.admissions.grpc,
-            TCP_KEEPALIVE,
-            self.grpc_resets,
-        );
-        let grpc = router.serve_with_incoming_shutdown(incoming, stopped(stop_rx.clone()));
+            .add_service(service.into_server(self.auth));
+        let reloads: Vec<_> = [&self.grpc_tls, &self.http_tls]
+            .into_iter()
+            .flatten()
+            .map(|reloader| reloader.spawn(self.tls_reload_interval))
+            .collect();
+        let (grpc_listener, admission, resets) =
+            (self.grpc_listener, self.admissions.grpc, self.grpc_resets);
+        let grpc: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
+            match &self.grpc_tls {
+                Some(reloader) => Box::pin(router.serve_with_incoming_shutdown(
+                    Incoming::new(grpc_listener, admission, TCP_KEEPALIVE, resets, reloader.tls()),
+                    stopped(stop_rx.clone()),
+                )),
+                None => Box::pin(router.serve_with_incoming_shutdown(
+                    Incoming::new(grpc_listener, admission, TCP_KEEPALIVE, resets, Plain),
+                    stopped(stop_rx.clone()),
+                )),
+            };
         let http = crate::http::serve(
             self.http_listener,
             app,
             self.admissions.http,
+            self.http_tls.as_ref().map(TlsReloader::tls),
             stopped(stop_rx.clone()),
         );
         let ops = serve_ops(
@@ -273,6 +312,7 @@ impl Server {
         };
         refresh.abort();
         health_forwarding.abort();
+        reloads.iter().for_each(|reload| reload.abort());
         retention.abort();
         log.close().await;
         tracing::info!("stopped");
@@ -300,7 +340,7 @@ async fn serve_ops(
                 .and_then(|runtime| {
                     runtime.block_on(async {
                         let listener = TcpListener::from_std(listener)?;
-                        crate::http::serve(listener, app, admission, shutdown).await
+                        crate::http::serve(listener, app, admission, None, shutdown).await
                     })
                 });
             let _ = done_tx.send(served);
@@ -369,6 +409,22 @@ impl Admissions {
             ops: Admission::new("ops", ops_limits, None),
         }
     }
+}
+
+/// Loads a listener's TLS files off the async workers, if it has any.
+async fn load_tls(
+    files: Option<TlsFiles>,
+    alpn: &'static [&'static [u8]],
+    listener: &'static str,
+) -> Result<Option<TlsReloader>, ServerError> {
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let loaded =
+        tokio::task::spawn_blocking(move || TlsReloader::load(files, alpn, listener)).await?;
+    loaded
+        .map(Some)
+        .map_err(|source| ServerError::Tls { listener, source })
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {

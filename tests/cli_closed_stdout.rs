@@ -17,6 +17,7 @@ fn assert_quiet_success_with_closed_stdout(args: &[&str]) {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("HOOKNORM_CONFIG")
+        .env("HOOKNORM_API_KEY", common::TEST_API_KEY)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(Stdio::piped())

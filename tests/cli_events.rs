@@ -24,6 +24,7 @@ impl Tail {
         let mut child = Command::new(BIN)
             .arg("tail")
             .args(args)
+            .env("HOOKNORM_API_KEY", common::TEST_API_KEY)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -115,6 +116,7 @@ async fn events_lists_newest_first_one_json_per_line_and_gets_by_id() {
         let output = Command::new(BIN)
             .arg("events")
             .args(["--server", &url])
+            .env("HOOKNORM_API_KEY", common::TEST_API_KEY)
             .args(args)
             .output()
             .expect("events runs");

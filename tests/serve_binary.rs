@@ -86,6 +86,7 @@ fn send_shows_each_provider_end_to_end() {
     let output = Command::new(BIN)
         .current_dir(elsewhere.path())
         .env_remove("HOOKNORM_CONFIG")
+        .env("HOOKNORM_API_KEY", common::TEST_API_KEY)
         .args(["events", "--limit", "3", "--server"])
         .arg(format!("http://{}", running.addr))
         .output()
@@ -431,16 +432,13 @@ fn scheme_none_always_warns_at_start_up_naming_the_source() {
 
 #[tokio::test]
 async fn json_log_format_writes_json_lines_and_text_does_not() {
-    use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
     let dir = tempfile::tempdir().expect("tempdir");
     // From the file alone: the environment variable the other tests set is removed.
     let config = common::binary_config(dir.path(), "[log]\nformat = \"json\"\n");
     let mut command = common::serve_command(BIN, Some(&config));
     command.env_remove("HOOKNORM_LOG_FORMAT");
     let mut running = common::spawn_serve(command);
-    let mut client = NormalizerServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .expect("connects");
+    let mut client = common::stream::connect(&running.addr).await;
     // A refusal, so there is a request-time line as well as start-up ones.
     let status = client
         .verify_and_normalize(common::token_request("abowire", "token", "wrong", b"{}"))
@@ -570,7 +568,6 @@ fn serve_with_a_bad_config_exits_non_zero_naming_the_key() {
 
 #[tokio::test]
 async fn secrets_never_reach_the_log() {
-    use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
     const TOKEN: &str = "tok-never-in-the-log-5f2c9a";
     // Base64 of 24 distinctive bytes; the whsec_ form is what an operator pastes.
     const GIGS_SECRET: &str = "whsec_bmV2ZXItaW4tdGhlLWxvZy1laXRoZXIh";
@@ -590,9 +587,7 @@ async fn secrets_never_reach_the_log() {
         .env("RUST_LOG", "info,hooknorm=debug")
         .env("HN_TEST_GIGS_SECRET", GIGS_SECRET);
     let mut running = common::spawn_serve(command);
-    let mut client = NormalizerServiceClient::connect(format!("http://{}", running.addr))
-        .await
-        .expect("connects");
+    let mut client = common::stream::connect(&running.addr).await;
     let http_addr: std::net::SocketAddr = running.http_addr.parse().expect("http addr");
     let mut requests = vec![
         // The right token with a body that is no Abowire event: the URI carries the secret.

@@ -134,6 +134,7 @@ async fn tail_says_on_stderr_what_was_skipped() {
     let url = format!("http://{}", server.addr);
     let mut tail = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
         .args(["tail", "--server", &url, "--after", "2"])
+        .env("HOOKNORM_API_KEY", common::TEST_API_KEY)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

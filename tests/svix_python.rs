@@ -71,7 +71,7 @@ ops_listen = "127.0.0.1:0"
 name = "gigs"
 provider = "gigs"
 verification = {{ scheme = "standard_webhooks", secrets = {secrets:?} }}
-"#
+{TEST_AUTH}"#
     );
     let mut server = TestServer::start_with(&toml).await;
     let now = chrono::Utc::now().timestamp();

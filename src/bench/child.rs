@@ -27,6 +27,8 @@ pub fn server_config_toml(store: &Path) -> String {
 pub fn server_config_toml_with(store: &str) -> String {
     format!(
         r#"
+auth = "none"
+
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"

@@ -5,9 +5,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
-use tonic::transport::Channel;
 
-use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use crate::proto::v1::stream_events_request::Start;
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
@@ -15,6 +13,7 @@ use crate::proto::v1::{
     StartPosition, StreamEventsRequest,
 };
 
+use super::connect::{Client, ConnectError};
 use super::output::{OutputError, to_json};
 
 /// Filter flags shared by `tail` and `events`.
@@ -38,11 +37,8 @@ pub enum ClientError {
     Resource(String),
     #[error("--since must be an RFC 3339 time such as 2026-01-02T15:04:05Z: {0}")]
     Since(String),
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("server answered {code:?} {reason}: {message}")]
     Status {
         code: tonic::Code,
@@ -129,20 +125,10 @@ pub struct TailStart {
     pub since: Option<String>,
 }
 
-async fn connect(url: &str) -> Result<NormalizerServiceClient<Channel>, ClientError> {
-    NormalizerServiceClient::connect(url.to_owned())
-        .await
-        .map(|client| client.max_decoding_message_size(super::MAX_RESPONSE_BYTES))
-        .map_err(|source| ClientError::Connect {
-            url: url.to_owned(),
-            source,
-        })
-}
-
 /// Streams events to `out`, one JSON object per line in `format`, until the stream ends; says
 /// on `notices` when retention removed events before they could be sent.
 pub async fn tail(
-    url: &str,
+    mut client: Client,
     filter: &FilterArgs,
     start: &TailStart,
     format: TailFormat,
@@ -170,11 +156,7 @@ pub async fn tail(
         filter: Some(filter.to_proto()?),
         start,
     };
-    let mut stream = connect(url)
-        .await?
-        .stream_events(request)
-        .await?
-        .into_inner();
+    let mut stream = client.stream_events(request).await?.into_inner();
     while let Some(response) = stream.message().await? {
         match response.message {
             Some(Message::Event(event)) => {
@@ -213,14 +195,13 @@ pub async fn tail(
 /// Lists events newest first (following pages up to `limit`), or gets one by id (`full`: with
 /// its delivery).
 pub async fn events(
-    url: &str,
+    mut client: Client,
     filter: &FilterArgs,
     id: Option<&str>,
     full: bool,
     limit: usize,
     out: &mut impl Write,
 ) -> Result<(), ClientError> {
-    let mut client = connect(url).await?;
     if let Some(id) = id {
         let response = client
             .get_event(GetEventRequest {

@@ -1,6 +1,8 @@
 //! Client subcommands: `send` signs a sample or file as the provider would and calls the server
-//! (gRPC, or the HTTP ingress with `--http`); `tail` and `events` read the event log.
+//! (gRPC, or the HTTP ingress with `--http`); `tail` and `events` read the event log; all
+//! connect through [`connect`], which presents the API key.
 
+pub mod connect;
 pub mod events;
 pub mod http_client;
 pub mod output;

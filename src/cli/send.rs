@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use base64::Engine;
 use chrono::Utc;
 
+use crate::auth::Scope;
 use crate::config::{Config, Secret, SourceConfig, VerificationConfig};
-use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use crate::proto::v1::{Header, VerifyAndNormalizeRequest};
+
+use super::connect::{ClientOptions, ConnectError, connect, default_url};
 
 use super::samples;
 
@@ -27,7 +29,7 @@ pub struct SendArgs {
     /// this nor `--file` is given.
     #[arg(long)]
     pub sample: Option<String>,
-    /// Server URL [default: the config's grpc_listen].
+    /// Server URL [default: the config's grpc_listen, https:// with tls.grpc].
     #[arg(long, conflicts_with = "http")]
     pub server: Option<String>,
     /// Post through the HTTP ingress (POST /webhooks/{source}) as the provider would.
@@ -37,7 +39,7 @@ pub struct SendArgs {
     #[arg(long, requires = "http")]
     pub http_server: Option<String>,
     /// Peer address to report, for ip_allowlist sources (gRPC only: over HTTP the server sees
-    /// the real one).
+    /// the real one; believed only from a key with `forwarder = true`).
     #[arg(long, default_value = "127.0.0.1")]
     pub remote_addr: String,
     /// Verify and normalize only; store nothing (gRPC only).
@@ -63,11 +65,8 @@ pub enum SendError {
     },
     #[error("cannot sign: {0}")]
     Sign(String),
-    #[error("cannot connect to {url}: {source}")]
-    Connect {
-        url: String,
-        source: tonic::transport::Error,
-    },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("server refused the webhook: {code:?} {reason}: {message}")]
     Refused {
         code: tonic::Code,
@@ -87,7 +86,11 @@ pub enum SendError {
 }
 
 /// Sends one webhook and returns the response rendered as JSON.
-pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> {
+pub async fn run(
+    config: &Config,
+    args: &SendArgs,
+    options: &ClientOptions,
+) -> Result<String, SendError> {
     let source = config
         .sources
         .iter()
@@ -113,14 +116,9 @@ pub async fn run(config: &Config, args: &SendArgs) -> Result<String, SendError> 
     request.remote_addr = args.remote_addr.clone();
     request.dry_run = args.dry_run;
 
-    let url = args
-        .server
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", config.server.grpc_listen));
-    let mut client = NormalizerServiceClient::connect(url.clone())
-        .await
-        .map_err(|source| SendError::Connect { url, source })?
-        .max_decoding_message_size(super::MAX_RESPONSE_BYTES);
+    let url = args.server.clone().unwrap_or_else(|| default_url(config));
+    let key = options.key_for(Some(config), Scope::Ingest);
+    let mut client = connect(&url, key.as_ref(), options).await?;
     let response = client
         .verify_and_normalize(request)
         .await

@@ -6,9 +6,10 @@
 //! from it without checking anything again. Every error names the offending key.
 //!
 //! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store` with `nats`,
-//! `streams`, `log`, `sources`), and `secrets` for how secrets are written, resolved and kept out
-//! of `Debug`.
+//! `streams`, `log`, `sources`, `auth`, `tls`), and `secrets` for how secrets are written,
+//! resolved and kept out of `Debug`.
 
+mod auth;
 mod grpc;
 mod http;
 mod limits;
@@ -20,6 +21,7 @@ mod server;
 mod sources;
 mod store;
 mod streams;
+mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub use auth::{AuthConfig, DEFAULT_RECEIVED_AT_SKEW_SECONDS};
 pub use grpc::GrpcConfig;
 pub use http::{DEFAULT_MAX_CONNECTIONS, HttpConfig};
 pub use limits::{DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES, LimitsConfig};
@@ -39,6 +42,7 @@ pub use server::ServerConfig;
 pub use sources::{DEFAULT_TOLERANCE_SECONDS, SourceConfig, VerificationConfig};
 pub use store::{DEFAULT_DEDUP_WINDOW_SECONDS, StoreBackend, StoreConfig};
 pub use streams::StreamsConfig;
+pub use tls::TlsConfig;
 
 /// Where the config file is looked for when neither `--config` nor `HOOKNORM_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "hooknorm.toml";
@@ -86,6 +90,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub streams: StreamsConfig,
     pub sources: Vec<SourceConfig>,
+    pub auth: AuthConfig,
+    pub tls: TlsConfig,
 }
 
 /// The file as written: serde's shape, before overrides and validation.
@@ -110,6 +116,12 @@ struct ConfigFile {
     streams: StreamsConfig,
     #[serde(default)]
     sources: Vec<sources::SourceFile>,
+    /// `"none"` or a table: checked in [`auth::validate`], which gives clearer errors than an
+    /// untagged enum would.
+    #[serde(default)]
+    auth: Option<toml::Value>,
+    #[serde(default)]
+    tls: tls::TlsFile,
 }
 
 impl Config {
@@ -255,6 +267,20 @@ impl ConfigFile {
         self.limits.validate()?;
         self.log.validate()?;
         let sources = sources::validate(self.sources)?;
+        let names = sources.iter().map(|source| source.name.as_str()).collect();
+        let auth = auth::validate(self.auth, &names)?;
+        let tls = self.tls.validate()?;
+        if auth.uses_client_certs
+            && tls
+                .grpc
+                .as_ref()
+                .is_none_or(|grpc| grpc.client_ca.is_none())
+        {
+            return Err(ConfigError::invalid(
+                "auth.keys",
+                "client_cert_names need tls.grpc.client_ca to verify client certificates against",
+            ));
+        }
         Ok(Config {
             server: self.server,
             http,
@@ -265,6 +291,8 @@ impl ConfigFile {
             store: self.store,
             streams: self.streams,
             sources,
+            auth,
+            tls,
         })
     }
 }

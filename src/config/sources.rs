@@ -262,7 +262,7 @@ impl SchemeFile {
 /// Replaces every string of `table` that `message` quotes: serde's type errors quote the value
 /// they refused (`invalid type: string "whsec_…", expected a sequence`), and a misplaced secret
 /// must not reach the start-up log.
-fn redact_quoted_values(message: &str, table: &toml::Table) -> String {
+pub(super) fn redact_quoted_values(message: &str, table: &toml::Table) -> String {
     fn strings<'t>(value: &'t toml::Value, out: &mut Vec<&'t str>) {
         match value {
             toml::Value::String(text) => out.push(text),

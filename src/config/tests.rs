@@ -31,13 +31,23 @@ fn one_source(provider: &str, verification: &str) -> String {
     format!("[[sources]]\nname = \"a\"\nprovider = \"{provider}\"\nverification = {verification}\n")
 }
 
+/// Loads `toml` with `auth = "none"` in front: most tests here are about other sections.
+fn load(toml: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(&format!("auth = \"none\"\n{toml}"))
+}
+
+fn load_with_env(toml: &str, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    Config::from_toml_with_env(&format!("auth = \"none\"\n{toml}"), var)
+}
+
 fn load_error(toml: &str) -> String {
+    // No `auth` added: every other section is checked before it.
     Config::from_toml(toml).unwrap_err().to_string()
 }
 
 #[test]
 fn parses_sources_into_typed_verification_with_defaults() {
-    let config = Config::from_toml(SAMPLE).unwrap();
+    let config = load(SAMPLE).unwrap();
     assert_eq!(config.limits.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
     assert_eq!(config.sources.len(), 3);
     match &config.sources[0].verification {
@@ -69,7 +79,7 @@ fn parses_sources_into_typed_verification_with_defaults() {
 
 #[test]
 fn scheme_defaults_to_the_providers() {
-    let config = Config::from_toml(
+    let config = load(
         "[[sources]]\nname = \"g\"\nprovider = \"gigs\"\nverification = { secrets = [\"whsec_eA==\"] }\n\
          [[sources]]\nname = \"a\"\nprovider = \"abowire\"\nverification = { tokens = [\"t\"] }\n",
     )
@@ -231,7 +241,7 @@ fn secrets_resolve_from_env_and_file_and_stay_hidden() {
     assert!(!format!("{secret:?} {secret}").contains("hunter2"));
 
     // Through the whole load: the file is read once, into the typed config.
-    let config = Config::from_toml(&one_source(
+    let config = load(&one_source(
         "abowire",
         &format!(
             "{{ tokens = [{{ file = {:?} }}] }}",
@@ -257,7 +267,7 @@ fn secrets_resolve_from_env_and_file_and_stay_hidden() {
 
 #[test]
 fn literal_secrets_reach_neither_debug_nor_errors() {
-    let config = Config::from_toml(&format!(
+    let config = load(&format!(
         "{}{}{}",
         one_source(
             "gigs",
@@ -332,7 +342,7 @@ fn zero_settings_are_refused_naming_their_key() {
 fn a_bad_log_level_fails_at_load() {
     let error = load_error("[log]\nlevel = \"hooknorm=loud\"\n");
     assert!(error.contains("`log.level`"), "{error}");
-    let error = Config::from_toml_with_env("", |name| {
+    let error = load_with_env("", |name| {
         (name == "HOOKNORM_LOG_LEVEL").then(|| "=[".into())
     })
     .unwrap_err()
@@ -359,7 +369,7 @@ fn a_parse_error_names_the_file() {
 
 #[test]
 fn env_overrides_apply_and_are_checked() {
-    let config = Config::from_toml_with_env(SAMPLE, |name| match name {
+    let config = load_with_env(SAMPLE, |name| match name {
         "HOOKNORM_GRPC_LISTEN" => Some("127.0.0.1:9999".into()),
         "HOOKNORM_HTTP_LISTEN" => Some("[::1]:8081".into()),
         "HOOKNORM_OPS_LISTEN" => Some("0.0.0.0:9091".into()),
@@ -382,12 +392,11 @@ fn env_overrides_apply_and_are_checked() {
         ("HOOKNORM_GRPC_LISTEN", "nowhere"),
         ("HOOKNORM_LOG_FORMAT", "yaml"),
     ] {
-        let error = Config::from_toml_with_env(SAMPLE, |var| (var == name).then(|| value.into()))
-            .unwrap_err();
+        let error = load_with_env(SAMPLE, |var| (var == name).then(|| value.into())).unwrap_err();
         assert!(error.to_string().contains(name), "{error}");
     }
     // Overrides are validated like the file: a zero body limit from the environment is refused.
-    let error = Config::from_toml_with_env(SAMPLE, |var| {
+    let error = load_with_env(SAMPLE, |var| {
         (var == "HOOKNORM_MAX_BODY_BYTES").then(|| "0".into())
     })
     .unwrap_err();

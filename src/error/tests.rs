@@ -17,6 +17,7 @@ fn grpc_name(code: GrpcCode) -> &'static str {
         GrpcCode::NotFound => "NOT_FOUND",
         GrpcCode::ResourceExhausted => "RESOURCE_EXHAUSTED",
         GrpcCode::Aborted => "ABORTED",
+        GrpcCode::PermissionDenied => "PERMISSION_DENIED",
         GrpcCode::OutOfRange => "OUT_OF_RANGE",
         GrpcCode::Unimplemented => "UNIMPLEMENTED",
         GrpcCode::Internal => "INTERNAL",
@@ -95,6 +96,11 @@ fn every_reason_has_the_documented_status() {
         (Reason::ShuttingDown, 503),
         (Reason::RequestTimeout, 503),
         (Reason::Internal, 500),
+        (Reason::MissingApiKey, 401),
+        (Reason::UnknownApiKey, 401),
+        (Reason::PermissionDenied, 403),
+        (Reason::SourceNotAllowed, 403),
+        (Reason::ReceivedAtOutOfRange, 400),
     ] {
         assert_eq!(reason.spec().http, http, "{reason}");
     }

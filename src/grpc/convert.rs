@@ -3,8 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use chrono::Utc;
-
+use crate::auth::{ClaimedOrigin, Origin};
 use crate::event::from_timestamp;
 use crate::log::filter::FilterError;
 use crate::log::{EventFilter, View};
@@ -43,17 +42,25 @@ pub fn view(view: i32) -> Result<View, RequestError> {
     }
 }
 
-/// Converts the request, defaulting `received_at` to now.
-pub fn raw_webhook(request: VerifyAndNormalizeRequest) -> Result<RawWebhook, RequestError> {
+/// Checks the request's own fields and returns where and when it says the webhook was received
+/// (whether that is believed is the caller's [`Principal`](crate::auth::Principal)'s business).
+pub fn claimed_origin(request: &VerifyAndNormalizeRequest) -> Result<ClaimedOrigin, RequestError> {
     if request.source.is_empty() {
         return Err(RequestError::MissingSource);
     }
-    let remote_addr = parse_remote_addr(&request.remote_addr)?;
     let received_at = match &request.received_at {
-        Some(timestamp) => from_timestamp(timestamp).ok_or(RequestError::ReceivedAt)?,
-        None => Utc::now(),
+        Some(timestamp) => Some(from_timestamp(timestamp).ok_or(RequestError::ReceivedAt)?),
+        None => None,
     };
-    Ok(RawWebhook {
+    Ok(ClaimedOrigin {
+        remote_addr: parse_remote_addr(&request.remote_addr)?,
+        received_at,
+    })
+}
+
+/// The webhook of a checked request, received at `origin`.
+pub fn raw_webhook(request: VerifyAndNormalizeRequest, origin: Origin) -> RawWebhook {
+    RawWebhook {
         source: request.source,
         headers: request
             .headers
@@ -62,9 +69,9 @@ pub fn raw_webhook(request: VerifyAndNormalizeRequest) -> Result<RawWebhook, Req
             .collect(),
         body: request.body,
         request_uri: request.request_uri,
-        remote_addr,
-        received_at,
-    })
+        remote_addr: origin.remote_addr,
+        received_at: origin.received_at,
+    }
 }
 
 /// The domain filter of a request's `EventFilter` (absent matches everything).
@@ -94,12 +101,6 @@ pub fn start(start: Option<ProtoStart>) -> Result<Start, RequestError> {
             Start::Since(from_timestamp(&since).ok_or(RequestError::Timestamp("since"))?)
         }
     })
-}
-
-/// The address a `VerifyAndNormalizeRequest` says the webhook came from, if it names a usable
-/// one: for the log of a request refused before it is converted.
-pub fn peer(remote_addr: &str) -> Option<IpAddr> {
-    parse_remote_addr(remote_addr).ok().flatten()
 }
 
 /// Accepts `ip`, `ip:port` and `[ipv6]:port`; empty means unknown.
@@ -177,7 +178,7 @@ mod tests {
     fn missing_source_is_refused() {
         let request = VerifyAndNormalizeRequest::default();
         assert!(matches!(
-            raw_webhook(request),
+            claimed_origin(&request),
             Err(RequestError::MissingSource)
         ));
     }

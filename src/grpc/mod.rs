@@ -1,7 +1,11 @@
 //! The tonic service: converts `hooknorm.v1` requests into domain calls and domain errors into
 //! `tonic::Status` with a `google.rpc.ErrorInfo`, whose code comes from the shared reason table
-//! ([`Reason::spec`]). No decisions are made here beyond conversion.
+//! ([`Reason::spec`]). No decisions are made here beyond conversion: who may call is
+//! [`auth`]'s layer in front of the service and the domain's [`Principal`] it hands on.
+//!
+//! [`Principal`]: crate::auth::Principal
 
+pub mod auth;
 mod convert;
 pub mod health;
 mod oversize;
@@ -9,13 +13,16 @@ mod stream_events;
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::Arc;
 
+use chrono::Utc;
 use prost::Message as _;
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use crate::auth::{AuthError, Authenticator};
 use crate::error::{ERROR_DOMAIN, GrpcCode, Reason, log_refusal};
 use crate::log::LogError;
 use crate::log::page::{self, PageError};
@@ -29,6 +36,7 @@ use crate::proto::v1::{
 };
 use crate::stream::{OpenError, StartError, StreamEnd, StreamItem, StreamSettings, Subscription};
 
+pub use auth::{Authenticated, Caller};
 pub use convert::RequestError;
 pub use oversize::OversizeAsPayloadTooLarge;
 pub use stream_events::{FrameCodec, STREAM_EVENTS_PATH, StreamEventsRoute};
@@ -59,10 +67,13 @@ impl NormalizerGrpc {
     /// pipeline (which names the size); larger ones are refused while decoding, without being
     /// buffered, and get the same `PAYLOAD_TOO_LARGE`. Outgoing messages may be as large as the
     /// largest stored event or a full ListEvents page, whichever is larger. StreamEvents is
-    /// served from pre-encoded frames ([`StreamEventsRoute`]).
+    /// served from pre-encoded frames ([`StreamEventsRoute`]). Every method, that route
+    /// included, is behind [`Authenticated`].
     pub fn into_server(
         self,
-    ) -> StreamEventsRoute<OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>>> {
+        authenticator: Arc<Authenticator>,
+    ) -> Authenticated<StreamEventsRoute<OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>>>>
+    {
         let max_body = self.pipeline.max_body_bytes();
         let decode_limit = max_body
             .saturating_mul(2)
@@ -72,17 +83,28 @@ impl NormalizerGrpc {
         let server = NormalizerServiceServer::new(self.clone())
             .max_decoding_message_size(decode_limit)
             .max_encoding_message_size(encode_limit);
-        StreamEventsRoute::new(
+        let route = StreamEventsRoute::new(
             OversizeAsPayloadTooLarge::new(server, max_body),
             self,
             decode_limit,
             encode_limit,
-        )
+        );
+        Authenticated::new(route, authenticator)
     }
 
-    /// Converts a StreamEvents request and opens its subscription.
-    async fn open_stream(&self, request: StreamEventsRequest) -> Result<Subscription, Status> {
-        let filter = convert::filter(request.filter).map_err(invalid_request)?;
+    /// Converts a StreamEvents request, narrows its filter to the caller's sources and opens
+    /// its subscription.
+    async fn open_stream(
+        &self,
+        caller: Result<Caller, AuthError>,
+        request: StreamEventsRequest,
+    ) -> Result<Subscription, Status> {
+        let caller = caller.map_err(|error| auth_status(&error))?;
+        let mut filter = convert::filter(request.filter).map_err(invalid_request)?;
+        caller
+            .principal
+            .restrict(&mut filter)
+            .map_err(|error| auth_status(&error))?;
         let start = convert::start(request.start).map_err(invalid_request)?;
         crate::stream::open(
             self.pipeline.log().clone(),
@@ -107,17 +129,31 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<VerifyAndNormalizeRequest>,
     ) -> Result<Response<VerifyAndNormalizeResponse>, Status> {
+        let caller = Caller::of(&request);
         let request = request.into_inner();
         let dry_run = request.dry_run;
         let source = request.source.clone();
-        let peer = convert::peer(&request.remote_addr);
-        let webhook = match convert::raw_webhook(request) {
-            Ok(webhook) => webhook,
-            Err(error) => {
-                log_refusal(&source, Reason::InvalidRequest, peer, &error);
-                return Err(invalid_request(error));
-            }
+        let peer = caller.as_ref().ok().and_then(|caller| caller.peer);
+        let refuse = |reason, error: &dyn std::fmt::Display| {
+            log_refusal(&source, reason, peer.map(|peer| peer.ip()), error);
         };
+        let caller = caller
+            .inspect_err(|error| refuse(error.reason(), error))
+            .map_err(|error| auth_status(&error))?;
+        let claimed = convert::claimed_origin(&request)
+            .inspect_err(|error| refuse(Reason::InvalidRequest, error))
+            .map_err(invalid_request)?;
+        let origin = caller
+            .principal
+            .check_source(&source)
+            .and_then(|()| {
+                let peer = peer.map(|peer| peer.ip());
+                caller.principal.origin(claimed, peer, Utc::now(), dry_run)
+            })
+            .inspect_err(|error| refuse(error.reason(), error))
+            .map_err(|error| auth_status(&error))?;
+        let webhook = convert::raw_webhook(request, origin);
+        let peer = webhook.remote_addr;
         match self.pipeline.process(webhook, dry_run).await {
             Ok(outcome) => Ok(Response::new(VerifyAndNormalizeResponse {
                 event: Some(outcome.event),
@@ -138,7 +174,8 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
-        let subscription = self.open_stream(request.into_inner()).await?;
+        let caller = Caller::of(&request);
+        let subscription = self.open_stream(caller, request.into_inner()).await?;
         let stream = ReceiverStream::new(subscription).map(|queued| match queued {
             Ok(queued) => match queued.item {
                 StreamItem::Event(event) => Event::decode(event.bytes)
@@ -173,8 +210,13 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<ListEventsRequest>,
     ) -> Result<Response<ListEventsResponse>, Status> {
+        let caller = Caller::of(&request).map_err(|error| auth_status(&error))?;
         let request = request.into_inner();
-        let filter = convert::filter(request.filter).map_err(invalid_request)?;
+        let mut filter = convert::filter(request.filter).map_err(invalid_request)?;
+        caller
+            .principal
+            .restrict(&mut filter)
+            .map_err(|error| auth_status(&error))?;
         let page = page::list_page(
             self.pipeline.log().as_ref(),
             &filter,
@@ -194,14 +236,18 @@ impl NormalizerService for NormalizerGrpc {
         &self,
         request: Request<GetEventRequest>,
     ) -> Result<Response<GetEventResponse>, Status> {
+        let caller = Caller::of(&request).map_err(|error| auth_status(&error))?;
         let GetEventRequest { id, view } = request.into_inner();
         if id.is_empty() {
             return Err(invalid_request(RequestError::MissingId));
         }
         let view = convert::view(view).map_err(invalid_request)?;
         match self.pipeline.log().get(&id, view).await {
-            Ok(Some(event)) => Ok(Response::new(GetEventResponse { event: Some(event) })),
-            Ok(None) => Err(status(
+            // A foreign event is answered as missing: its existence is not the caller's to know.
+            Ok(Some(event)) if caller.principal.may_use(&event.source) => {
+                Ok(Response::new(GetEventResponse { event: Some(event) }))
+            }
+            Ok(_) => Err(status(
                 Reason::EventNotFound,
                 format!("no stored event with id `{id}`"),
                 HashMap::from([("id".to_owned(), id)]),
@@ -265,6 +311,11 @@ fn stream_end_status(end: &StreamEnd) -> Status {
     status(reason, message, metadata)
 }
 
+/// A caller refused by the auth layer's rules, from inside a handler.
+fn auth_status(error: &AuthError) -> Status {
+    status(error.reason(), error.to_string(), HashMap::new())
+}
+
 fn invalid_request(error: RequestError) -> Status {
     status(Reason::InvalidRequest, error.to_string(), HashMap::new())
 }
@@ -286,6 +337,7 @@ impl From<GrpcCode> for Code {
             GrpcCode::NotFound => Code::NotFound,
             GrpcCode::ResourceExhausted => Code::ResourceExhausted,
             GrpcCode::Aborted => Code::Aborted,
+            GrpcCode::PermissionDenied => Code::PermissionDenied,
             GrpcCode::OutOfRange => Code::OutOfRange,
             GrpcCode::Unimplemented => Code::Unimplemented,
             GrpcCode::Internal => Code::Internal,

@@ -108,8 +108,9 @@ impl ServerStreamingService<StreamEventsRequest> for StreamEventsHandler {
 
     fn call(&mut self, request: Request<StreamEventsRequest>) -> Self::Future {
         let service = self.0.clone();
+        let caller = super::Caller::of(&request);
         Box::pin(async move {
-            let subscription = service.open_stream(request.into_inner()).await?;
+            let subscription = service.open_stream(caller, request.into_inner()).await?;
             let frames = ReceiverStream::new(subscription)
                 .map(|queued| queued.map_err(|end| super::stream_end_status(&end)));
             Ok(Response::new(Box::pin(frames) as FrameStream))

@@ -17,7 +17,7 @@ fn domain_codes_are_the_grpc_numbers() {
 
 fn service(dir: &tempfile::TempDir) -> NormalizerGrpc {
     let toml = format!(
-        "[store]\npath = {:?}\n[[sources]]\nname = \"abowire\"\nprovider = \"abowire\"\n\
+        "auth = \"none\"\n[store]\npath = {:?}\n[[sources]]\nname = \"abowire\"\nprovider = \"abowire\"\n\
          verification = {{ tokens = [\"right\"] }}\n",
         dir.path().display().to_string()
     );
@@ -28,6 +28,16 @@ fn service(dir: &tempfile::TempDir) -> NormalizerGrpc {
     NormalizerGrpc::new(pipeline, StreamSettings::default(), stopping)
 }
 
+/// A request as the auth layer passes it on with `auth = "none"`.
+fn anonymous<T>(message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.extensions_mut().insert(Caller {
+        principal: Arc::new(crate::auth::Principal::anonymous()),
+        peer: None,
+    });
+    request
+}
+
 #[tokio::test]
 async fn refusals_log_one_line_with_the_shared_fields() {
     let dir = tempfile::tempdir().unwrap();
@@ -35,7 +45,7 @@ async fn refusals_log_one_line_with_the_shared_fields() {
     let log = crate::error::log_capture::capture();
     let unusable = VerifyAndNormalizeRequest::default();
     let status = grpc
-        .verify_and_normalize(Request::new(unusable))
+        .verify_and_normalize(anonymous(unusable))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -47,7 +57,7 @@ async fn refusals_log_one_line_with_the_shared_fields() {
         ..VerifyAndNormalizeRequest::default()
     };
     let status = grpc
-        .verify_and_normalize(Request::new(wrong_token))
+        .verify_and_normalize(anonymous(wrong_token))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);

@@ -4,7 +4,8 @@
 //! request or are chosen to make room (see [`crate::listen`]); this loop tells admission when a
 //! request starts (its head is in) and when its answer is done. Shutdown stops accepting, asks
 //! every connection to close after its request in flight, and waits for them; dropping the
-//! future aborts the rest.
+//! future aborts the rest. With TLS, a connection's handshake starts once its first bytes are in,
+//! and admission judges it like a connection waiting for its request until it is done.
 
 use std::future::Future;
 use std::io;
@@ -21,12 +22,13 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use socket2::SockRef;
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, AsyncWrite, Interest};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use crate::auth::tls::ReloadingTls;
 use crate::listen::{
     Active, Admission, Admit, Admitted, CloseReason, Connection, SWEEP_INTERVAL, hold,
 };
@@ -38,11 +40,12 @@ pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets every
 /// open connection finish its request in flight. Handlers see the peer address
-/// (`ConnectInfo<SocketAddr>`).
+/// (`ConnectInfo<SocketAddr>`). With `tls`, connections are TLS.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     admission: Arc<Admission>,
+    tls: Option<ReloadingTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let mut builder = Builder::new(TokioExecutor::new()).http1_only();
@@ -90,6 +93,7 @@ pub async fn serve(
                         builder.clone(),
                         admitted,
                         closing_rx.clone(),
+                        tls.clone(),
                     ));
                 }
                 Err(error) => admission.accept_failed(error).await,
@@ -112,6 +116,7 @@ async fn connection(
     builder: Arc<Builder<TokioExecutor>>,
     admitted: Admitted,
     mut closing: watch::Receiver<bool>,
+    tls: Option<ReloadingTls>,
 ) {
     // Without TCP_NODELAY small answers wait on delayed ACKs (tens of ms).
     if let Err(error) = stream.set_nodelay(true) {
@@ -124,6 +129,30 @@ async fn connection(
     if !first_bytes(&stream, peer, &connection, &mut closed, &mut closing).await {
         return;
     }
+    let Some(tls) = tls else {
+        return serve_connection(stream, peer, app, builder, connection, closed, closing).await;
+    };
+    let handshake = tokio::select! {
+        handshake = tls.handshake(stream) => handshake,
+        reason = &mut closed => return closed_by_admission(peer, reason),
+        () = async { drop(closing.wait_for(|closing| *closing).await) } => return,
+    };
+    match handshake {
+        Ok(stream) => serve_connection(stream, peer, app, builder, connection, closed, closing).await,
+        Err(error) => crate::auth::tls::handshake_failed(&error, peer),
+    }
+}
+
+/// Serves one connection's requests, over TCP or TLS.
+async fn serve_connection(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    peer: SocketAddr,
+    app: Router,
+    builder: Arc<Builder<TokioExecutor>>,
+    connection: Arc<Connection>,
+    mut closed: oneshot::Receiver<CloseReason>,
+    mut closing: watch::Receiver<bool>,
+) {
     let mut first_read = Some(connection.clone());
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         // The head is in; admission judges the upload until the handler has the body.

@@ -22,7 +22,7 @@ struct App {
 fn app(extra: &str) -> App {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[store]\npath = {:?}\n{extra}\n[[sources]]\nname = \"open\"\nprovider = \"mobile_manager\"\n\
+        "auth = \"none\"\n[store]\npath = {:?}\n{extra}\n[[sources]]\nname = \"open\"\nprovider = \"mobile_manager\"\n\
          verification = {{ scheme = \"none\" }}\n",
         dir.path().display().to_string()
     );

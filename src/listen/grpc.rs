@@ -9,8 +9,9 @@
 //! a connection resetting streams faster than its budget is closed, and its address refused for
 //! a while.
 //!
-//! The gate and the watch read cleartext HTTP/2; if tonic is ever given TLS, they must move
-//! behind the handshake.
+//! With TLS the handshake comes between admission and the gate ([`Upgrade`]): the gate and the
+//! watch read the decrypted HTTP/2, and a client that stalls mid-handshake is judged by the same
+//! deadline as one that never sends its preface.
 
 use std::future::Future;
 use std::io;
@@ -25,7 +26,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_stream::Stream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tokio_rustls::server::TlsStream;
+use tonic::transport::server::Connected;
+
+use crate::auth::tls::ReloadingTls;
 
 use super::rapid_reset::ResetWatch;
 use super::{Active, Admission, Admit, Admitted, CloseReason, SWEEP_INTERVAL, hold};
@@ -47,28 +51,77 @@ const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// inside this stream, polled by tonic's own accept loop, rather than as a task of its own, so
 /// that accepting (and refusing) a flood takes no turn on the runtime's workers away from the
 /// requests they serve.
-pub struct Incoming {
-    ready: mpsc::Receiver<GrpcStream>,
+pub struct Incoming<S> {
+    ready: mpsc::Receiver<GrpcStream<S>>,
     accepting: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-impl Incoming {
-    /// Starts accepting on `listener`; `tcp_keepalive` is set on every connection so that dead
-    /// peers are found.
-    pub fn new(
+impl<S: Send + 'static> Incoming<S> {
+    /// Starts accepting on `listener`, turning each admitted connection into an `S` with
+    /// `upgrade`; `tcp_keepalive` is set on every connection so that dead peers are found.
+    pub fn new<U: Upgrade<Stream = S>>(
         listener: TcpListener,
         admission: Arc<Admission>,
         tcp_keepalive: Duration,
         resets: ResetLimits,
+        upgrade: U,
     ) -> Self {
         let (tx, ready) = mpsc::channel(64);
-        let accepting = Box::pin(accept_loop(listener, admission, tcp_keepalive, resets, tx));
+        let accepting = Box::pin(accept_loop(
+            listener,
+            admission,
+            Gate {
+                tcp_keepalive,
+                resets,
+                upgrade,
+                ready: tx,
+            },
+        ));
         Incoming { ready, accepting }
     }
 }
 
-impl Stream for Incoming {
-    type Item = io::Result<GrpcStream>;
+/// How an admitted connection becomes the stream the gate reads: as it is, or after a TLS
+/// handshake.
+pub trait Upgrade: Clone + Send + Sync + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    fn upgrade(&self, stream: TcpStream) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// The socket under the stream, for its options.
+    fn socket(stream: &Self::Stream) -> &TcpStream;
+}
+
+/// Cleartext HTTP/2.
+#[derive(Debug, Clone, Copy)]
+pub struct Plain;
+
+impl Upgrade for Plain {
+    type Stream = TcpStream;
+
+    async fn upgrade(&self, stream: TcpStream) -> io::Result<TcpStream> {
+        Ok(stream)
+    }
+
+    fn socket(stream: &TcpStream) -> &TcpStream {
+        stream
+    }
+}
+
+impl Upgrade for ReloadingTls {
+    type Stream = TlsStream<TcpStream>;
+
+    async fn upgrade(&self, stream: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+        self.handshake(stream).await
+    }
+
+    fn socket(stream: &TlsStream<TcpStream>) -> &TcpStream {
+        stream.get_ref().0
+    }
+}
+
+impl<S> Stream for Incoming<S> {
+    type Item = io::Result<GrpcStream<S>>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -78,13 +131,26 @@ impl Stream for Incoming {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    admission: Arc<Admission>,
+/// What every gate shares.
+struct Gate<U: Upgrade> {
     tcp_keepalive: Duration,
     resets: ResetLimits,
-    ready: mpsc::Sender<GrpcStream>,
-) {
+    upgrade: U,
+    ready: mpsc::Sender<GrpcStream<U::Stream>>,
+}
+
+impl<U: Upgrade> Clone for Gate<U> {
+    fn clone(&self) -> Self {
+        Gate {
+            tcp_keepalive: self.tcp_keepalive,
+            resets: self.resets,
+            upgrade: self.upgrade.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+async fn accept_loop<U: Upgrade>(listener: TcpListener, admission: Arc<Admission>, gate_with: Gate<U>) {
     // Owned here: dropping this loop aborts every gate too.
     let mut gates = JoinSet::new();
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
@@ -107,14 +173,7 @@ async fn accept_loop(
                         }
                         Admit::Refused => continue, // dropping the stream closes it
                     };
-                    let gated = Gated {
-                        peer,
-                        admission: admission.clone(),
-                        tcp_keepalive,
-                        resets,
-                        ready: ready.clone(),
-                    };
-                    gates.spawn(gate(stream, admitted, gated));
+                    gates.spawn(gate(stream, peer, admitted, admission.clone(), gate_with.clone()));
                 }
                 Err(error) => admission.accept_failed(error).await,
             },
@@ -133,53 +192,58 @@ fn configure(stream: &TcpStream, tcp_keepalive: Duration) {
     }
 }
 
-/// What a gate needs besides its connection.
-struct Gated {
+/// Waits for the preface, after the TLS handshake if there is one (the sweep closes the
+/// connection if it takes too long), then hands the connection over, preface included. Socket
+/// options wait for the preface too: most of a flood never gets that far, and costs no system
+/// call more than it must.
+async fn gate<U: Upgrade>(
+    stream: TcpStream,
     peer: SocketAddr,
+    admitted: Admitted,
     admission: Arc<Admission>,
-    tcp_keepalive: Duration,
-    resets: ResetLimits,
-    ready: mpsc::Sender<GrpcStream>,
-}
-
-/// Waits for the preface (the sweep closes the connection if it takes too long), then hands the
-/// connection over, preface included. Socket options wait for the preface too: most of a
-/// flood never gets that far, and costs no system call more than it must.
-async fn gate(mut stream: TcpStream, admitted: Admitted, gated: Gated) {
-    let Gated {
-        peer,
-        admission,
+    gate: Gate<U>,
+) {
+    let Gate {
         tcp_keepalive,
         resets,
+        upgrade,
         ready,
-    } = gated;
+    } = gate;
     let Admitted { connection, closed } = admitted;
-    let mut preface = [0u8; PREFACE.len()];
-    let reading = stream.read_exact(&mut preface);
-    tokio::pin!(reading);
+    let opening = async {
+        let mut stream = upgrade.upgrade(stream).await?;
+        let mut preface = [0u8; PREFACE.len()];
+        stream.read_exact(&mut preface).await?;
+        Ok::<_, io::Error>((stream, preface))
+    };
+    tokio::pin!(opening);
     let mut first_read = true;
-    // A client sends the preface at once: whatever the first read finds, from then the
-    // connection is judged by the deadline.
-    let read = std::future::poll_fn(|cx| {
-        let poll = reading.as_mut().poll(cx);
+    // A client sends its first bytes (the preface, or its TLS hello) at once: whatever the first
+    // read finds, from then the connection is judged by the deadline.
+    let opened = std::future::poll_fn(|cx| {
+        let poll = opening.as_mut().poll(cx);
         if std::mem::take(&mut first_read) {
             connection.polled();
         }
         poll
     });
-    tokio::select! {
-        read = read => match read {
-            Ok(_) if &preface == PREFACE => {}
+    let (stream, preface) = tokio::select! {
+        opened = opened => match opened {
+            Ok((stream, preface)) if &preface == PREFACE => (stream, preface),
             Ok(_) => {
                 admission.record(CloseReason::Protocol, peer.ip());
                 return;
             }
-            Err(_) => return, // the client left
+            // The client left, or its handshake failed: its business, worth a debug line.
+            Err(error) => {
+                tracing::debug!(%error, %peer, "grpc connection ended before its preface");
+                return;
+            }
         },
         _ = closed => return,
-    }
+    };
     let active = connection.activate();
-    configure(&stream, tcp_keepalive);
+    configure(U::socket(&stream), tcp_keepalive);
     let stream = GrpcStream {
         stream,
         preface,
@@ -198,8 +262,8 @@ async fn gate(mut stream: TcpStream, admitted: Admitted, gated: Gated) {
 
 /// A connection past the gate: reads give the preface back first, then the socket's bytes,
 /// whose frames are counted for rapid reset. Counts against the listener's cap until dropped.
-pub struct GrpcStream {
-    stream: TcpStream,
+pub struct GrpcStream<S> {
+    stream: S,
     preface: [u8; PREFACE.len()],
     replayed: usize,
     resets: ResetWatch,
@@ -214,7 +278,7 @@ struct Watch {
     penalty: Duration,
 }
 
-impl AsyncRead for GrpcStream {
+impl<S: AsyncRead + Unpin> AsyncRead for GrpcStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -247,7 +311,7 @@ impl AsyncRead for GrpcStream {
     }
 }
 
-impl AsyncWrite for GrpcStream {
+impl<S: AsyncWrite + Unpin> AsyncWrite for GrpcStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -277,10 +341,10 @@ impl AsyncWrite for GrpcStream {
     }
 }
 
-impl Connected for GrpcStream {
-    type ConnectInfo = TcpConnectInfo;
+impl<S: Connected> Connected for GrpcStream<S> {
+    type ConnectInfo = S::ConnectInfo;
 
-    fn connect_info(&self) -> TcpConnectInfo {
+    fn connect_info(&self) -> S::ConnectInfo {
         self.stream.connect_info()
     }
 }

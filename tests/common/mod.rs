@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use hooknorm::config::Config;
 use hooknorm::log::EventLog;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use hooknorm::proto::v1::{Header, VerifyAndNormalizeRequest};
 use hooknorm::server::Server;
 use tokio::sync::oneshot;
@@ -25,6 +24,8 @@ pub const GIGS_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub const GIGS_SECRET_NEW: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 pub const ABOWIRE_TOKEN: &str = "abowire-t0ken/with+chars";
 pub const MM_TOKEN: &str = "mm-token";
+/// The test config's API key: every scope, every source, a forwarder.
+pub const TEST_API_KEY: &str = "test-api-key-all-scopes-0123";
 
 /// The seed of the ed25519 key the Standard Webhooks reference libraries sign their published
 /// `v1a` vector with (the same vector as `src/verify/standard_webhooks/tests.rs`).
@@ -72,8 +73,26 @@ pub fn sign_v1a(
     )
 }
 
-/// A config with one source per provider and one per extra scheme.
+/// A config with one source per provider and one per extra scheme, and [`TEST_AUTH`].
 pub fn test_config_toml(max_body_bytes: usize) -> String {
+    format!("{}{TEST_AUTH}", test_config_without_auth(max_body_bytes))
+}
+
+/// The suite replays published signature vectors from years ago as received when signed, as a
+/// trusted forwarder would pass them on: hence the wide skew, for this config only. The auth
+/// tests (tests/grpc_auth.rs) use their own keys and the default.
+pub const TEST_AUTH: &str = r#"
+[auth]
+received_at_skew_seconds = 315360000
+[[auth.keys]]
+name = "test-all"
+key = "test-api-key-all-scopes-0123"
+scopes = ["ingest", "read"]
+forwarder = true
+"#;
+
+/// [`test_config_toml`] without its `[auth]` table, for tests that configure their own.
+pub fn test_config_without_auth(max_body_bytes: usize) -> String {
     let v1a_reference = whpk(&v1a_key_from_base64(V1A_REFERENCE_SEED));
     let v1a_test = whpk(&ed25519_dalek::SigningKey::from_bytes(&V1A_TEST_SEED));
     format!(
@@ -147,7 +166,8 @@ pub struct TestServer {
     /// The store directory (kept so a restarted server finds the same log).
     pub store: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
-    pub client: NormalizerServiceClient<Channel>,
+    /// Presents [`TEST_API_KEY`].
+    pub client: stream::Client,
     pub channel: Channel,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
@@ -217,7 +237,7 @@ impl TestServer {
             ops_addr,
             store: store.to_owned(),
             _dir: None,
-            client: NormalizerServiceClient::new(channel.clone())
+            client: stream::authenticated(channel.clone())
                 .max_decoding_message_size(64 << 20)
                 .max_encoding_message_size(64 << 20),
             channel,

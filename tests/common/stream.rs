@@ -2,16 +2,19 @@
 
 use std::time::Duration;
 
+use hooknorm::cli::connect::BearerKey;
 use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use hooknorm::proto::v1::stream_events_request::Start;
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{EventFilter, StartPosition, StreamEventsRequest, StreamEventsResponse};
 use tonic::Streaming;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use super::gigs_event_request;
 
-pub type Client = NormalizerServiceClient<Channel>;
+/// A client that sends the test config's key ([`super::TEST_API_KEY`]) on every call.
+pub type Client = NormalizerServiceClient<InterceptedService<Channel, BearerKey>>;
 pub type EventStream = Streaming<StreamEventsResponse>;
 
 /// A client on its own connection to `addr` (`host:port`).
@@ -21,9 +24,20 @@ pub async fn connect(addr: &str) -> Client {
         .connect()
         .await
         .expect("client connects");
-    NormalizerServiceClient::new(channel)
+    authenticated(channel)
         .max_decoding_message_size(64 << 20)
         .max_encoding_message_size(64 << 20)
+}
+
+/// A client on `channel` presenting the test config's key.
+pub fn authenticated(channel: Channel) -> Client {
+    with_key(channel, super::TEST_API_KEY)
+}
+
+/// A client on `channel` presenting `key`.
+pub fn with_key(channel: Channel, key: &str) -> Client {
+    let key = hooknorm::config::Secret::new(key);
+    NormalizerServiceClient::with_interceptor(channel, BearerKey::new(Some(&key)).expect("key"))
 }
 
 /// A client on its own connection with the smallest HTTP/2 windows, so a stream it does not
@@ -36,7 +50,7 @@ pub async fn connect_paused(addr: &str) -> Client {
         .connect()
         .await
         .expect("client connects");
-    NormalizerServiceClient::new(channel)
+    authenticated(channel)
 }
 
 /// Appends the distinct Gigs event `n` and returns its sequence (it must be new).
