@@ -5,11 +5,22 @@ use std::process::Command;
 
 #[test]
 fn bench_unary_reports_nonzero_throughput() {
+    check_rows("unary", &["unary durable", "unary dry_run"]);
+}
+
+/// The servers with an API key, and with TLS too, take the bench's key over the bench's TLS.
+#[test]
+fn bench_auth_reports_nonzero_throughput() {
+    check_rows("auth", &["unary durable key", "unary durable key+tls"]);
+}
+
+/// Runs `scenario` with 200 requests and checks its rows are `names`, each without errors.
+fn check_rows(scenario: &str, expected: &[&str]) {
     let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
         .args([
             "bench",
             "--scenario",
-            "unary",
+            scenario,
             "--requests",
             "200",
             "--concurrency",
@@ -31,7 +42,7 @@ fn bench_unary_reports_nonzero_throughput() {
         .iter()
         .filter_map(|row| row["scenario"].as_str())
         .collect();
-    assert_eq!(names, ["unary durable", "unary dry_run"]);
+    assert_eq!(names, expected);
     for row in scenarios {
         assert_eq!(row["ok"], 200, "{row}");
         assert_eq!(row["errors"], 0, "{row}");

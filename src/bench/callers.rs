@@ -12,19 +12,37 @@ use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use super::drive::Caller;
 use super::payload::Payloads;
+use crate::cli::connect::BearerKey;
+use crate::config::Secret;
 use crate::proto::bench::v1::EchoRequest;
 use crate::proto::bench::v1::echo_service_client::EchoServiceClient;
 use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 
 /// Connects one HTTP/2 channel to `addr` (`host:port`).
 pub async fn channel(addr: &str) -> Result<Channel, String> {
-    Channel::from_shared(format!("http://{addr}"))
+    secure_channel(addr, false).await
+}
+
+/// As [`channel`], over TLS trusting the bench CA when `tls`.
+pub async fn secure_channel(addr: &str, tls: bool) -> Result<Channel, String> {
+    let scheme = if tls { "https" } else { "http" };
+    let mut endpoint = Channel::from_shared(format!("{scheme}://{addr}"))
         .map_err(|error| format!("bad address {addr}: {error}"))?
-        .tcp_nodelay(true)
+        .tcp_nodelay(true);
+    if tls {
+        let config = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(super::child::BENCH_CA_PEM))
+            .domain_name("localhost");
+        endpoint = endpoint
+            .tls_config(config)
+            .map_err(|error| format!("tls: {error}"))?;
+    }
+    endpoint
         .connect()
         .await
         .map_err(|error| format!("cannot connect to {addr}: {error}"))
@@ -33,7 +51,8 @@ pub async fn channel(addr: &str) -> Result<Channel, String> {
 /// `VerifyAndNormalize` with a new signed webhook per call.
 #[derive(Clone)]
 pub struct UnaryCaller {
-    client: NormalizerServiceClient<Channel>,
+    client: NormalizerServiceClient<InterceptedService<Channel, BearerKey>>,
+    channel: Channel,
     payloads: Arc<Payloads>,
     dry_run: bool,
     /// Offset added to `n`, so several runs against one store never repeat an event id.
@@ -61,12 +80,20 @@ impl SendTimes {
 impl UnaryCaller {
     pub fn new(channel: Channel, payloads: Arc<Payloads>, dry_run: bool, first: u64) -> Self {
         UnaryCaller {
-            client: NormalizerServiceClient::new(channel),
+            client: NormalizerServiceClient::with_interceptor(channel.clone(), BearerKey::none()),
+            channel,
             payloads,
             dry_run,
             first,
             sent_at: None,
         }
+    }
+
+    /// Presents `key` on every call.
+    pub fn presenting(mut self, key: &Secret) -> Result<Self, String> {
+        let key = BearerKey::new(Some(key)).map_err(|error| error.to_string())?;
+        self.client = NormalizerServiceClient::with_interceptor(self.channel.clone(), key);
+        Ok(self)
     }
 
     /// Records each webhook's send time in `times` (fan-out).

@@ -14,21 +14,62 @@ use super::payload::BENCH_GIGS_SECRET;
 /// How long a child may take to report its listening address.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The API key the bench's servers with keys accept (and its callers present).
+pub const BENCH_API_KEY: &str = "bench-api-key-0123456789abcdef";
+
+/// The TLS files of the servers with TLS: a fixed, public test certificate for `localhost` and
+/// `127.0.0.1` from a CA made for the bench alone (not a secret, trusted nowhere else).
+pub const BENCH_CA_PEM: &str = include_str!("tls/ca.pem");
+const BENCH_CERT_PEM: &str = include_str!("tls/server.pem");
+const BENCH_KEY_PEM: &str = include_str!("tls/server.key");
+
+/// Who a scenario's server lets call, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// `auth = "none"`, plain TCP: the other scenarios' server, so their figures stay comparable.
+    Open,
+    /// One API key with every scope, plain TCP.
+    ApiKey,
+    /// The key, over TLS on the gRPC listener.
+    ApiKeyTls,
+}
+
 /// The server config of a scenario: ephemeral ports, JSON logs at `warn` except the start-up
-/// lines, the store in `store`, one Gigs source.
-pub fn server_config_toml(store: &Path) -> String {
-    server_config_toml_with(&format!(
-        "[store]\npath = {:?}\n",
-        store.display().to_string()
-    ))
+/// lines, the store in `store`, one Gigs source; `[auth]` and `[tls]` as `security` says, the
+/// TLS files under `tls_dir`.
+pub fn server_config_toml(store: &Path, security: Security, tls_dir: &Path) -> String {
+    server_config_toml_with(&sqlite_store(store), security, tls_dir)
+}
+
+/// The `[store]` section of an embedded store in `dir`.
+fn sqlite_store(dir: &Path) -> String {
+    format!("[store]\npath = {:?}\n", dir.display().to_string())
 }
 
 /// [`server_config_toml`] with another `[store]` section (and its subtables).
-pub fn server_config_toml_with(store: &str) -> String {
+pub fn server_config_toml_with(store: &str, security: Security, tls_dir: &Path) -> String {
+    let auth = match security {
+        Security::Open => String::new(),
+        Security::ApiKey | Security::ApiKeyTls => format!(
+            "[auth]\n[[auth.keys]]\nname = \"bench\"\nkey = \"{BENCH_API_KEY}\"\n\
+             scopes = [\"ingest\", \"read\"]\n"
+        ),
+    };
+    let tls = match security {
+        Security::ApiKeyTls => format!(
+            "[tls.grpc]\ncert = {:?}\nkey = {:?}\n",
+            tls_dir.join("server.pem").display().to_string(),
+            tls_dir.join("server.key").display().to_string()
+        ),
+        Security::Open | Security::ApiKey => String::new(),
+    };
+    let none = if security == Security::Open {
+        "auth = \"none\"\n"
+    } else {
+        ""
+    };
     format!(
-        r#"
-auth = "none"
-
+        r#"{none}
 [server]
 grpc_listen = "127.0.0.1:0"
 http_listen = "127.0.0.1:0"
@@ -48,7 +89,7 @@ provider = "gigs"
 verification = {{ scheme = "standard_webhooks", secrets = ["{BENCH_GIGS_SECRET}"] }}
 
 {store}
-"#
+{auth}{tls}"#
     )
 }
 
@@ -68,10 +109,8 @@ pub struct ChildProcess {
 
 impl ChildProcess {
     /// Starts `hooknorm serve` with a fresh store and config under the system temp directory.
-    pub fn serve(exe: &Path, tag: &str) -> Result<ChildProcess, BenchError> {
-        ChildProcess::serve_with(exe, tag, &|store: &Path| {
-            format!("[store]\npath = {:?}\n", store.display().to_string())
-        })
+    pub fn serve(exe: &Path, tag: &str, security: Security) -> Result<ChildProcess, BenchError> {
+        ChildProcess::serve_with(exe, tag, security, &sqlite_store)
     }
 
     /// As [`ChildProcess::serve`], with the `[store]` section `store` makes for the store
@@ -79,6 +118,7 @@ impl ChildProcess {
     pub fn serve_with(
         exe: &Path,
         tag: &str,
+        security: Security,
         store: &dyn Fn(&Path) -> String,
     ) -> Result<ChildProcess, BenchError> {
         let nanos = std::time::SystemTime::now()
@@ -95,7 +135,9 @@ impl ChildProcess {
         };
         std::fs::create_dir_all(&dir).map_err(io)?;
         let config = dir.join("hooknorm.toml");
-        let toml = server_config_toml_with(&store(&dir.join("store")));
+        std::fs::write(dir.join("server.pem"), BENCH_CERT_PEM).map_err(io)?;
+        std::fs::write(dir.join("server.key"), BENCH_KEY_PEM).map_err(io)?;
+        let toml = server_config_toml_with(&store(&dir.join("store")), security, &dir);
         std::fs::write(&config, toml).map_err(io)?;
         let mut command = Command::new(exe);
         command.arg("serve").arg("--config").arg(&config);

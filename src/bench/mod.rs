@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callers::{EchoCaller, HttpCaller, UnaryCaller};
-use child::{ChildProcess, memory_mib};
+use child::{BENCH_API_KEY, ChildProcess, Security, memory_mib};
 use drive::{Bound, RunResult};
 use payload::Payloads;
 use report::{Report, ScenarioReport};
@@ -50,6 +50,9 @@ pub enum Scenario {
     All,
     /// `VerifyAndNormalize`, durable then dry run.
     Unary,
+    /// Durable `VerifyAndNormalize` presenting an API key, then also over TLS (beside `unary`'s
+    /// server without auth, whose figure they are compared with).
+    Auth,
     /// The bare tonic echo service.
     Echo,
     /// `POST /webhooks/{source}` over kept-alive HTTP/1.1.
@@ -154,7 +157,12 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
         what: "cannot find the hooknorm executable".into(),
         source,
     })?;
-    let config = crate::config::Config::from_toml(&child::server_config_toml(Path::new("unused")))?;
+    let unused = Path::new("unused");
+    let config = crate::config::Config::from_toml(&child::server_config_toml(
+        unused,
+        Security::Open,
+        unused,
+    ))?;
     let source = config
         .sources
         .first()
@@ -192,6 +200,12 @@ impl Bench {
             durable_rate = Some(durable.per_second);
             report.scenarios.push(durable);
             report.scenarios.push(self.unary(true).await?);
+        }
+        if wants(Scenario::Auth) {
+            report.scenarios.push(self.secured(Security::ApiKey).await?);
+            report
+                .scenarios
+                .push(self.secured(Security::ApiKeyTls).await?);
         }
         if wants(Scenario::Echo) {
             report.scenarios.push(self.echo().await?);
@@ -266,6 +280,28 @@ impl Bench {
         let callers = (0..self.concurrency())
             .map(|_| UnaryCaller::new(channel.clone(), self.payloads.clone(), dry_run, 0))
             .collect();
+        let result = drive::closed_loop(callers, self.bound()).await;
+        Ok(server.finish(name, result, self.load_note()).await)
+    }
+
+    /// Durable unary calls presenting the bench key, over TLS with `ApiKeyTls`.
+    async fn secured(&self, security: Security) -> Result<ScenarioReport, BenchError> {
+        let name = match security {
+            Security::ApiKeyTls => "unary durable key+tls",
+            Security::ApiKey | Security::Open => "unary durable key",
+        };
+        let server = Server::start_secured(&self.exe, name, security).await?;
+        let tls = security == Security::ApiKeyTls;
+        let channel = callers::secure_channel(&server.child.grpc_addr, tls)
+            .await
+            .map_err(BenchError::Client)?;
+        let key = crate::config::Secret::new(BENCH_API_KEY);
+        let callers = (0..self.concurrency())
+            .map(|_| {
+                UnaryCaller::new(channel.clone(), self.payloads.clone(), false, 0).presenting(&key)
+            })
+            .collect::<Result<_, _>>()
+            .map_err(BenchError::Client)?;
         let result = drive::closed_loop(callers, self.bound()).await;
         Ok(server.finish(name, result, self.load_note()).await)
     }
@@ -346,8 +382,19 @@ struct Server {
 
 impl Server {
     async fn start(exe: &Path, tag: &str) -> Result<Server, BenchError> {
+        Self::start_secured(exe, tag, Security::Open).await
+    }
+
+    async fn start_secured(
+        exe: &Path,
+        tag: &str,
+        security: Security,
+    ) -> Result<Server, BenchError> {
         let tag = tag.replace(' ', "-");
-        let child = spawn(exe.to_owned(), move |exe| ChildProcess::serve(&exe, &tag)).await?;
+        let child = spawn(exe.to_owned(), move |exe| {
+            ChildProcess::serve(&exe, &tag, security)
+        })
+        .await?;
         Ok(Server::measure(child).await)
     }
 

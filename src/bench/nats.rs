@@ -14,7 +14,7 @@ use bytes::Bytes;
 use prost::Message;
 
 use super::callers::{self, UnaryCaller};
-use super::child::ChildProcess;
+use super::child::{ChildProcess, Security};
 use super::drive::{self, Caller, RunResult};
 use super::payload::Payloads;
 use super::report::ScenarioReport;
@@ -117,7 +117,7 @@ async fn start_replica(
     let store = store_toml(url, stream);
     let tag = tag.to_owned();
     let child = spawn(bench.exe.clone(), move |exe| {
-        ChildProcess::serve_with(&exe, &tag, &store)
+        ChildProcess::serve_with(&exe, &tag, Security::Open, &store)
     })
     .await?;
     Ok(Server::measure(child).await)

@@ -62,7 +62,11 @@ mod tests {
 
     #[test]
     fn bodies_have_the_requested_size_and_distinct_ids() {
-        let toml = crate::bench::child::server_config_toml(std::path::Path::new("/tmp/x"));
+        let toml = crate::bench::child::server_config_toml(
+            std::path::Path::new("/tmp/x"),
+            crate::bench::child::Security::ApiKey,
+            std::path::Path::new("/tmp/x"),
+        );
         let config = crate::config::Config::from_toml(&toml).expect("bench config parses");
         let payloads = Payloads::new(config.sources[0].clone(), 1024);
         assert_eq!(payloads.body(7).len(), 1024);

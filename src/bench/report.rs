@@ -218,6 +218,7 @@ impl Report {
         let durable = rate(self.row("unary durable"));
         let dry_run = rate(self.row("unary dry_run"));
         let http = rate(self.row("http ingress"));
+        let keyed = rate(self.row("unary durable key"));
         let p99 = |row: Option<&ScenarioReport>| row.and_then(|row| row.latency).map(|l| l.p99_ms);
         let fixed_p99 = p99(self.row("fixed-rate"));
         let fanout_p99 = p99(self.row("fan-out"));
@@ -242,6 +243,13 @@ impl Report {
             v >= 0.5
         });
         self.check("durable events/s", durable, ">= 15000", |v| v >= 15_000.0);
+        // The API key check's cost (the TLS row is reported beside it, without a target).
+        self.check(
+            "durable key / durable",
+            ratio(keyed, durable),
+            ">= 0.95",
+            |v| v >= 0.95,
+        );
         self.check("http / durable grpc", ratio(http, durable), ">= 0.8", |v| {
             v >= 0.8
         });

@@ -63,6 +63,11 @@ impl std::fmt::Debug for BearerKey {
 }
 
 impl BearerKey {
+    /// Sends no `authorization` (for `auth = "none"` servers).
+    pub fn none() -> BearerKey {
+        BearerKey(None)
+    }
+
     pub fn new(key: Option<&Secret>) -> Result<BearerKey, ConnectError> {
         key.map(|key| {
             let mut value: MetadataValue<Ascii> = format!("Bearer {}", key.expose())
