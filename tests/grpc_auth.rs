@@ -462,3 +462,28 @@ async fn forwarded_fields_count_only_from_forwarders_within_the_skew() {
         .expect("dry run of an old delivery");
     server.shutdown().await;
 }
+
+/// `auth = "none"` is a choice to be seen: the start-up log says so, as a warning.
+#[test]
+fn auth_none_is_warned_about_at_start_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hooknorm.toml");
+    let store = dir.path().join("store").display().to_string();
+    let toml = format!(
+        "auth = \"none\"\n{}\n[store]\npath = {store:?}\n",
+        test_config_without_auth(MIB)
+    );
+    std::fs::write(&config, toml).expect("config");
+    let running = serve_binary(env!("CARGO_BIN_EXE_hooknorm"), &config);
+    let warning = running
+        .startup_log
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("(auth none)"))
+        })
+        .expect("a warning about auth none");
+    assert_eq!(warning["level"], "WARN");
+}

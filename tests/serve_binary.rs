@@ -638,6 +638,7 @@ async fn secrets_never_reach_the_log() {
             secret_body,
             common::GIGS_SECRET,
             common::ABOWIRE_TOKEN,
+            common::TEST_API_KEY,
         ] {
             assert!(!line.contains(secret), "secret in log line: {line}");
         }

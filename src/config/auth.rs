@@ -258,3 +258,155 @@ fn principal(
         received_at_skew: Some(skew),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use crate::auth::Scope;
+
+    const SOURCES: &str = "[[sources]]\nname = \"gigs\"\nprovider = \"gigs\"\n\
+                           verification = { secrets = [\"whsec_eA==\"] }\n";
+
+    fn load(auth: &str) -> Result<Config, String> {
+        Config::from_toml(&format!("{SOURCES}{auth}")).map_err(|error| error.to_string())
+    }
+
+    fn entry(text: &str) -> String {
+        format!("[auth]\n[[auth.keys]]\nname = \"a\"\n{text}\n")
+    }
+
+    #[test]
+    fn auth_must_be_configured_or_none_explicitly() {
+        let error = load("").unwrap_err();
+        assert!(
+            error.contains("`auth`") && error.contains("auth = \"none\""),
+            "{error}"
+        );
+        let open = Config::from_toml(&format!("auth = \"none\"\n{SOURCES}")).unwrap();
+        assert!(open.auth.authenticator.is_open());
+        let error = Config::from_toml(&format!("auth = \"nobody\"\n{SOURCES}")).unwrap_err();
+        assert!(error.to_string().contains("`auth`"), "{error}");
+        assert!(load("[auth]\n").unwrap_err().contains("auth.keys"));
+    }
+
+    #[test]
+    fn keys_resolve_and_the_cli_gets_one_with_the_scope() {
+        let digest = hex::encode(crate::auth::KeyDigest::of("digest-only-key-0123").0);
+        let config = load(&format!(
+            "[auth]\n\
+             [[auth.keys]]\nname = \"narrow\"\nkey = \"narrow-key-0123456789\"\n\
+             scopes = [\"read\"]\nsources = [\"gigs\"]\n\
+             [[auth.keys]]\nname = \"wide\"\nkey = \"wide-key-0123456789\"\n\
+             scopes = [\"read\", \"ingest\"]\n\
+             [[auth.keys]]\nname = \"hashed\"\nkey_sha256 = \"{digest}\"\nscopes = [\"read\"]\n"
+        ))
+        .unwrap();
+        let auth = &config.auth;
+        let found = |key: &str| {
+            auth.authenticator
+                .authenticate(Some(key), [])
+                .map(|p| p.name.clone())
+        };
+        assert_eq!(found("narrow-key-0123456789").unwrap(), "narrow");
+        assert_eq!(found("digest-only-key-0123").unwrap(), "hashed");
+        assert!(found("wide-key-012345678").is_err());
+        let key = |scope| auth.client_key(scope).map(|key| key.expose().to_owned());
+        assert_eq!(key(Scope::Read).as_deref(), Some("wide-key-0123456789"));
+        assert_eq!(key(Scope::Ingest).as_deref(), Some("wide-key-0123456789"));
+        assert!(!format!("{config:?}").contains("key-0123456789"));
+    }
+
+    #[test]
+    fn bad_keys_name_their_key_and_never_show_a_secret() {
+        for (text, key) in [
+            ("key = \"short\"\nscopes = [\"read\"]", "auth.keys[0].key"),
+            (
+                "key = \"long-enough-key-0123\"\nkey_sha256 = \"00\"\nscopes = [\"read\"]",
+                "auth.keys[0]",
+            ),
+            (
+                "key_sha256 = \"abc\"\nscopes = [\"read\"]",
+                "auth.keys[0].key_sha256",
+            ),
+            ("scopes = [\"read\"]", "auth.keys[0]"),
+            (
+                "key = \"long-enough-key-0123\"\nscopes = []",
+                "auth.keys[0].scopes",
+            ),
+            (
+                "key = \"long-enough-key-0123\"\nscopes = [\"read\"]\nsources = [\"gigs\", \"nope\"]",
+                "auth.keys[0].sources[1]",
+            ),
+            (
+                "key = \"long-enough-key-0123\"\nscopes = [\"read\"]\nsources = []",
+                "auth.keys[0].sources",
+            ),
+            (
+                "key = { env = \"HN_SURELY_UNSET_KEY_VAR\" }\nscopes = [\"read\"]",
+                "auth.keys[0].key",
+            ),
+            (
+                "key = \"long-enough-key-0123\"\nscopes = [\"read\"]\nclient_cert_names = [\"x\"]",
+                "auth.keys",
+            ),
+        ] {
+            let error = load(&entry(text)).unwrap_err();
+            assert!(error.contains(key), "{text}: {error}");
+            assert!(!error.contains("long-enough"), "{error}");
+        }
+        let error = load(&entry(
+            "key = \"long-enough-key-0123\"\nscopes = [\"write\"]",
+        ))
+        .unwrap_err();
+        assert!(
+            error.contains("auth") && !error.contains("long-enough"),
+            "{error}"
+        );
+        let error = load(&entry("key = \"long-enough-key-0123\"\nscope = [\"read\"]")).unwrap_err();
+        assert!(
+            error.contains("auth") && !error.contains("long-enough"),
+            "{error}"
+        );
+        let twice = format!(
+            "{}[[auth.keys]]\nname = \"b\"\nkey = \"long-enough-key-0123\"\nscopes = [\"read\"]\n",
+            entry("key = \"long-enough-key-0123\"\nscopes = [\"read\"]")
+        );
+        let error = load(&twice).unwrap_err();
+        assert!(error.contains("auth.keys[1].key"), "{error}");
+        let same_name = twice.replace(
+            "name = \"b\"\nkey = \"long-enough-key-0123\"",
+            "name = \"a\"\nkey = \"other-long-key-0123\"",
+        );
+        assert!(load(&same_name).unwrap_err().contains("auth.keys[1].name"));
+    }
+
+    #[test]
+    fn tls_files_are_checked_at_load() {
+        let auth = "auth = \"none\"\n";
+        let error = Config::from_toml(&format!(
+            "{auth}[tls.grpc]\ncert = \"/surely/not/here.crt\"\nkey = \"/surely/not/here.key\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("tls.grpc") && error.contains("here.crt"),
+            "{error}"
+        );
+        let error = Config::from_toml(&format!(
+            "{auth}[tls.grpc]\ncert = \"a\"\nkey = \"b\"\nrequire_client_cert = true\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("tls.grpc.require_client_cert"), "{error}");
+        let error = Config::from_toml(&format!("{auth}[tls]\nreload_interval_seconds = 0\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("tls.reload_interval_seconds"), "{error}");
+        let error = Config::from_toml(&format!(
+            "{auth}[tls.http]\ncert = \"a\"\nkey = \"b\"\nclient_ca = \"c\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("client_ca"), "{error}");
+    }
+}
