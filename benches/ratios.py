@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-LIMITS = ("hmac_limit", "json_value_limit")
+LIMITS = ("hmac_limit", "json_value_limit", "sha256_limit")
 
 
 def main() -> int:

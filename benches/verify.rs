@@ -8,6 +8,10 @@
 //! - `svix`: the `svix` crate's `Webhook::verify` on the same headers and body (the peer), built
 //!   only with `--features bench-peers` (its TLS stack adds minutes to every cold build).
 //!
+//! And the API key check in front of the gRPC service (`api_key` group): finding the caller of a
+//! presented key among 16 configured keys, a known key and an unknown one, beside one SHA-256 of
+//! the key (`sha256_limit`, the least any digest lookup does).
+//!
 //! `cargo bench --features bench-peers --bench verify`. Under `cargo test` criterion runs each line once (a smoke pass
 //! that also asserts every line accepts the signature).
 
@@ -126,5 +130,33 @@ fn verify(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, verify);
+fn api_key(c: &mut Criterion) {
+    use hooknorm::auth::{Authenticator, KeyDigest, Principal};
+    use std::sync::Arc;
+    let keys: Vec<String> = (0..16)
+        .map(|n| format!("bench-api-key-{n:02}-0123456789abcdef"))
+        .collect();
+    let digests = keys
+        .iter()
+        .map(|key| (KeyDigest::of(key), Arc::new(Principal::anonymous())))
+        .collect();
+    let auth = Authenticator::with_keys(digests, Default::default());
+    let known = keys[15].as_str();
+    let unknown = "bench-api-key-99-0123456789abcdef";
+    assert!(auth.authenticate(Some(known), []).is_ok());
+    assert!(auth.authenticate(Some(unknown), []).is_err());
+    let mut group = c.benchmark_group("api_key");
+    group.bench_function(BenchmarkId::from_parameter("known"), |b| {
+        b.iter(|| auth.authenticate(Some(black_box(known)), []))
+    });
+    group.bench_function(BenchmarkId::from_parameter("unknown"), |b| {
+        b.iter(|| auth.authenticate(Some(black_box(unknown)), []))
+    });
+    group.bench_function(BenchmarkId::from_parameter("sha256_limit"), |b| {
+        b.iter(|| KeyDigest::of(black_box(known)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, verify, api_key);
 criterion_main!(benches);

@@ -319,6 +319,22 @@ async fn keys_and_client_certificates_over_tls_from_rust_and_python() {
     let (code, _) = call(serde_json::json!({}));
     assert_eq!(code, "UNAUTHENTICATED");
 
+    // The CLI over TLS: `--ca-cert` and `--api-key` (a config's key is for its own server).
+    let output = Command::new(BIN)
+        .args([
+            "events",
+            "--server",
+            &format!("https://{addr}"),
+            "--ca-cert",
+        ])
+        .arg(files.path("server-ca.crt"))
+        .env_remove("HOOKNORM_CONFIG")
+        .env("HOOKNORM_API_KEY", KEY)
+        .output()
+        .expect("events runs");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+
     // The HTTP listener speaks HTTPS, probes included.
     assert_eq!(
         https_get(server.http_addr, &ca, "/healthz").await,
@@ -409,10 +425,13 @@ async fn a_replaced_certificate_serves_new_connections_while_open_streams_go_on(
         "no reload in the log"
     );
     let keys = std::fs::read_to_string(files.path("tls.key")).expect("key") + &old_key;
+    let client_key = std::fs::read_to_string(files.path("client.key")).expect("client key");
+    let keys = keys + &client_key;
     let mut secrets = vec![
         KEY,
         "wrong-key-never-logged-1",
-        GIGS_SECRET,
+        GIGS_SECRET.trim_start_matches("whsec_"),
+        GIGS_SECRET_NEW.trim_start_matches("whsec_"),
         MM_TOKEN,
         ABOWIRE_TOKEN,
     ];
