@@ -145,7 +145,8 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     let options = ClientOptions {
-        api_key: cli.api_key.map(Secret::new),
+        // An empty HOOKNORM_API_KEY is no key, not an empty one.
+        api_key: cli.api_key.filter(|key| !key.is_empty()).map(Secret::new),
         ca_cert: cli.ca_cert,
     };
     // Clients given `--server` need no config file: they may run anywhere. Then only a config

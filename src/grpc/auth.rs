@@ -100,7 +100,8 @@ where
                     log_refusal("", reason, peer.map(|peer| peer.ip()), &error);
                 } else {
                     let peer = peer.map_or_else(|| "unknown".to_owned(), |peer| peer.to_string());
-                    tracing::info!(%reason, %peer, %error, path, "call refused");
+                    // The `grpc` span around this names the method.
+                    tracing::info!(%reason, %peer, %error, "call refused");
                 }
                 let status = super::status(reason, error.to_string(), HashMap::new());
                 Box::pin(async move { Ok(status.into_http()) })
