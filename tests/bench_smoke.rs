@@ -11,7 +11,14 @@ fn bench_unary_reports_nonzero_throughput() {
 /// The servers with an API key, and with TLS too, take the bench's key over the bench's TLS.
 #[test]
 fn bench_auth_reports_nonzero_throughput() {
-    check_rows("auth", &["unary durable key", "unary durable key+tls"]);
+    check_rows(
+        "auth",
+        &[
+            "unary durable",
+            "unary durable key",
+            "unary durable key+tls",
+        ],
+    );
 }
 
 /// Runs `scenario` with 200 requests and checks its rows are `names`, each without errors.
