@@ -11,14 +11,7 @@ fn bench_unary_reports_nonzero_throughput() {
 /// The servers with an API key, and with TLS too, take the bench's key over the bench's TLS.
 #[test]
 fn bench_auth_reports_nonzero_throughput() {
-    check_rows(
-        "auth",
-        &[
-            "unary durable",
-            "unary durable key",
-            "unary durable key+tls",
-        ],
-    );
+    check_rows("auth", &["auth off", "auth key", "auth key+tls"]);
 }
 
 /// Runs `scenario` with 200 requests and checks its rows are `names`, each without errors.

@@ -51,7 +51,8 @@ impl RunResult {
         }
     }
 
-    fn absorb(&mut self, other: RunResult) {
+    /// Adds `other`'s counts and latencies (not its elapsed time) to these.
+    pub fn absorb(&mut self, other: RunResult) {
         self.ok += other.ok;
         self.errors += other.errors;
         if self.first_error.is_none() {

@@ -3,10 +3,11 @@
 //! rate (open loop), and reports throughput, latency percentiles and the server's memory; a bare
 //! tonic echo service, run the same way, gives the framework's own limit on the same machine so
 //! the figures can be read as ratios. Scenarios: unary gRPC (durable and dry run), echo, the
-//! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up; with a NATS
-//! server, the NATS backend beside raw JetStream publishes, three replicas and a fresh
-//! replica's catch-up ([`nats`]).
+//! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up, the cost of API
+//! keys and TLS ([`auth`]); with a NATS server, the NATS backend beside raw JetStream publishes,
+//! three replicas and a fresh replica's catch-up ([`nats`]).
 
+mod auth;
 pub mod callers;
 pub mod child;
 pub mod drive;
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callers::{EchoCaller, HttpCaller, UnaryCaller};
-use child::{BENCH_API_KEY, ChildProcess, Security, memory_mib};
+use child::{ChildProcess, Security, memory_mib};
 use drive::{Bound, RunResult};
 use payload::Payloads;
 use report::{Report, ScenarioReport};
@@ -50,8 +51,8 @@ pub enum Scenario {
     All,
     /// `VerifyAndNormalize`, durable then dry run.
     Unary,
-    /// Durable `VerifyAndNormalize` without auth, presenting an API key, then also over TLS
-    /// (the first is `unary`'s, not run twice with `all`).
+    /// Durable `VerifyAndNormalize` without auth, with an API key, and with the key over TLS:
+    /// three servers loaded in turns, so other load on the machine falls on all three alike.
     Auth,
     /// The bare tonic echo service.
     Echo,
@@ -195,20 +196,14 @@ impl Bench {
             |scenario| self.args.scenario == Scenario::All || self.args.scenario == scenario;
         let mut report = Report::default();
         let mut durable_rate = None;
-        // `auth` alone runs its baseline too: the key's cost is a ratio within one run.
-        if wants(Scenario::Unary) || self.args.scenario == Scenario::Auth {
+        if wants(Scenario::Unary) {
             let durable = self.unary(false).await?;
             durable_rate = Some(durable.per_second);
             report.scenarios.push(durable);
-        }
-        if wants(Scenario::Unary) {
             report.scenarios.push(self.unary(true).await?);
         }
         if wants(Scenario::Auth) {
-            report.scenarios.push(self.secured(Security::ApiKey).await?);
-            report
-                .scenarios
-                .push(self.secured(Security::ApiKeyTls).await?);
+            report.scenarios.extend(auth::interleaved(self).await?);
         }
         if wants(Scenario::Echo) {
             report.scenarios.push(self.echo().await?);
@@ -283,28 +278,6 @@ impl Bench {
         let callers = (0..self.concurrency())
             .map(|_| UnaryCaller::new(channel.clone(), self.payloads.clone(), dry_run, 0))
             .collect();
-        let result = drive::closed_loop(callers, self.bound()).await;
-        Ok(server.finish(name, result, self.load_note()).await)
-    }
-
-    /// Durable unary calls presenting the bench key, over TLS with `ApiKeyTls`.
-    async fn secured(&self, security: Security) -> Result<ScenarioReport, BenchError> {
-        let name = match security {
-            Security::ApiKeyTls => "unary durable key+tls",
-            Security::ApiKey | Security::Open => "unary durable key",
-        };
-        let server = Server::start_secured(&self.exe, name, security).await?;
-        let tls = security == Security::ApiKeyTls;
-        let channel = callers::secure_channel(&server.child.grpc_addr, tls)
-            .await
-            .map_err(BenchError::Client)?;
-        let key = crate::config::Secret::new(BENCH_API_KEY);
-        let callers = (0..self.concurrency())
-            .map(|_| {
-                UnaryCaller::new(channel.clone(), self.payloads.clone(), false, 0).presenting(&key)
-            })
-            .collect::<Result<_, _>>()
-            .map_err(BenchError::Client)?;
         let result = drive::closed_loop(callers, self.bound()).await;
         Ok(server.finish(name, result, self.load_note()).await)
     }
