@@ -6,8 +6,8 @@
 //! Polling rather than file notifications: Kubernetes updates a mounted secret by swapping a
 //! symlink, which notification APIs report unreliably, and reading three small files every few
 //! seconds costs nothing. Comparing bytes rather than modification times also catches a file
-//! replaced within the same second, and a half-written pair that does not load yet is simply
-//! tried again on the next round.
+//! replaced within the same second; a half-written pair (a new certificate beside the old key)
+//! is reported once, the current configuration kept, and loaded when the files change again.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
