@@ -205,7 +205,16 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let mut notices = std::io::stderr().lock();
             runtime()?.block_on(async {
                 let client = connect::connect(&url, key.as_ref(), &options).await?;
-                events::tail(client, &filter, &start, format, heartbeats, out, &mut notices).await
+                events::tail(
+                    client,
+                    &filter,
+                    &start,
+                    format,
+                    heartbeats,
+                    out,
+                    &mut notices,
+                )
+                .await
             })?;
             Ok(())
         }

@@ -242,7 +242,13 @@ impl Server {
         let grpc: Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>> =
             match &self.grpc_tls {
                 Some(reloader) => Box::pin(router.serve_with_incoming_shutdown(
-                    Incoming::new(grpc_listener, admission, TCP_KEEPALIVE, resets, reloader.tls()),
+                    Incoming::new(
+                        grpc_listener,
+                        admission,
+                        TCP_KEEPALIVE,
+                        resets,
+                        reloader.tls(),
+                    ),
                     stopped(stop_rx.clone()),
                 )),
                 None => Box::pin(router.serve_with_incoming_shutdown(

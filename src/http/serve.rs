@@ -138,7 +138,9 @@ async fn connection(
         () = async { drop(closing.wait_for(|closing| *closing).await) } => return,
     };
     match handshake {
-        Ok(stream) => serve_connection(stream, peer, app, builder, connection, closed, closing).await,
+        Ok(stream) => {
+            serve_connection(stream, peer, app, builder, connection, closed, closing).await
+        }
         Err(error) => crate::auth::tls::handshake_failed(&error, peer),
     }
 }

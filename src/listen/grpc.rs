@@ -25,8 +25,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tokio_stream::Stream;
 use tokio_rustls::server::TlsStream;
+use tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
 use crate::auth::tls::ReloadingTls;
@@ -150,7 +150,11 @@ impl<U: Upgrade> Clone for Gate<U> {
     }
 }
 
-async fn accept_loop<U: Upgrade>(listener: TcpListener, admission: Arc<Admission>, gate_with: Gate<U>) {
+async fn accept_loop<U: Upgrade>(
+    listener: TcpListener,
+    admission: Arc<Admission>,
+    gate_with: Gate<U>,
+) {
     // Owned here: dropping this loop aborts every gate too.
     let mut gates = JoinSet::new();
     let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
