@@ -331,10 +331,11 @@ fn valid_subject_prefix(prefix: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::tests::{load as load_toml, load_with_env};
     use crate::config::{Config, NatsAuth, StoreBackend};
 
     fn load(nats: &str) -> Result<Config, String> {
-        Config::from_toml(&format!(
+        load_toml(&format!(
             "[store]\nbackend = \"nats\"\n\n[store.nats]\n{nats}"
         ))
         .map_err(|error| error.to_string())
@@ -410,7 +411,7 @@ mod tests {
 
     #[test]
     fn the_backend_and_servers_come_from_the_environment_too() {
-        let config = Config::from_toml_with_env("", |name| match name {
+        let config = load_with_env("", |name| match name {
             "HOOKNORM_STORE_BACKEND" => Some("nats".into()),
             "HOOKNORM_NATS_SERVERS" => Some("nats://a:4222, nats://b:4222".into()),
             _ => None,
@@ -421,7 +422,7 @@ mod tests {
             config.store.nats.servers,
             ["nats://a:4222", "nats://b:4222"]
         );
-        let error = Config::from_toml_with_env("", |name| {
+        let error = load_with_env("", |name| {
             (name == "HOOKNORM_STORE_BACKEND").then(|| "postgres".into())
         })
         .unwrap_err();
@@ -433,7 +434,7 @@ mod tests {
 
     #[test]
     fn the_nats_table_is_ignored_by_the_embedded_backend() {
-        let config = Config::from_toml("[store.nats]\nreplicas = 2\n").unwrap();
+        let config = load_toml("[store.nats]\nreplicas = 2\n").unwrap();
         assert_eq!(config.store.backend, StoreBackend::Sqlite);
     }
 }

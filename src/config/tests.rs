@@ -32,11 +32,11 @@ fn one_source(provider: &str, verification: &str) -> String {
 }
 
 /// Loads `toml` with `auth = "none"` in front: most tests here are about other sections.
-fn load(toml: &str) -> Result<Config, ConfigError> {
+pub(super) fn load(toml: &str) -> Result<Config, ConfigError> {
     Config::from_toml(&format!("auth = \"none\"\n{toml}"))
 }
 
-fn load_with_env(toml: &str, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub(super) fn load_with_env(toml: &str, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     Config::from_toml_with_env(&format!("auth = \"none\"\n{toml}"), var)
 }
 
