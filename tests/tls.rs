@@ -441,3 +441,59 @@ async fn a_replaced_certificate_serves_new_connections_while_open_streams_go_on(
         assert!(!log.contains(secret), "the log holds a secret: {secret}");
     }
 }
+
+/// Connections that stall before or during the TLS handshake are judged by the listeners'
+/// admission deadlines like any connection without a request (here 1 s, well under the
+/// handshake's own 10 s), and while they are open a real client over TLS is served on both
+/// listeners.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_meet_the_admission_deadlines_and_hold_no_one_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = Files::new(dir.path());
+    let toml = files.toml()
+        + "\n[grpc]\npreface_timeout_seconds = 1\n\n[http]\nheader_read_timeout_seconds = 1\n";
+    let server = TestServer::start_with(&toml).await;
+    let ca = files.server_ca.pem();
+    // A TLS record header announcing a ClientHello that never comes.
+    const HALF_HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+    let mut stalled = Vec::new();
+    for addr in [server.addr, server.http_addr] {
+        for sends in [&[][..], HALF_HELLO] {
+            for _ in 0..10 {
+                let mut tcp = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .expect("connects");
+                tcp.write_all(sends).await.expect("written");
+                stalled.push(tcp);
+            }
+        }
+    }
+    let opened = Instant::now();
+
+    let mut backend = keyed(
+        tls_channel(&server.addr.to_string(), &ca, None)
+            .await
+            .expect("tls beside the stalled connections"),
+        Some(KEY),
+    );
+    backend
+        .list_events(ListEventsRequest::default())
+        .await
+        .expect("served over tls");
+    let status = https_get(server.http_addr, &ca, "/webhooks/nowhere").await;
+    assert!(status.starts_with("HTTP/1.1 "), "{status}");
+
+    for mut tcp in stalled {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(20), tcp.read(&mut buf))
+            .await
+            .expect("closed by the server");
+        // The end of the stream, or a reset: either way the server let go.
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    let waited = opened.elapsed();
+    assert!(
+        waited < Duration::from_secs(8),
+        "closed after {waited:?}: by the 10 s handshake timeout, not the 1 s deadlines"
+    );
+}

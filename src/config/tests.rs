@@ -36,7 +36,10 @@ pub(super) fn load(toml: &str) -> Result<Config, ConfigError> {
     Config::from_toml(&format!("auth = \"none\"\n{toml}"))
 }
 
-pub(super) fn load_with_env(toml: &str, var: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+pub(super) fn load_with_env(
+    toml: &str,
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
     Config::from_toml_with_env(&format!("auth = \"none\"\n{toml}"), var)
 }
 
