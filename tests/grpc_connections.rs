@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::flood::{connect_from, loopback};
 use common::http::MIB;
 use common::*;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::transport::Channel;
@@ -59,7 +58,7 @@ async fn call_from(source: IpAddr, addr: SocketAddr) -> bool {
     };
     let mut request = gigs_event_request(1, "subscription.renewed");
     request.dry_run = true;
-    let mut client = NormalizerServiceClient::new(channel);
+    let mut client = common::stream::authenticated(channel);
     let call = client.verify_and_normalize(request);
     matches!(
         tokio::time::timeout(Duration::from_secs(5), call).await,

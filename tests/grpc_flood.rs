@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 
 use common::flood::*;
 use common::*;
-use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use tonic::transport::Channel;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -92,7 +91,7 @@ fn measure(jobs: &[FloodJob]) -> Option<Phases> {
             .connect()
             .await
             .expect("client connects");
-        NormalizerServiceClient::new(channel)
+        common::stream::authenticated(channel)
     });
     runtime.block_on(calls(&mut client, CALLS / 4)); // warm-up
     let before = runtime.block_on(calls(&mut client, CALLS));
@@ -134,7 +133,7 @@ fn measure(jobs: &[FloodJob]) -> Option<Phases> {
 }
 
 /// `count` dry-run calls one after another; every one must succeed.
-async fn calls(client: &mut NormalizerServiceClient<Channel>, count: usize) -> Latencies {
+async fn calls(client: &mut common::stream::Client, count: usize) -> Latencies {
     let mut latencies = Latencies::default();
     for n in 0..count {
         let mut request = gigs_event_request(n as u64, "subscription.renewed");

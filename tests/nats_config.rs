@@ -1,4 +1,5 @@
-//! `[store.nats]` against real servers: credentials (user/password, token) and TLS with a
+//! `[store.nats]` against real servers: credentials (user/password, token, NKey seed, and a
+//! `.creds` file on a server in operator mode) and TLS with a
 //! private CA reach the server, a wrong one is a start-up error that shows no secret, and a
 //! stream that exists with other settings is refused and left as it was.
 
@@ -169,4 +170,129 @@ async fn an_existing_stream_with_other_settings_is_refused_and_left_alone() {
     let config = &stream.cached_info().config;
     assert_eq!(config.max_age.as_secs(), 0, "left as it was");
     assert_eq!(config.max_bytes, -1, "left as it was");
+}
+
+/// A signed NATS JWT (`ed25519-nkey`) with `claims`, issued by `issuer` about `subject`.
+fn jwt(issuer: &nkeys::KeyPair, subject: &str, name: &str, nats: serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let header = b64(br#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let claims = serde_json::json!({
+        "jti": nats_support::unique("JTI"),
+        "iat": now,
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let payload = b64(claims.to_string().as_bytes());
+    let signed = format!("{header}.{payload}");
+    let signature = issuer.sign(signed.as_bytes()).expect("signs");
+    format!("{signed}.{}", b64(&signature))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_seeds_and_creds_files_reach_the_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // An NKey user: the server knows only the public key.
+    let user = nkeys::KeyPair::new_user();
+    let conf = dir.path().join("nkey.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: {} }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .expect("conf");
+    let server = NatsServer::start_with(
+        &nats_support::nats_server_binary(),
+        &["-c".into(), conf.display().to_string()],
+    );
+    let mut store = config(&server, &dir.path().join("nkey"));
+    store.nats.connect_timeout_seconds = 2;
+    store.nats.auth = NatsAuth::NKey(Secret::new(user.seed().expect("seed")));
+    opens(&store)
+        .await
+        .expect("the seed signs the server's nonce");
+    let stranger = nkeys::KeyPair::new_user().seed().expect("seed");
+    store.nats.auth = NatsAuth::NKey(Secret::new(stranger.clone()));
+    let error = opens(&store)
+        .await
+        .expect_err("an unknown nkey is refused")
+        .to_string();
+    assert!(error.contains("cannot connect to nats"), "{error}");
+    assert!(!error.contains(&stranger), "a seed in {error}");
+
+    // A decentralized (operator) server: the account's JWT preloaded, the user's in a .creds file
+    // beside its seed, as `nsc generate creds` writes it.
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        serde_json::json!({ "type": "operator", "version": 2 }),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "conn": -1, "leaf": -1, "imports": -1, "exports": -1, "data": -1,
+        "payload": -1, "wildcards": true,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = jwt(
+        &operator,
+        &account.public_key(),
+        "hooknorm",
+        serde_json::json!({ "type": "account", "version": 2, "limits": unlimited }),
+    );
+    let user_jwt = jwt(
+        &account,
+        &user.public_key(),
+        "hooknorm",
+        serde_json::json!({
+            "type": "user", "version": 2, "pub": {}, "sub": {},
+            "subs": -1, "data": -1, "payload": -1,
+        }),
+    );
+    // JetStream needs a system account for its internal subscriptions.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({ "type": "account", "version": 2 }),
+    );
+    let conf = dir.path().join("operator.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: {operator_jwt}\nsystem_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{ {sys}: {system_jwt}, {account}: {account_jwt} }}\n",
+            sys = system.public_key(),
+            account = account.public_key(),
+        ),
+    )
+    .expect("conf");
+    let creds = format!(
+        "-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n\
+         ************************* IMPORTANT *************************\n\n\
+         -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+        user.seed().expect("seed")
+    );
+    let server = NatsServer::start_with(
+        &nats_support::nats_server_binary(),
+        &["-c".into(), conf.display().to_string()],
+    );
+    let mut store = config(&server, &dir.path().join("creds"));
+    store.nats.connect_timeout_seconds = 2;
+    store.nats.auth = NatsAuth::Credentials(Secret::new(creds));
+    opens(&store)
+        .await
+        .expect("the creds file's JWT and seed are accepted, and JetStream is usable");
 }

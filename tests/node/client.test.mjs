@@ -5,7 +5,15 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { HooknormServer, gigsEvent, gigsRequest, hooknorm, sampleRequest } from "./harness.mjs";
+import {
+  API_KEY,
+  HooknormServer,
+  READ_KEY,
+  gigsEvent,
+  gigsRequest,
+  hooknorm,
+  sampleRequest,
+} from "./harness.mjs";
 
 const { Client, errors } = hooknorm;
 
@@ -14,7 +22,7 @@ let client;
 
 before(async () => {
   server = await HooknormServer.start();
-  client = new Client(server.addr, { apiKey: "test-key" });
+  client = new Client(server.addr, { apiKey: API_KEY });
 });
 
 after(async () => {
@@ -90,6 +98,31 @@ describe("normalize", () => {
       return true;
     });
   });
+
+  test("a missing or narrow API key is an AccessDeniedError", async () => {
+    const anonymous = new Client(server.addr);
+    const reader = new Client(server.addr, { apiKey: READ_KEY });
+    try {
+      await assert.rejects(anonymous.normalize(gigsEvent("subscription.activated")), (error) => {
+        assert.ok(error instanceof errors.AccessDeniedError);
+        assert.equal(error.reason, "MISSING_API_KEY");
+        assert.equal(error.code, 16); // UNAUTHENTICATED
+        assert.equal(error.retryable, false);
+        return true;
+      });
+      await assert.rejects(reader.normalize(gigsEvent("subscription.activated")), (error) => {
+        assert.ok(error instanceof errors.AccessDeniedError);
+        assert.equal(error.reason, "PERMISSION_DENIED");
+        assert.equal(error.code, 7); // PERMISSION_DENIED
+        return true;
+      });
+      const page = await reader.unary("listEvents", { pageSize: 1 });
+      assert.ok(Array.isArray(page.events), "the read key reads");
+    } finally {
+      anonymous.close();
+      reader.close();
+    }
+  });
 });
 
 describe("subscribe", () => {
@@ -141,7 +174,7 @@ describe("subscribe", () => {
       await server.restart("SIGKILL"); // a crash: the connection just drops
       while (received.length < 100) await sleep(5);
       await server.restart("SIGTERM"); // a graceful stop: SHUTTING_DOWN with a resume cursor
-      const publisher = new Client(server.addr);
+      const publisher = new Client(server.addr, { apiKey: API_KEY });
       for (let i = 0; i < 50; i += 1) more.push(await publisher.normalize(gigsEvent("subscription.activated")));
       publisher.close();
       restarted = true;

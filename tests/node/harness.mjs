@@ -19,6 +19,10 @@ export const hooknorm = createRequire(join(REPO, "tools", "package.json"))("hook
 export const GIGS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 export const ABOWIRE_TOKEN = "abowire-test-token";
 export const MM_TOKEN = "mm-test-token";
+// The suite's API keys: one that ingests and reads (what the clients present), one that only
+// reads, to see a narrow key refused.
+export const API_KEY = "client-suite-ingest-read-key";
+export const READ_KEY = "client-suite-read-only-key";
 
 function config(store, storeExtra) {
   return `
@@ -49,6 +53,17 @@ verification = { tokens = ["${ABOWIRE_TOKEN}"] }
 name = "mobile-manager"
 provider = "mobile_manager"
 verification = { scheme = "query_token", param = "token", tokens = ["${MM_TOKEN}"] }
+
+[auth]
+[[auth.keys]]
+name = "backend"
+key = "${API_KEY}"
+scopes = ["ingest", "read"]
+
+[[auth.keys]]
+name = "reader"
+key = "${READ_KEY}"
+scopes = ["read"]
 `;
 }
 

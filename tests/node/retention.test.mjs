@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 
-import { HooknormServer, gigsEvent, hooknorm } from "./harness.mjs";
+import { API_KEY, HooknormServer, gigsEvent, hooknorm } from "./harness.mjs";
 
 const { Client, errors } = hooknorm;
 
@@ -14,7 +14,7 @@ let client;
 
 before(async () => {
   server = await HooknormServer.start({ storeExtra: "retention_max_count = 3\nretention_interval_seconds = 1" });
-  client = new Client(server.addr);
+  client = new Client(server.addr, { apiKey: API_KEY });
 });
 
 after(async () => {

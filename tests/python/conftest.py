@@ -4,7 +4,7 @@ import itertools
 
 import hooknorm
 import pytest
-from hooknorm_server import HooknormServer
+from hooknorm_server import API_KEY, HooknormServer
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +16,7 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(server):
-    with hooknorm.Client(server.addr, api_key="test-key") as connected:
+    with hooknorm.Client(server.addr, api_key=API_KEY) as connected:
         yield connected
 
 

@@ -25,6 +25,10 @@ FIXTURES = REPO / "tests" / "fixtures"
 GIGS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 ABOWIRE_TOKEN = "abowire-test-token"
 MM_TOKEN = "mm-test-token"
+# The suites' API keys: one that ingests and reads (what the clients present), one that only
+# reads, to see a narrow key refused.
+API_KEY = "client-suite-ingest-read-key"
+READ_KEY = "client-suite-read-only-key"
 
 CONFIG = """
 [server]
@@ -54,6 +58,17 @@ verification = {{ tokens = ["{abowire_token}"] }}
 name = "mobile-manager"
 provider = "mobile_manager"
 verification = {{ scheme = "query_token", param = "token", tokens = ["{mm_token}"] }}
+
+[auth]
+[[auth.keys]]
+name = "backend"
+key = "{api_key}"
+scopes = ["ingest", "read"]
+
+[[auth.keys]]
+name = "reader"
+key = "{read_key}"
+scopes = ["read"]
 """
 
 
@@ -77,6 +92,8 @@ class HooknormServer:
                 gigs_secret=GIGS_SECRET,
                 abowire_token=ABOWIRE_TOKEN,
                 mm_token=MM_TOKEN,
+                api_key=API_KEY,
+                read_key=READ_KEY,
             )
         )
         self.addr = ""

@@ -10,7 +10,7 @@ import grpc
 import hooknorm
 import pytest
 from hooknorm.v1 import event_pb2
-from hooknorm_server import GIGS_SECRET, gigs_event, gigs_request, sample_request
+from hooknorm_server import API_KEY, GIGS_SECRET, READ_KEY, gigs_event, gigs_request, sample_request
 
 
 def head(client):
@@ -85,6 +85,21 @@ def test_an_unknown_source_is_a_not_found_error(client):
     assert not raised.value.retryable
 
 
+def test_a_missing_or_narrow_api_key_is_an_access_denied_error(server, numbers):
+    with hooknorm.Client(server.addr) as anonymous:
+        with pytest.raises(hooknorm.AccessDeniedError) as missing:
+            anonymous.normalize(**gigs_event(next(numbers), "subscription.activated"))
+    assert missing.value.reason == "MISSING_API_KEY"
+    assert missing.value.code == grpc.StatusCode.UNAUTHENTICATED
+    assert not missing.value.retryable
+    with hooknorm.Client(server.addr, api_key=READ_KEY) as reader:
+        with pytest.raises(hooknorm.AccessDeniedError) as denied:
+            reader.normalize(**gigs_event(next(numbers), "subscription.activated"))
+        assert denied.value.reason == "PERMISSION_DENIED"
+        assert denied.value.code == grpc.StatusCode.PERMISSION_DENIED
+        assert head(reader) >= 0, "the read key reads"
+
+
 def test_a_filtered_subscription_gets_only_matching_events_in_order(client, numbers):
     start = head(client)
     sent = []
@@ -136,7 +151,7 @@ def test_a_subscription_cut_off_by_restarts_mid_stream_gets_every_event_once_in_
         while len(received) < 100:
             time.sleep(0.005)
         server.restart(signal.SIGTERM)  # a graceful stop: SHUTTING_DOWN with a resume cursor
-        with hooknorm.Client(server.addr) as publisher:
+        with hooknorm.Client(server.addr, api_key=API_KEY) as publisher:
             more.extend(
                 publisher.normalize(**gigs_event(next(numbers), "subscription.activated")) for _ in range(50)
             )
