@@ -35,6 +35,11 @@ def load_values(path: Path) -> dict:
         return yaml.safe_load(f) or {}
 
 
+def ci_values(name: str) -> dict:
+    """helm/hooknorm/ci/<name>-values.yaml, freshly read (tests may change it)."""
+    return load_values(CHART / "ci" / f"{name}-values.yaml")
+
+
 @dataclass
 class Rendered:
     """One release's manifests: the parsed objects, and NOTES.txt as text."""

@@ -1,5 +1,5 @@
-"""Fixtures for the chart's tests: the Secrets the ci values files expect to exist already,
-filled with made-up values of the right shape (TLS pairs made by openssl)."""
+"""Fixtures for the chart's tests: each ci values file, and the Secrets they expect to exist
+already, filled with made-up values of the right shape (TLS pairs made by openssl)."""
 
 import base64
 import secrets
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from chart import CI_VALUES, load_values
 
 
 def _tls_secret(directory: Path, name: str) -> Dict[str, str]:
@@ -51,3 +52,9 @@ def existing_secrets(tmp_path_factory) -> Dict[str, Dict[str, str]]:
         "hooknorm-http-tls": _tls_secret(directory, "http"),
         "hooknorm-nats-tls": _tls_secret(directory, "nats"),
     }
+
+
+@pytest.fixture(params=CI_VALUES, ids=lambda path: path.stem)
+def values(request):
+    """Each values file under helm/hooknorm/ci/ in turn."""
+    return load_values(request.param)

@@ -3,12 +3,7 @@ volumes laid out as the kubelet would mount them; and what must agree between ch
 ports, probe paths, the shutdown budget, and where secrets may (never) appear."""
 
 import pytest
-from chart import CHART, CI_VALUES, check_config, load_values, mount_pod, render, values_secrets
-
-
-@pytest.fixture(params=CI_VALUES, ids=lambda path: path.stem)
-def values(request):
-    return load_values(request.param)
+from chart import check_config, ci_values, mount_pod, render, values_secrets
 
 
 def test_hooknorm_accepts_the_rendered_config(values, existing_secrets, tmp_path):
@@ -23,7 +18,7 @@ def test_hooknorm_accepts_the_rendered_config(values, existing_secrets, tmp_path
 def test_hooknorm_names_a_secret_the_pod_lacks(existing_secrets, tmp_path):
     # The same wiring with one Secret key missing: what the kubelet would refuse to mount, a
     # hand-written config would hit at start-up.
-    rendered = render(load_values(CHART / "ci" / "nats-values.yaml"))
+    rendered = render(ci_values("nats"))
     config = mount_pod(rendered, tmp_path, existing_secrets)
     (config.parents[1] / "secrets" / "sources" / "gigs" / "1").unlink()
     result = check_config(rendered, config)
@@ -85,16 +80,16 @@ def test_every_secret_in_the_config_is_a_file_reference(values):
 
 
 def test_existing_secrets_make_no_chart_secret():
-    rendered = render(load_values(CHART / "ci" / "existing-secrets-values.yaml"))
+    rendered = render(ci_values("existing-secrets"))
     assert not rendered.of_kind("Secret")
 
 
 def test_telemetry_stays_out_of_the_config():
-    assert "telemetry" not in render(load_values(CHART / "ci" / "nats-values.yaml")).config()
+    assert "telemetry" not in render(ci_values("nats")).config()
 
 
 def test_auth_none_is_written_explicitly():
-    values = load_values(CHART / "ci" / "embedded-values.yaml")
+    values = ci_values("embedded")
     values["apiKeys"] = {"none": True}
     rendered = render(values)
     assert rendered.config()["auth"] == "none"

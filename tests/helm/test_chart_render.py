@@ -10,23 +10,18 @@ import sys
 import helm_python as helm
 import kubernetes_validate
 import pytest
-from chart import CHART, CI_VALUES, KUBE_VERSION, fullname, load_values, render
+from chart import CHART, CI_VALUES, KUBE_VERSION, REPO, ci_values, fullname, load_values, render
 
 # Kinds the Kubernetes schemas do not cover (CRDs); test_service_monitor checks these by hand.
 CRD_KINDS = {"ServiceMonitor"}
 
 
-@pytest.fixture(params=CI_VALUES, ids=lambda path: path.stem)
-def values(request):
-    return load_values(request.param)
-
-
 def embedded():
-    return load_values(CHART / "ci" / "embedded-values.yaml")
+    return ci_values("embedded")
 
 
 def nats():
-    return load_values(CHART / "ci" / "nats-values.yaml")
+    return ci_values("nats")
 
 
 def test_ci_values_cover_both_modes_and_every_option_the_tests_check():
@@ -78,6 +73,13 @@ def test_nats_is_a_deployment_with_three_replicas_and_a_pdb():
     assert workload["spec"]["replicas"] == 3
     assert rendered.one("PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
     assert rendered.config()["store"]["backend"] == "nats"
+
+
+def test_nats_spreads_replicas_across_nodes():
+    rendered = render(nats())
+    (spread,) = rendered.pod_spec()["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"]["matchLabels"] == rendered.workload()["spec"]["selector"]["matchLabels"]
 
 
 def test_nats_with_autoscaling_leaves_replicas_to_the_hpa():
@@ -221,6 +223,6 @@ def test_dashboard_configmap_holds_the_dashboard_json(tmp_path):
 
 
 def test_readme_values_table_is_the_schemas():
-    script = CHART.parents[1] / "scripts" / "helm-values-table"
+    script = REPO / "scripts" / "helm-values-table"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

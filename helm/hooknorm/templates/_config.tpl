@@ -7,8 +7,9 @@ probes the pod's IP), the store's backend and paths, and every secret, which is 
 {{- $secretsDir := include "hooknorm.secretsDir" . }}
 {{- $tlsDir := include "hooknorm.tlsDir" . }}
 {{- $files := (include "hooknorm.secretFiles" . | fromYaml).files }}
+{{- /* Each secret file's path (under the secrets directory) -> its TOML reference, { file = ... }. */}}
 {{- $secretAt := dict }}
-{{- range $files }}{{ $_ := set $secretAt .path (printf "{ file = %s }" (printf "%s/%s" $secretsDir .path | toJson)) }}{{ end }}
+{{- range $files }}{{ $_ := set $secretAt .path (dict "file" (printf "%s/%s" $secretsDir .path)) }}{{ end }}
 # Rendered by the hooknorm Helm chart from its values; secrets are files mounted from Secrets.
 {{- if .Values.apiKeys.none }}
 auth = "none"
@@ -39,9 +40,9 @@ path = {{ include "hooknorm.dataDir" . | toJson }}
 {{- if eq $auth.type "user_password" }}
 {{- if not $auth.user }}{{ fail "nats.auth.type user_password needs nats.auth.user" }}{{ end }}
 user = {{ toJson $auth.user }}
-password = {{ get $secretAt "nats/user_password" }}
+password = {{ include "hooknorm.toml.value" (get $secretAt "nats/user_password") }}
 {{- else if ne $auth.type "none" }}
-{{ $auth.type }} = {{ get $secretAt (printf "nats/%s" $auth.type) }}
+{{ $auth.type }} = {{ include "hooknorm.toml.value" (get $secretAt (printf "nats/%s" $auth.type)) }}
 {{- end }}
 {{- with .Values.nats.tls }}
 {{- if or .existingSecret .required }}
@@ -80,7 +81,7 @@ name = {{ toJson $entry.name }}
 {{- if $entry.key_sha256 }}
 key_sha256 = {{ toJson $entry.key_sha256 }}
 {{- else if or $entry.secretKey $entry.secretValue }}
-key = {{ get $secretAt (printf "api-keys/%d" $i) }}
+key = {{ include "hooknorm.toml.value" (get $secretAt (printf "api-keys/%d" $i)) }}
 {{- end }}
 {{- end }}
 {{- end }}
@@ -112,8 +113,11 @@ key = {{ printf "%s/http/tls.key" $tlsDir | toJson }}
 {{- $field := include "hooknorm.schemeSecretKey" $scheme }}
 {{- $verification := merge (dict "scheme" $scheme) (default dict $source.verification) }}
 {{- $refs := list }}
-{{- range $path, $ref := $secretAt }}
-{{- if hasPrefix (printf "sources/%s/" $source.name) $path }}{{ $refs = append $refs $ref }}{{ end }}
+{{- range $i, $_ := concat (default list $source.secretKeys) (default list $source.secretValues) }}
+{{- $refs = append $refs (get $secretAt (printf "sources/%s/%d" $source.name $i)) }}
+{{- end }}
+{{- if eq $field "password" }}{{ $_ := set $verification "password" (first $refs) }}
+{{- else if $field }}{{ $_ := set $verification $field $refs }}
 {{- end }}
 
 [[sources]]
@@ -122,9 +126,6 @@ provider = {{ toJson $source.provider }}
 {{- with $source.allowed_cidrs }}
 allowed_cidrs = {{ include "hooknorm.toml.value" . }}
 {{- end }}
-verification = { {{- range $i, $k := keys $verification | sortAlpha }}{{ if $i }},{{ end }} {{ $k }} = {{ include "hooknorm.toml.value" (get $verification $k) }}{{ end }}
-{{- if eq $field "password" }}, password = {{ first $refs }}
-{{- else if $field }}, {{ $field }} = [{{ join ", " $refs }}]
-{{- end }} }
+verification = {{ include "hooknorm.toml.value" $verification }}
 {{- end }}
 {{ end }}

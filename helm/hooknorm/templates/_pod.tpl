@@ -150,7 +150,12 @@ spec:
   tolerations:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- with .Values.topologySpreadConstraints }}
+  {{- $spread := .Values.topologySpreadConstraints }}
+  {{- if and (not $spread) (eq .Values.mode "nats") }}
+  {{- /* Replicas on one node would all go with it. */}}
+  {{- $spread = list (dict "maxSkew" 1 "topologyKey" "kubernetes.io/hostname" "whenUnsatisfiable" "ScheduleAnyway" "labelSelector" (dict "matchLabels" (include "hooknorm.selectorLabels" . | fromYaml))) }}
+  {{- end }}
+  {{- with $spread }}
   topologySpreadConstraints:
     {{- toYaml . | nindent 4 }}
   {{- end }}
