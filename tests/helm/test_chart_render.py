@@ -226,3 +226,19 @@ def test_readme_values_table_is_the_schemas():
     script = REPO / "scripts" / "helm-values-table"
     result = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ({"name": "gigs", "provider": "gigs"}, "its scheme needs secrets"),
+        ({"name": "gigs", "provider": "gigs", "secretKeys": ["gigs"]}, "name the Secret holding them in webhooks.existingSecret"),
+        ({"name": "p", "provider": "abowire", "verification": {"scheme": "none"}, "secretValues": ["x"]}, "takes no secrets"),
+        ({"name": "mm", "provider": "mobile_manager", "verification": {"scheme": "basic_auth", "username": "u"},
+          "secretValues": ["a", "b"]}, "basic_auth takes one password"),
+    ],
+    ids=["no-secret", "no-existing-secret", "secret-for-none", "two-passwords"],
+)
+def test_a_source_must_get_its_secrets_from_a_secret(source, message):
+    with pytest.raises(helm.HelmRenderError, match=message):
+        render({**embedded(), "webhooks": {"sources": [source]}})
