@@ -242,3 +242,9 @@ def test_readme_values_table_is_the_schemas():
 def test_a_source_must_get_its_secrets_from_a_secret(source, message):
     with pytest.raises(helm.HelmRenderError, match=message):
         render({**embedded(), "webhooks": {"sources": [source]}})
+
+
+def test_the_shutdown_budget_cannot_be_unset():
+    # Helm drops a key set to null; the grace period is computed from both.
+    with pytest.raises(helm.HelmValuesError, match="shutdown_grace_seconds"):
+        render({**embedded(), "config": {"server": {"shutdown_grace_seconds": None}}})

@@ -66,7 +66,7 @@ in-flight requests, or it cuts them off.
 */}}
 {{- define "hooknorm.terminationGracePeriodSeconds" -}}
 {{- $server := .Values.config.server }}
-{{- $needed := add (int (default 0 $server.drain_seconds)) (int (default 20 $server.shutdown_grace_seconds)) }}
+{{- $needed := add (int $server.drain_seconds) (int $server.shutdown_grace_seconds) }}
 {{- if kindIs "invalid" .Values.terminationGracePeriodSeconds }}
 {{- add $needed 10 }}
 {{- else if le (int .Values.terminationGracePeriodSeconds) (int $needed) }}
