@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -21,6 +22,10 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib
 
 REPO = Path(__file__).resolve().parents[2]
+# Which binary the suites run ($HOOKNORM_BIN, else the debug build) is the client suites' rule.
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from hooknorm_server import binary  # noqa: E402
+
 CHART = REPO / "helm" / "hooknorm"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 RELEASE = "hn"
@@ -143,20 +148,13 @@ def mount_pod(rendered: Rendered, root: Path, existing: Dict[str, Dict[str, str]
     return config
 
 
-def hooknorm_bin() -> str:
-    path = os.environ.get("HOOKNORM_BIN") or str(REPO / "target" / "debug" / "hooknorm")
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"no hooknorm binary at {path}: run `cargo build` (or set HOOKNORM_BIN)")
-    return path
-
-
 def check_config(rendered: Rendered, config: Path) -> subprocess.CompletedProcess:
     """`hooknorm check-config` on `config`, with the container's env and no HOOKNORM_* override."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKNORM_")}
     for entry in rendered.container().get("env", []):
         env[entry["name"]] = entry["value"]
     return subprocess.run(
-        [hooknorm_bin(), "check-config", "--config", str(config)],
+        [binary(), "check-config", "--config", str(config)],
         env=env,
         capture_output=True,
         text=True,
