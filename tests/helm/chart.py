@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import helm_python as helm
+import jsonschema
+import kubernetes_validate
+import referencing
 import yaml
+from kubernetes_validate.utils import schema_contents
 
 try:
     import tomllib
@@ -181,3 +185,24 @@ def values_secrets(values: dict) -> List[str]:
 
     walk(values)
     return found
+
+
+def validate(manifest: dict) -> None:
+    """Validates against the Kubernetes schemas (strict: unknown fields fail). The kinds they do not
+    know (custom resources such as ServiceMonitor) get what they share with every object checked:
+    `metadata` as an ObjectMeta and a `spec.selector` as a LabelSelector."""
+    try:
+        kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+        return
+    except kubernetes_validate.SchemaNotFoundError:
+        pass
+    directory = f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict"
+    definitions = referencing.Resource.from_contents(schema_contents(f"{directory}/_definitions.json", KUBE_VERSION))
+    for schema_file, part in [
+        ("objectmeta-meta-v1.json", manifest["metadata"]),
+        ("labelselector-meta-v1.json", manifest.get("spec", {}).get("selector")),
+    ]:
+        if part is not None:
+            schema = schema_contents(f"{directory}/{schema_file}", KUBE_VERSION)
+            registry = definitions @ (referencing.Resource.from_contents(schema) @ referencing.Registry())
+            jsonschema.Draft202012Validator(schema, registry=registry).validate(part)
