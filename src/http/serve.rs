@@ -132,6 +132,9 @@ async fn connection(
     let Some(tls) = tls else {
         return serve_connection(stream, peer, app, builder, connection, closed, closing).await;
     };
+    // The handshake reads at once: from here the connection is judged by the deadlines, like one
+    // whose request head is slow (a hello trickled in must not wait for the handshake's own 10 s).
+    connection.polled();
     let handshake = tokio::select! {
         handshake = tls.handshake(stream) => handshake,
         reason = &mut closed => return closed_by_admission(peer, reason),

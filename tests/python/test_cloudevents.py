@@ -3,12 +3,13 @@ the official CloudEvents SDK: attributes as documented (README, "CloudEvents"), 
 the payload as sent (large integers included), extensions present."""
 
 import json
+import os
 import subprocess
 
 import hooknorm
 import pytest
 from cloudevents.core.formats.json import JSONFormat
-from hooknorm_server import binary, gigs_request, sample_request
+from hooknorm_server import API_KEY, binary, gigs_request, sample_request
 
 # A Gigs event whose payload has integers a double cannot hold.
 BIG_GIGS = (
@@ -38,6 +39,7 @@ def tail_cloudevents(server, after, count):
     """`count` lines of `hooknorm tail --format cloudevents --after <after>`."""
     process = subprocess.Popen(
         [binary(), "tail", "--format", "cloudevents", "--after", str(after), "--server", f"http://{server.addr}"],
+        env={**os.environ, "HOOKNORM_API_KEY": API_KEY},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
