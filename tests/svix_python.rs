@@ -5,47 +5,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use base64::Engine;
 use common::*;
 use hooknorm::verify::standard_webhooks::StandardWebhooksSigner;
 use rand::RngCore;
 
-fn python() -> String {
-    std::env::var("HOOKNORM_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/.venv/bin/python");
-        assert!(
-            std::path::Path::new(venv).exists(),
-            "the svix interop test needs the Python tools: run ./scripts/test (it creates tools/.venv)"
-        );
-        venv.to_owned()
-    })
-}
-
 fn run_svix(request: &serde_json::Value) -> serde_json::Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/svix_interop.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let output = child.wait_with_output().expect("python finishes");
-    assert!(
-        output.status.success(),
-        "svix script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("json answer")
+    common::python::run_script("svix_interop.py", request)
 }
 
 fn random_secret() -> String {

@@ -5,9 +5,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::stream::Client;
@@ -171,30 +170,7 @@ fn keyed(channel: Channel, key: Option<&str>) -> Client {
 
 /// One call from Python's grpcio; `(code, response bytes)`.
 fn grpcio(request: serde_json::Value) -> (String, Vec<u8>) {
-    let python = std::env::var("HOOKNORM_TEST_PYTHON").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tools/.venv/bin/python").to_owned()
-    });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/grpc_tls.py");
-    let mut child = Command::new(python)
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts (./scripts/test installs grpcio into tools/.venv)");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let output = child.wait_with_output().expect("python finishes");
-    assert!(
-        output.status.success(),
-        "grpcio script failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let answer = common::python::run_script("grpc_tls.py", &request);
     let bytes = hex::decode(answer["response_hex"].as_str().unwrap_or_default()).expect("hex");
     (answer["code"].as_str().expect("code").to_owned(), bytes)
 }

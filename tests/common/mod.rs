@@ -6,6 +6,7 @@
 
 pub mod flood;
 pub mod http;
+pub mod python;
 pub mod stream;
 
 use std::net::SocketAddr;
