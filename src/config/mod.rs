@@ -6,7 +6,7 @@
 //! from it without checking anything again. Every error names the offending key.
 //!
 //! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store` with `nats`,
-//! `streams`, `log`, `sources`), and `secrets` for how secrets are written, resolved and kept out
+//! `streams`, `log`, `sources`, `telemetry`), and `secrets` for how secrets are written, resolved and kept out
 //! of `Debug`.
 
 mod grpc;
@@ -20,6 +20,7 @@ mod server;
 mod sources;
 mod store;
 mod streams;
+mod telemetry;
 
 #[cfg(test)]
 mod tests;
@@ -39,6 +40,7 @@ pub use server::ServerConfig;
 pub use sources::{DEFAULT_TOLERANCE_SECONDS, SourceConfig, VerificationConfig};
 pub use store::{DEFAULT_DEDUP_WINDOW_SECONDS, StoreBackend, StoreConfig};
 pub use streams::StreamsConfig;
+pub use telemetry::{ParentlessSampler, TelemetryConfig, TraceSampler};
 
 /// Where the config file is looked for when neither `--config` nor `HOOKNORM_CONFIG` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "hooknorm.toml";
@@ -86,6 +88,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub streams: StreamsConfig,
     pub sources: Vec<SourceConfig>,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The file as written: serde's shape, before overrides and validation.
@@ -110,6 +113,8 @@ struct ConfigFile {
     streams: StreamsConfig,
     #[serde(default)]
     sources: Vec<sources::SourceFile>,
+    #[serde(default)]
+    telemetry: telemetry::TelemetryFile,
 }
 
 impl Config {
@@ -188,7 +193,8 @@ impl ConfigFile {
 
     /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_OPS_LISTEN`,
     /// `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`,
-    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a
+    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT`, `HOOKNORM_LOG_LEVEL` and the
+    /// `OTEL_*` variables of `[telemetry]`; a
     /// bad value is named by its variable.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
@@ -241,6 +247,7 @@ impl ConfigFile {
             log::check_level("HOOKNORM_LOG_LEVEL", &value)?;
             self.log.level = value;
         }
+        self.telemetry.apply_env(&var)?;
         Ok(())
     }
 
@@ -255,6 +262,7 @@ impl ConfigFile {
         self.limits.validate()?;
         self.log.validate()?;
         let sources = sources::validate(self.sources)?;
+        let telemetry = self.telemetry.validate()?;
         Ok(Config {
             server: self.server,
             http,
@@ -265,6 +273,7 @@ impl ConfigFile {
             store: self.store,
             streams: self.streams,
             sources,
+            telemetry,
         })
     }
 }
