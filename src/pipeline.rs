@@ -158,7 +158,11 @@ impl Pipeline {
             Ok(outcome) => {
                 let event = &outcome.event;
                 span.record("type", event.r#type.as_str());
-                span.record("sequence", event.sequence);
+                // Signed: OpenTelemetry has no unsigned integers (a u64 becomes a string).
+                span.record(
+                    "sequence",
+                    i64::try_from(event.sequence).unwrap_or(i64::MAX),
+                );
                 span.record("duplicate", outcome.duplicate);
                 span.record("reason", "OK");
                 let _entered = span.enter();

@@ -277,14 +277,17 @@ impl Writer {
     ) {
         let count = requests.len();
         let started = Instant::now();
+        // Signed: OpenTelemetry has no unsigned integers (a u64 becomes a string).
+        let batch_size = i64::try_from(count).unwrap_or(i64::MAX);
         // Its own trace (it serves many), linked from each append it stores.
-        let span = tracing::info_span!(parent: None, "commit", batch_size = count);
+        let span = tracing::info_span!(parent: None, "commit", batch_size);
         let _entered = span.enter();
         for (_, traced) in replies.iter() {
             if !traced.span.is_disabled() {
-                traced.span.record("batch_size", count);
+                traced.span.record("batch_size", batch_size);
                 let queued = started.saturating_duration_since(traced.queued_at);
-                traced.span.record("queued_us", queued.as_micros() as u64);
+                let queued_us = i64::try_from(queued.as_micros()).unwrap_or(i64::MAX);
+                traced.span.record("queued_us", queued_us);
                 traced.span.follows_from(&span);
             }
         }
