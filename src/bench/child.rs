@@ -114,6 +114,11 @@ impl ChildProcess {
         let child = command
             .env_remove("RUST_LOG")
             .env_remove("HOOKNORM_CONFIG")
+            // Each scenario's config says whether spans are exported, not the bench's caller.
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_TRACES_SAMPLER")
+            .env_remove("OTEL_TRACES_SAMPLER_ARG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

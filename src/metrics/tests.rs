@@ -73,3 +73,40 @@ fn store_size_is_the_files_in_the_store_directory() {
         metrics.encode()
     );
 }
+
+/// The checked-in Grafana dashboard queries only metrics that exist, and shows every one.
+#[test]
+fn dashboard_and_registry_name_the_same_metrics() {
+    let metrics = metrics();
+    // A labelled family is exposed once it has a sample.
+    metrics.webhook("gigs", WebhookOutcome::Accepted);
+    metrics.webhook("gigs", WebhookOutcome::Refused(Reason::SignatureMismatch));
+    metrics.duplicate("gigs", "provider_id");
+    metrics.http_response(200);
+    metrics.stream_end(StreamEndReason::ClientLeft);
+    let exposed: HashSet<String> = metrics
+        .encode()
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|line| line.split(' ').next())
+        .map(str::to_owned)
+        .collect();
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/helm/hooknorm/dashboards/hooknorm.json"
+    ))
+    .unwrap();
+    let queried: HashSet<String> = dashboard
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("hooknorm_"))
+        .map(|word| {
+            ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .fold(word, |word, suffix| {
+                    word.strip_suffix(suffix).unwrap_or(word)
+                })
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(queried, exposed);
+}
