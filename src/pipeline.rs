@@ -205,11 +205,6 @@ impl Pipeline {
         } else {
             self.normalize(webhook)?
         };
-        let provider = self
-            .sources
-            .get(&accepted.event.source)
-            .map(|source| source.provider.name());
-        tracing::Span::current().record("provider", provider);
         if dry_run {
             return Ok(Outcome {
                 event: accepted.event,
@@ -257,6 +252,8 @@ impl Pipeline {
                 limit: self.max_body_bytes,
             });
         }
+        // On the webhook's span (the current one, here or on the blocking pool).
+        tracing::Span::current().record("provider", source.provider.name());
         let verified = tracing::info_span!("verify", scheme = source.verifier.scheme_name())
             .in_scope(|| webhook.verify(&source.verifier))?;
         let Normalized { event, identity } = tracing::info_span!("normalize")
@@ -298,7 +295,10 @@ fn webhook_span(webhook: &RawWebhook, dry_run: bool) -> tracing::Span {
         reason = tracing::field::Empty,
         dry_run,
     );
-    if let Some(traceparent) = webhook.traceparent() {
+    // Not even parsed when nothing records the span.
+    if !span.is_disabled()
+        && let Some(traceparent) = webhook.traceparent()
+    {
         crate::telemetry::context::link_traceparent(&span, traceparent);
     }
     span

@@ -23,9 +23,13 @@ use super::drive::{self, RunResult};
 use super::report::ScenarioReport;
 use super::{Bench, BenchError, Server, spawn};
 
-/// Rounds of (off, on); each phase runs a third of the bench's bound, so the scenario takes
-/// about as long as two others.
-const ROUNDS: u32 = 3;
+/// Rounds of one phase off and one on, in alternating order (off-on, on-off, ...) so that a
+/// machine getting busier or quieter weighs on both alike; each phase runs a third of the
+/// bench's bound (four bounds in all).
+const ROUNDS: u32 = 6;
+
+/// Each phase's share of the bound.
+const PHASES_PER_BOUND: u32 = 3;
 
 /// The two rows' names, which the ratio target looks up.
 pub const OFF: &str = "durable, telemetry off";
@@ -91,9 +95,14 @@ pub(super) async fn off_and_on(bench: &Bench) -> Result<Vec<ScenarioReport>, Ben
     let mut off = Vec::new();
     let mut on = Vec::new();
     let mut ratios = Vec::new();
-    for _ in 0..ROUNDS {
-        let untraced = phase(bench, None).await?;
-        let traced = phase(bench, Some(receiver)).await?;
+    for round in 0..ROUNDS {
+        let (untraced, traced) = if round % 2 == 0 {
+            let untraced = phase(bench, None).await?;
+            (untraced, phase(bench, Some(receiver)).await?)
+        } else {
+            let traced = phase(bench, Some(receiver)).await?;
+            (phase(bench, None).await?, traced)
+        };
         ratios.push(format!(
             "{:.2}",
             traced.throughput() / untraced.throughput().max(f64::MIN_POSITIVE)
@@ -121,7 +130,7 @@ pub(super) async fn off_and_on(bench: &Bench) -> Result<Vec<ScenarioReport>, Ben
     ])
 }
 
-/// One phase: a fresh server, closed-loop durable appends for a third of the bound.
+/// One phase: a fresh server, closed-loop durable appends for its share of the bound.
 async fn phase(bench: &Bench, receiver: Option<SocketAddr>) -> Result<RunResult, BenchError> {
     let tag = if receiver.is_some() {
         "traced"
@@ -145,7 +154,7 @@ async fn phase(bench: &Bench, receiver: Option<SocketAddr>) -> Result<RunResult,
     let callers = (0..bench.concurrency())
         .map(|_| UnaryCaller::new(channel.clone(), bench.payloads.clone(), false, 0))
         .collect();
-    let result = drive::closed_loop(callers, bench.bound().divided(ROUNDS)).await;
+    let result = drive::closed_loop(callers, bench.bound().divided(PHASES_PER_BOUND)).await;
     // Each phase's server goes before the next starts.
     let _ = tokio::time::timeout(Duration::from_secs(10), async {
         let child = server.child;

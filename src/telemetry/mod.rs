@@ -77,8 +77,16 @@ pub fn init(config: &Config) -> Result<Telemetry, TelemetryError> {
     // Only hooknorm's own spans, whatever the log filter lets through: the exporter's own gRPC
     // client (tonic, h2, hyper) would otherwise trace its exports, and those exports again.
     let otel = provider.as_ref().map(|provider| {
+        // Only what the spans' own fields say: source locations, thread names, busy and idle
+        // times and an OpenTelemetry context attached at every poll cost each request, and no
+        // question about a webhook needs them (nothing else here reads that context).
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("hooknorm"))
+            .with_location(false)
+            .with_target(false)
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_context_activation(false)
             .with_filter(Targets::new().with_target("hooknorm", LevelFilter::INFO))
     });
     tracing_subscriber::registry()
