@@ -62,3 +62,31 @@ impl<E: SpanExporter> SpanExporter for WarnOnFailure<E> {
         self.inner.set_resource(resource);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_otlp::WithExportConfig;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_collector_is_one_warning_a_minute() {
+        let log = crate::error::log_capture::capture();
+        // A real exporter, to a loopback port nothing listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .build()
+            .unwrap();
+        let exporter = WarnOnFailure::new(exporter);
+        for _ in 0..3 {
+            assert!(exporter.export(Vec::new()).await.is_err());
+        }
+        let warnings = log.with_message("trace export failed, spans dropped");
+        assert_eq!(warnings.len(), 1, "{:?}", log.lines());
+        assert_eq!(warnings[0].fields["failed_batches"], "1");
+    }
+}
