@@ -154,9 +154,8 @@ pub struct Metrics {
 
 impl Metrics {
     fn new(sources: HashSet<String>, store_dir: Option<PathBuf>) -> Metrics {
-        let mut registry = Registry::with_prefix("hooknorm");
-        let metrics = Metrics {
-            registry: Registry::default(),
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("hooknorm"),
             sources,
             store_dir,
             webhooks: Family::default(),
@@ -180,88 +179,91 @@ impl Metrics {
             stream_ends: Family::default(),
             retention_removed: Counter::default(),
         };
+        metrics.register();
+        metrics
+    }
+
+    /// Names and describes every metric in the registry (the families are shared handles).
+    fn register(&mut self) {
+        let registry = &mut self.registry;
         registry.register(
             "webhooks_received",
             "Webhooks received, by source and outcome (accepted, duplicate, dry_run or the refusal reason)",
-            metrics.webhooks.clone(),
+            self.webhooks.clone(),
         );
         registry.register(
             "events_stored",
             "Events newly stored, by source",
-            metrics.stored.clone(),
+            self.stored.clone(),
         );
         registry.register(
             "duplicates",
             "Webhooks recognized as already stored, by source and dedup rule",
-            metrics.duplicates.clone(),
+            self.duplicates.clone(),
         );
         registry.register(
             "verification_failures",
             "Webhooks that failed verification, by source and reason",
-            metrics.verification_failures.clone(),
+            self.verification_failures.clone(),
         );
         registry.register(
             "http_responses",
             "Answers of the HTTP ingress, by status code",
-            metrics.http_responses.clone(),
+            self.http_responses.clone(),
         );
         registry.register_with_unit(
             "append_duration",
             "Time from asking the event log to store an event until it is committed",
             Unit::Seconds,
-            metrics.append_seconds.clone(),
+            self.append_seconds.clone(),
         );
         registry.register(
             "commit_batch_size",
             "Appends per group commit",
-            metrics.commit_batch_size.clone(),
+            self.commit_batch_size.clone(),
         );
         registry.register_with_unit(
             "commit_duration",
             "Time one group commit took (write and fsync)",
             Unit::Seconds,
-            metrics.commit_seconds.clone(),
+            self.commit_seconds.clone(),
         );
         registry.register(
             "log_head_sequence",
             "Sequence of the newest committed event",
-            metrics.head_sequence.clone(),
+            self.head_sequence.clone(),
         );
         registry.register_with_unit(
             "store_size",
             "Size of the embedded store's files",
             Unit::Bytes,
-            metrics.store_bytes.clone(),
+            self.store_bytes.clone(),
         );
         registry.register(
             "subscribers",
             "Event streams open now",
-            metrics.subscribers.clone(),
+            self.subscribers.clone(),
         );
         registry.register(
             "events_delivered",
             "Events sent to subscribers",
-            metrics.delivered.clone(),
+            self.delivered.clone(),
         );
         registry.register(
             "subscriber_lag_events",
             "Events a subscriber is behind the head (head minus delivered), at each catch-up read",
-            metrics.subscriber_lag.clone(),
+            self.subscriber_lag.clone(),
         );
         registry.register(
             "stream_ends",
             "Event streams ended, by reason",
-            metrics.stream_ends.clone(),
+            self.stream_ends.clone(),
         );
         registry.register(
             "retention_events_removed",
             "Events removed by retention",
-            metrics.retention_removed.clone(),
+            self.retention_removed.clone(),
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
     }
 
     /// The text exposition, the store's size read now.
