@@ -186,12 +186,15 @@ impl fmt::Display for Reason {
     }
 }
 
-/// Logs a refused webhook: every transport calls this exactly once per refusal, whichever layer
-/// refused it, so each refusal is one line with the same fields. `source` is the name the sender
+/// Logs and counts a refused webhook: every transport calls this exactly once per refusal,
+/// whichever layer refused it, so each refusal is one line with the same fields. `source` is the name the sender
 /// asked for (empty when unknown), `peer` the client address as far as it is known, `error`
 /// the full text, which may say more than the answer does (a store error's detail). Server
 /// faults are warnings; the sender's mistakes are info.
 pub fn log_refusal(source: &str, reason: Reason, peer: Option<IpAddr>, error: &dyn fmt::Display) {
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.webhook(source, crate::metrics::WebhookOutcome::Refused(reason));
+    }
     let source = SenderText(source);
     let peer = Peer(peer);
     if reason.is_server_fault() {

@@ -27,6 +27,9 @@
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: the listeners, health, reflection, graceful shutdown.
 //! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.
+//! - [`telemetry`]: tracing set up once: the log, OTLP span export, W3C trace context in and
+//!   out (a gRPC caller's parent, a webhook's link).
+//! - [`metrics`]: the Prometheus registry every layer records into, served at `/metrics`.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
@@ -44,11 +47,13 @@ pub mod http;
 pub mod json;
 pub mod listen;
 pub mod log;
+pub mod metrics;
 pub mod pipeline;
 pub mod proto;
 pub mod providers;
 pub mod readiness;
 pub mod server;
 pub mod stream;
+pub mod telemetry;
 pub mod verify;
 pub mod webhook;

@@ -14,9 +14,8 @@ use hooknorm::cli::connect::{self, ClientOptions};
 use hooknorm::cli::events::{self, FilterArgs, TailFormat, TailStart};
 use hooknorm::cli::output;
 use hooknorm::cli::send::{self, SendArgs};
-use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, LogFormat, Secret};
+use hooknorm::config::{Config, DEFAULT_CONFIG_PATH, Secret};
 use hooknorm::server::{Server, shutdown_signal};
-use tracing_subscriber::EnvFilter;
 
 /// Verifies, normalizes and serves webhooks from Gigs, Abowire and Mobile Manager.
 #[derive(Debug, Parser)]
@@ -171,14 +170,19 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => {
             let config = load()?;
-            init_tracing(&config)?;
-            runtime()?.block_on(async {
+            let runtime = runtime()?;
+            // Inside the runtime: span export runs on it.
+            let telemetry = runtime.block_on(async { hooknorm::telemetry::init(&config) })?;
+            let served = runtime.block_on(async {
                 // Before binding: a SIGTERM from here on is a graceful stop.
                 let shutdown = shutdown_signal();
                 let server = Server::bind(&config).await?;
                 server.serve(shutdown).await?;
                 anyhow::Ok(())
-            })
+            });
+            // The runtime's workers still run the exporter's channel while this blocks.
+            telemetry.shutdown();
+            served
         }
         Command::Send(args) => {
             let config = load()?;
@@ -262,20 +266,4 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn init_tracing(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| EnvFilter::try_new(&config.log.level))
-        .with_context(|| format!("invalid config key `log.level`: `{}`", config.log.level))?;
-    // Colour codes only for a person at a terminal, not in files or log collectors.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    }
-    .map_err(|error| anyhow::anyhow!("cannot install the log subscriber: {error}"))
 }

@@ -4,13 +4,16 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use prost::Message;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::Reason;
 use crate::event::Identity;
 use crate::log::{AppendRequest, EventLog, LogError};
+use crate::metrics::WebhookOutcome;
 use crate::proto::v1::{Event, WebhookDelivery};
 use crate::providers::{NormalizeError, Normalized, ProviderKind};
 use crate::verify::{Verifier, VerifyError};
@@ -137,24 +140,52 @@ impl Pipeline {
     }
 
     /// Verifies and normalizes one webhook and, unless `dry_run`, stores it durably; returns
-    /// only once the event is committed. Acceptances are logged here (debug); refusals are
-    /// logged by the transport that answers them ([`crate::error::log_refusal`]), since only it
-    /// sees the webhooks it refuses before they get here.
+    /// only once the event is committed. Acceptances are logged and counted here (debug);
+    /// refusals are logged and counted by the transport that answers them
+    /// ([`crate::error::log_refusal`]), since only it sees the webhooks it refuses before they
+    /// get here. Runs in a `webhook` span (see [`webhook_span`]).
     pub async fn process(
         &self,
         webhook: RawWebhook,
         dry_run: bool,
     ) -> Result<Outcome, PipelineError> {
-        let result = self.process_unlogged(webhook, dry_run).await;
-        if let Ok(outcome) = &result {
-            tracing::debug!(
-                source = %outcome.event.source,
-                id = %outcome.event.id,
-                sequence = outcome.event.sequence,
-                duplicate = outcome.duplicate,
-                dry_run,
-                "webhook accepted"
-            );
+        let span = webhook_span(&webhook, dry_run);
+        let result = self
+            .process_unlogged(webhook, dry_run)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(outcome) => {
+                let event = &outcome.event;
+                span.record("type", event.r#type.as_str());
+                // Signed: OpenTelemetry has no unsigned integers (a u64 becomes a string).
+                span.record(
+                    "sequence",
+                    i64::try_from(event.sequence).unwrap_or(i64::MAX),
+                );
+                span.record("duplicate", outcome.duplicate);
+                span.record("reason", "OK");
+                let _entered = span.enter();
+                tracing::debug!(
+                    source = %event.source,
+                    id = %event.id,
+                    sequence = event.sequence,
+                    duplicate = outcome.duplicate,
+                    dry_run,
+                    "webhook accepted"
+                );
+                if let Some(metrics) = crate::metrics::get() {
+                    let outcome = match (dry_run, outcome.duplicate) {
+                        (true, _) => WebhookOutcome::DryRun,
+                        (false, true) => WebhookOutcome::Duplicate,
+                        (false, false) => WebhookOutcome::Accepted,
+                    };
+                    metrics.webhook(&event.source, outcome);
+                }
+            }
+            Err(error) => {
+                span.record("reason", error.reason().as_str());
+            }
         }
         result
     }
@@ -166,7 +197,9 @@ impl Pipeline {
     ) -> Result<Outcome, PipelineError> {
         let accepted = if webhook.body.len() > INLINE_BODY_LIMIT {
             let pipeline = self.clone();
-            tokio::task::spawn_blocking(move || pipeline.normalize(webhook))
+            // The span goes along, so the verify and normalize spans stay its children.
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || span.in_scope(|| pipeline.normalize(webhook)))
                 .await
                 .map_err(|error| PipelineError::Task(error.to_string()))??
         } else {
@@ -178,6 +211,8 @@ impl Pipeline {
                 duplicate: false,
             });
         }
+        let rule = accepted.identity.rule();
+        let started = Instant::now();
         let appended = self
             .log
             .append(AppendRequest {
@@ -185,7 +220,18 @@ impl Pipeline {
                 identity: accepted.identity,
                 delivery: Some(accepted.delivery),
             })
+            .instrument(tracing::info_span!(
+                "append",
+                batch_size = tracing::field::Empty,
+                queued_us = tracing::field::Empty,
+            ))
             .await?;
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.append(started.elapsed());
+            if appended.duplicate {
+                metrics.duplicate(&appended.event.source, rule);
+            }
+        }
         Ok(Outcome {
             event: appended.event,
             duplicate: appended.duplicate,
@@ -206,8 +252,12 @@ impl Pipeline {
                 limit: self.max_body_bytes,
             });
         }
-        let verified = webhook.verify(&source.verifier)?;
-        let Normalized { event, identity } = source.provider.normalize(&source.name, &verified)?;
+        // On the webhook's span (the current one, here or on the blocking pool).
+        tracing::Span::current().record("provider", source.provider.name());
+        let verified = tracing::info_span!("verify", scheme = source.verifier.scheme_name())
+            .in_scope(|| webhook.verify(&source.verifier))?;
+        let Normalized { event, identity } = tracing::info_span!("normalize")
+            .in_scope(|| source.provider.normalize(&source.name, &verified))?;
         // Refused before it is stored: a stored event too large to send would stall every
         // stream and page that reaches it.
         let size = event.encoded_len();
@@ -224,6 +274,34 @@ impl Pipeline {
             delivery,
         })
     }
+}
+
+/// The span of one webhook, whichever transport brought it: `source` and `dry_run` now;
+/// `provider`, `type` (canonical), `sequence`, `duplicate` and `reason` (`OK` or the refusal
+/// reason) once known. Linked to the trace the webhook's own `traceparent` names. The source
+/// is the name the sender asked for, bounded; an unknown one is refused with that reason.
+fn webhook_span(webhook: &RawWebhook, dry_run: bool) -> tracing::Span {
+    let source = match webhook.source.char_indices().nth(64) {
+        Some((end, _)) => &webhook.source[..end],
+        None => webhook.source.as_str(),
+    };
+    let span = tracing::info_span!(
+        "webhook",
+        source,
+        provider = tracing::field::Empty,
+        r#type = tracing::field::Empty,
+        sequence = tracing::field::Empty,
+        duplicate = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        dry_run,
+    );
+    // Not even parsed when nothing records the span.
+    if !span.is_disabled()
+        && let Some(traceparent) = webhook.traceparent()
+    {
+        crate::telemetry::context::link_traceparent(&span, traceparent);
+    }
+    span
 }
 
 /// A verified webhook, normalized and ready to store.

@@ -227,7 +227,7 @@ impl Server {
         let ops_app = crate::http::ops_router(readiness.clone());
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
-            .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
+            .trace_fn(crate::telemetry::context::grpc_span)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -42,7 +42,7 @@ pub fn server_config_toml(store: &Path, security: Security, tls_dir: &Path) -> S
 }
 
 /// The `[store]` section of an embedded store in `dir`.
-fn sqlite_store(dir: &Path) -> String {
+pub(super) fn sqlite_store(dir: &Path) -> String {
     format!("[store]\npath = {:?}\n", dir.display().to_string())
 }
 
@@ -158,6 +158,11 @@ impl ChildProcess {
         let child = command
             .env_remove("RUST_LOG")
             .env_remove("HOOKNORM_CONFIG")
+            // Each scenario's config says whether spans are exported, not the bench's caller.
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+            .env_remove("OTEL_TRACES_SAMPLER")
+            .env_remove("OTEL_TRACES_SAMPLER_ARG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -26,6 +26,17 @@ pub enum Bound {
     Duration(Duration),
 }
 
+impl Bound {
+    /// An `n`th of this bound, for a run split into `n` phases.
+    pub fn divided(self, n: u32) -> Bound {
+        let n = n.max(1);
+        match self {
+            Bound::Requests(requests) => Bound::Requests((requests / u64::from(n)).max(1)),
+            Bound::Duration(duration) => Bound::Duration(duration / n),
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Default)]
 pub struct RunResult {
@@ -49,6 +60,16 @@ impl RunResult {
         } else {
             0.0
         }
+    }
+
+    /// Runs made one after another: their counts and their times add up.
+    pub fn sequential(runs: Vec<RunResult>) -> RunResult {
+        let mut total = RunResult::default();
+        for run in runs {
+            total.elapsed += run.elapsed;
+            total.absorb(run);
+        }
+        total
     }
 
     /// Adds `other`'s counts and latencies (not its elapsed time) to these.

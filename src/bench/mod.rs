@@ -4,8 +4,9 @@
 //! tonic echo service, run the same way, gives the framework's own limit on the same machine so
 //! the figures can be read as ratios. Scenarios: unary gRPC (durable and dry run), echo, the
 //! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up, the cost of API
-//! keys and TLS ([`auth`]); with a NATS server, the NATS backend beside raw JetStream publishes,
-//! three replicas and a fresh replica's catch-up ([`nats`]).
+//! keys and TLS ([`auth`]) and of trace export and metrics ([`telemetry`]); with a NATS server,
+//! the NATS backend beside raw JetStream publishes, three replicas and a fresh replica's
+//! catch-up ([`nats`]).
 
 mod auth;
 pub mod callers;
@@ -17,6 +18,7 @@ pub mod nats;
 pub mod payload;
 pub mod report;
 pub mod streams;
+pub mod telemetry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +66,9 @@ pub enum Scenario {
     Fanout,
     /// One subscriber replaying a stored log from the earliest event.
     Catchup,
+    /// Durable `VerifyAndNormalize` with spans exported (100%) and metrics on, beside both
+    /// off, interleaved.
+    Telemetry,
     /// The NATS backend through one replica, beside raw JetStream publishes (needs
     /// `--nats-url` or `--nats-server`; part of `all` only then).
     Nats,
@@ -219,6 +224,9 @@ impl Bench {
         }
         if wants(Scenario::Catchup) {
             report.scenarios.push(streams::catchup(self).await?);
+        }
+        if wants(Scenario::Telemetry) {
+            report.scenarios.extend(telemetry::off_and_on(self).await?);
         }
         let nats_given = self.args.nats_url.is_some() || self.args.nats_server.is_some();
         let wants_nats = |scenario| {

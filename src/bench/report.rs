@@ -225,6 +225,10 @@ impl Report {
         let fanout_p99 = p99(self.row("fan-out"));
         let fanout_rss = self.row("fan-out").and_then(|row| row.peak_rss_mib);
         let catchup = rate(self.row("catch-up"));
+        let traced = ratio(
+            rate(self.row(super::telemetry::ON)),
+            rate(self.row(super::telemetry::OFF)),
+        );
         let idle = self
             .scenarios
             .iter()
@@ -260,6 +264,7 @@ impl Report {
         self.check("catch-up events/s", catchup, ">= 100000", |v| {
             v >= 100_000.0
         });
+        self.check("traced+metrics / off", traced, ">= 0.9", |v| v >= 0.9);
         let nats = rate(self.row("nats durable (1 replica)"));
         let nats_raw = rate(self.row("nats raw publish"));
         self.check(

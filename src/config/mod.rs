@@ -6,8 +6,8 @@
 //! from it without checking anything again. Every error names the offending key.
 //!
 //! One file per section (`server`, `http`, `ops`, `grpc`, `limits`, `store` with `nats`,
-//! `streams`, `log`, `sources`, `auth`, `tls`), and `secrets` for how secrets are written,
-//! resolved and kept out of `Debug`.
+//! `streams`, `log`, `sources`, `auth`, `tls`, `telemetry`), and `secrets` for how secrets are
+//! written, resolved and kept out of `Debug`.
 
 mod auth;
 mod grpc;
@@ -21,6 +21,7 @@ mod server;
 mod sources;
 mod store;
 mod streams;
+mod telemetry;
 mod tls;
 
 #[cfg(test)]
@@ -42,6 +43,7 @@ pub use server::ServerConfig;
 pub use sources::{DEFAULT_TOLERANCE_SECONDS, SourceConfig, VerificationConfig};
 pub use store::{DEFAULT_DEDUP_WINDOW_SECONDS, StoreBackend, StoreConfig};
 pub use streams::StreamsConfig;
+pub use telemetry::{ParentlessSampler, TelemetryConfig, TraceSampler};
 pub use tls::TlsConfig;
 
 /// Where the config file is looked for when neither `--config` nor `HOOKNORM_CONFIG` is given.
@@ -92,6 +94,7 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     pub auth: AuthConfig,
     pub tls: TlsConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 /// The file as written: serde's shape, before overrides and validation.
@@ -122,6 +125,8 @@ struct ConfigFile {
     auth: Option<toml::Value>,
     #[serde(default)]
     tls: tls::TlsFile,
+    #[serde(default)]
+    telemetry: telemetry::TelemetryFile,
 }
 
 impl Config {
@@ -200,7 +205,8 @@ impl ConfigFile {
 
     /// Applies `HOOKNORM_GRPC_LISTEN`, `HOOKNORM_HTTP_LISTEN`, `HOOKNORM_OPS_LISTEN`,
     /// `HOOKNORM_MAX_BODY_BYTES`, `HOOKNORM_STORE_PATH`, `HOOKNORM_STORE_BACKEND`,
-    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT` and `HOOKNORM_LOG_LEVEL`; a
+    /// `HOOKNORM_NATS_SERVERS` (comma-separated), `HOOKNORM_LOG_FORMAT`, `HOOKNORM_LOG_LEVEL` and the
+    /// `OTEL_*` variables of `[telemetry]`; a
     /// bad value is named by its variable.
     fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         fn parsed<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ConfigError>
@@ -253,6 +259,7 @@ impl ConfigFile {
             log::check_level("HOOKNORM_LOG_LEVEL", &value)?;
             self.log.level = value;
         }
+        self.telemetry.apply_env(&var)?;
         Ok(())
     }
 
@@ -281,6 +288,7 @@ impl ConfigFile {
                 "client_cert_names need tls.grpc.client_ca to verify client certificates against",
             ));
         }
+        let telemetry = self.telemetry.validate()?;
         Ok(Config {
             server: self.server,
             http,
@@ -293,6 +301,7 @@ impl ConfigFile {
             sources,
             auth,
             tls,
+            telemetry,
         })
     }
 }

@@ -408,3 +408,76 @@ fn env_overrides_apply_and_are_checked() {
         "{error}"
     );
 }
+
+#[test]
+fn telemetry_is_off_by_default_and_metrics_on() {
+    let config = Config::from_toml(SAMPLE).unwrap();
+    assert_eq!(config.telemetry.otlp_endpoint, None);
+    assert_eq!(config.telemetry.service_name, "hooknorm");
+    assert_eq!(
+        config.telemetry.sampler,
+        TraceSampler::ParentBased(ParentlessSampler::AlwaysOn)
+    );
+    assert!(config.telemetry.metrics);
+}
+
+#[test]
+fn otel_variables_override_the_telemetry_section() {
+    let toml = format!(
+        "{SAMPLE}\n[telemetry]\notlp_endpoint = \"http://file:4317\"\nsampler = \"always_off\"\n"
+    );
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://generic:4317".to_owned()),
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some("http://traces:4317".to_owned()),
+        "OTEL_SERVICE_NAME" => Some("edge-hooknorm".to_owned()),
+        "OTEL_TRACES_SAMPLER" => Some("parentbased_traceidratio".to_owned()),
+        "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
+        _ => None,
+    };
+    let telemetry = Config::from_toml_with_env(&toml, env).unwrap().telemetry;
+    assert_eq!(
+        telemetry.otlp_endpoint.as_deref(),
+        Some("http://traces:4317")
+    );
+    assert_eq!(telemetry.service_name, "edge-hooknorm");
+    assert_eq!(
+        telemetry.sampler,
+        TraceSampler::ParentBased(ParentlessSampler::TraceIdRatio(0.25))
+    );
+    // The generic endpoint when the traces one is unset; empty means unset.
+    let env = |name: &str| match name {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some("http://generic:4317".to_owned()),
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some(String::new()),
+        _ => None,
+    };
+    let telemetry = Config::from_toml_with_env(&toml, env).unwrap().telemetry;
+    assert_eq!(
+        telemetry.otlp_endpoint.as_deref(),
+        Some("http://generic:4317")
+    );
+    assert_eq!(telemetry.sampler, TraceSampler::AlwaysOff);
+}
+
+#[test]
+fn bad_telemetry_settings_fail_at_load_naming_their_key() {
+    for (section, key) in [
+        (
+            "otlp_endpoint = \"collector:4317\"",
+            "telemetry.otlp_endpoint",
+        ),
+        ("sampler = \"sometimes\"", "telemetry.sampler"),
+        (
+            "sampler = \"traceidratio\"\nsampler_arg = 1.5",
+            "telemetry.sampler_arg",
+        ),
+        ("service_name = \" \"", "telemetry.service_name"),
+    ] {
+        let error = load_error(&format!("{SAMPLE}\n[telemetry]\n{section}\n"));
+        assert!(error.contains(key), "{section}: {error}");
+    }
+    let env = |name: &str| (name == "OTEL_TRACES_SAMPLER_ARG").then(|| "half".to_owned());
+    let error = Config::from_toml_with_env(SAMPLE, env)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("OTEL_TRACES_SAMPLER_ARG"), "{error}");
+}

@@ -20,6 +20,17 @@ pub enum Identity {
     LatestState(EntityKey),
 }
 
+impl Identity {
+    /// The rule's name, as metrics label duplicates with it.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Identity::ProviderId => "provider_id",
+            Identity::Fingerprint => "fingerprint",
+            Identity::LatestState(_) => "latest_state",
+        }
+    }
+}
+
 /// The entity a state belongs to, built from parts so that no two different entities share a
 /// key: every part is length-prefixed, so free text holding the separator cannot collide
 /// (`("a:b", "c")` and `("a", "b:c")` are different keys).

@@ -147,7 +147,8 @@ impl IntoResponse for HttpError {
 }
 
 /// Middleware around every route: resolves the client address (see [`client_ip`]) once, and
-/// logs the request's refusal, if it got one, whichever layer inside refused it.
+/// logs the request's refusal, if it got one, whichever layer inside refused it, and counts
+/// every answer by status.
 pub async fn refusal_log(
     State(state): State<HttpState>,
     mut request: Request,
@@ -162,6 +163,9 @@ pub async fn refusal_log(
     // Cheap to keep (shared bytes); the source is read from it only for a refusal.
     let uri = request.uri().clone();
     let mut response = next.run(request).await;
+    if let Some(metrics) = crate::metrics::get() {
+        metrics.http_response(response.status().as_u16());
+    }
     if let Some(refused) = response.extensions_mut().remove::<Refused>() {
         let source = uri.path().strip_prefix("/webhooks/").unwrap_or_default();
         log_refusal(source, refused.reason, client, &refused.error);

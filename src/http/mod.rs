@@ -4,13 +4,14 @@
 //! ingest limits; it decides nothing about webhooks itself. Every refusal, whichever layer
 //! makes it, is logged once on its way out ([`errors::refusal_log`]).
 //!
-//! The probes, `/healthz` and `/readyz`, are a separate app ([`ops_router`]) on a listener of
+//! The probes, `/healthz` and `/readyz`, and `/metrics` are a separate app ([`ops_router`]) on a listener of
 //! their own, so that no flood of the public ingress can fail them. Both listeners are served by
 //! [`serve`], with connection admission from [`crate::listen`].
 
 mod client_ip;
 mod errors;
 mod limits;
+mod metrics;
 mod probes;
 mod request;
 mod serve;
@@ -176,9 +177,13 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// The ops app: the probes, and nothing a webhook sender may reach.
+/// The ops app: the probes and the metrics, and nothing a webhook sender may reach.
 pub fn ops_router(readiness: Readiness) -> Router {
     Router::new()
+        .route(
+            "/metrics",
+            get(metrics::metrics).fallback(|| async { method_not_allowed("GET, HEAD") }),
+        )
         .route(
             "/healthz",
             get(probes::healthz).fallback(|| async { method_not_allowed("GET, HEAD") }),
@@ -190,7 +195,7 @@ pub fn ops_router(readiness: Readiness) -> Router {
         .fallback(|| async {
             HttpError::new(
                 Reason::UnknownPath,
-                "no such path; probes are GET /healthz and GET /readyz",
+                "no such path; probes are GET /healthz and GET /readyz, metrics GET /metrics",
             )
         })
         .layer(trace::TraceLayer)

@@ -297,11 +297,16 @@ pub fn spawn_retention(
             ticker.tick().await;
             let Some(log) = log.upgrade() else { break };
             match log.enforce_retention().await {
-                Ok(report) if report != RetentionReport::default() => tracing::info!(
-                    events_removed = report.events_removed,
-                    dedup_keys_removed = report.dedup_keys_removed,
-                    "retention applied"
-                ),
+                Ok(report) if report != RetentionReport::default() => {
+                    tracing::info!(
+                        events_removed = report.events_removed,
+                        dedup_keys_removed = report.dedup_keys_removed,
+                        "retention applied"
+                    );
+                    if let Some(metrics) = crate::metrics::get() {
+                        metrics.retention_removed(report.events_removed);
+                    }
+                }
                 Ok(_) => {}
                 Err(LogError::Closed) => break,
                 Err(error) => tracing::warn!(%error, "retention failed"),

@@ -351,7 +351,14 @@ impl EventLog for SqliteEventLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         // Encoded here, on the caller's thread: the writer thread is the serial part.
         let request = batch::Prepared::new(request);
-        let outcome = self.ask(|reply| Command::Append { request, reply }).await?;
+        let traced = writer::Traced::current();
+        let outcome = self
+            .ask(|reply| Command::Append {
+                request,
+                reply,
+                traced,
+            })
+            .await?;
         // Also here: the copy (when a subscriber still holds the event) and the drop.
         Ok(outcome.into_appended())
     }

@@ -34,8 +34,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use crate::log::{EncodedEvent, EventFilter, EventLog, LogError};
+use crate::metrics::StreamEndReason;
 pub use open::{OpenError, open};
 use producer::{Producer, Stop};
 
@@ -177,34 +179,49 @@ pub fn subscribe(
         .clamp(1, Semaphore::MAX_PERMITS)
         .min(u32::MAX as usize);
     let pressure = log.live_pressure();
-    tokio::spawn(async move {
-        let mut producer = Producer {
-            log,
-            filter,
-            settings,
-            tx,
-            budget: Arc::new(Semaphore::new(budget_bytes)),
-            budget_bytes,
-            shutdown,
-            pressure,
-            cursor: 0,
-            skips_reported: !matches!(start, Start::Earliest),
-            last_sent_at: Instant::now(),
-        };
-        if let Err(Stop::End(end)) = producer.run(start).await {
-            tracing::info!(reason = %end, "event stream ended");
-            // The buffer may be full and its reader gone quiet (that is what `TooSlow` means):
-            // wait for room no longer than a subscriber is given anyway, then end the task so
-            // it stops holding the log and the sender.
-            let bound = producer.settings.slow_subscriber_timeout;
-            if tokio::time::timeout(bound, producer.tx.send(Err(end)))
-                .await
-                .is_err()
-            {
-                tracing::debug!("no room for the final status, ending the stream without it");
+    // The producer's logs and spans stay under the subscriber's call.
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            let _counted = crate::metrics::get().map(crate::metrics::Metrics::subscriber);
+            let mut producer = Producer {
+                log,
+                filter,
+                settings,
+                tx,
+                budget: Arc::new(Semaphore::new(budget_bytes)),
+                budget_bytes,
+                shutdown,
+                pressure,
+                cursor: 0,
+                skips_reported: !matches!(start, Start::Earliest),
+                last_sent_at: Instant::now(),
+            };
+            let stopped = producer.run(start).await;
+            if let Some(metrics) = crate::metrics::get() {
+                metrics.stream_end(match &stopped {
+                    Ok(()) | Err(Stop::ClientGone) => StreamEndReason::ClientLeft,
+                    Err(Stop::End(StreamEnd::TooSlow { .. })) => StreamEndReason::TooSlow,
+                    Err(Stop::End(StreamEnd::ShuttingDown { .. })) => StreamEndReason::ShuttingDown,
+                    Err(Stop::End(StreamEnd::Log { .. })) => StreamEndReason::LogFailed,
+                });
+            }
+            if let Err(Stop::End(end)) = stopped {
+                tracing::info!(reason = %end, "event stream ended");
+                // The buffer may be full and its reader gone quiet (that is what `TooSlow` means):
+                // wait for room no longer than a subscriber is given anyway, then end the task so
+                // it stops holding the log and the sender.
+                let bound = producer.settings.slow_subscriber_timeout;
+                if tokio::time::timeout(bound, producer.tx.send(Err(end)))
+                    .await
+                    .is_err()
+                {
+                    tracing::debug!("no room for the final status, ending the stream without it");
+                }
             }
         }
-    });
+        .instrument(span),
+    );
     rx
 }
 

@@ -100,6 +100,9 @@ impl Producer {
         loop {
             self.check_shutdown()?;
             let head = self.log.head().await.map_err(|e| self.log_end(e))?;
+            if let Some(metrics) = crate::metrics::get() {
+                metrics.subscriber_lag(head.saturating_sub(self.cursor));
+            }
             if head <= self.cursor {
                 // Past the first read: any gap from here on is one the subscriber never asked for.
                 self.skips_reported = true;
@@ -261,6 +264,7 @@ impl Producer {
         if held.is_some() || cost.is_none() {
             match self.tx.try_reserve() {
                 Ok(permit) => {
+                    count_delivery(&item);
                     permit.send(Ok(Queued {
                         item,
                         _budget: held,
@@ -321,6 +325,7 @@ impl Producer {
                 changed = self.shutdown.changed() => self.on_shutdown_change(changed.is_err())?,
             }
         };
+        count_delivery(&item);
         permit.send(Ok(Queued {
             item,
             _budget: held,
@@ -365,4 +370,13 @@ async fn under_pressure(pressure: &mut Option<watch::Receiver<bool>>) {
         return;
     }
     std::future::pending().await
+}
+
+/// Counts an event (not a heartbeat or a skip notice) handed to the subscriber's buffer.
+fn count_delivery(item: &StreamItem) {
+    if let StreamItem::Event(_) = item
+        && let Some(metrics) = crate::metrics::get()
+    {
+        metrics.delivered();
+    }
 }

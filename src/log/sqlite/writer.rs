@@ -26,6 +26,7 @@ pub(super) enum Command {
     Append {
         request: Prepared,
         reply: oneshot::Sender<Result<Outcome, LogError>>,
+        traced: Traced,
     },
     /// Anything else; runs after the batch being collected commits.
     Control(Control),
@@ -65,6 +66,23 @@ pub(super) enum Control {
 }
 
 type AppendReply = oneshot::Sender<Result<Outcome, LogError>>;
+
+/// The caller's side of an append, for its trace: its span (linked to the commit that stores
+/// it) and when it was queued.
+pub(super) struct Traced {
+    span: tracing::Span,
+    queued_at: Instant,
+}
+
+impl Traced {
+    /// The current span (disabled, and free to carry, when nothing records spans).
+    pub(super) fn current() -> Traced {
+        Traced {
+            span: tracing::Span::current(),
+            queued_at: Instant::now(),
+        }
+    }
+}
 
 /// The longest an append waits for others to share its commit (only while the batch is smaller
 /// than the one before): a fraction of what the commit itself costs.
@@ -252,8 +270,27 @@ impl Writer {
     /// Stores the batch in one transaction, then publishes and answers. On failure nothing of
     /// the batch is stored, every append in it gets `Unavailable`, and its sequences are
     /// handed out again (no one ever saw them).
-    fn commit_batch(&mut self, requests: &mut Vec<Prepared>, replies: &mut Vec<AppendReply>) {
+    fn commit_batch(
+        &mut self,
+        requests: &mut Vec<Prepared>,
+        replies: &mut Vec<(AppendReply, Traced)>,
+    ) {
         let count = requests.len();
+        let started = Instant::now();
+        // Signed: OpenTelemetry has no unsigned integers (a u64 becomes a string).
+        let batch_size = i64::try_from(count).unwrap_or(i64::MAX);
+        // Its own trace (it serves many), linked from each append it stores.
+        let span = tracing::info_span!(parent: None, "commit", batch_size);
+        let _entered = span.enter();
+        for (_, traced) in replies.iter() {
+            if !traced.span.is_disabled() {
+                traced.span.record("batch_size", batch_size);
+                let queued = started.saturating_duration_since(traced.queued_at);
+                let queued_us = i64::try_from(queued.as_micros()).unwrap_or(i64::MAX);
+                traced.span.record("queued_us", queued_us);
+                traced.span.follows_from(&span);
+            }
+        }
         let now_ms = (self.clock)().timestamp_millis();
         let first_sequence = self.next_sequence;
         let mut stored = Vec::new();
@@ -282,7 +319,10 @@ impl Writer {
                 for committed in stored {
                     self.live.publish(committed);
                 }
-                for (reply, outcome) in replies.drain(..).zip(outcomes) {
+                if let Some(metrics) = crate::metrics::get() {
+                    metrics.commit(count, started.elapsed(), self.next_sequence - 1);
+                }
+                for ((reply, _), outcome) in replies.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; the event is stored all the same.
                     let _ = reply.send(outcome);
                 }
@@ -291,7 +331,7 @@ impl Writer {
                 self.next_sequence = first_sequence;
                 tracing::warn!(%error, batch = count, "group commit failed");
                 let error = unavailable(&error);
-                for reply in replies.drain(..) {
+                for (reply, _) in replies.drain(..) {
                     let _ = reply.send(Err(error.clone()));
                 }
             }
@@ -356,13 +396,17 @@ impl Writer {
 fn route(
     command: Command,
     requests: &mut Vec<Prepared>,
-    replies: &mut Vec<AppendReply>,
+    replies: &mut Vec<(AppendReply, Traced)>,
     controls: &mut Vec<Control>,
 ) {
     match command {
-        Command::Append { request, reply } => {
+        Command::Append {
+            request,
+            reply,
+            traced,
+        } => {
             requests.push(request);
-            replies.push(reply);
+            replies.push((reply, traced));
         }
         Command::Control(control) => controls.push(control),
     }
