@@ -274,6 +274,8 @@ impl ConfigFile {
         self.limits.validate()?;
         self.log.validate()?;
         let sources = sources::validate(self.sources)?;
+        let telemetry = self.telemetry.validate()?;
+        // `auth` after the other sections, so that a missing `auth` hides no mistake in them.
         let names = sources.iter().map(|source| source.name.as_str()).collect();
         let auth = auth::validate(self.auth, &names)?;
         let tls = self.tls.validate()?;
@@ -288,7 +290,6 @@ impl ConfigFile {
                 "client_cert_names need tls.grpc.client_ca to verify client certificates against",
             ));
         }
-        let telemetry = self.telemetry.validate()?;
         Ok(Config {
             server: self.server,
             http,

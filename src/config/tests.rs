@@ -411,7 +411,7 @@ fn env_overrides_apply_and_are_checked() {
 
 #[test]
 fn telemetry_is_off_by_default_and_metrics_on() {
-    let config = Config::from_toml(SAMPLE).unwrap();
+    let config = load(SAMPLE).unwrap();
     assert_eq!(config.telemetry.otlp_endpoint, None);
     assert_eq!(config.telemetry.service_name, "hooknorm");
     assert_eq!(
@@ -434,7 +434,7 @@ fn otel_variables_override_the_telemetry_section() {
         "OTEL_TRACES_SAMPLER_ARG" => Some("0.25".to_owned()),
         _ => None,
     };
-    let telemetry = Config::from_toml_with_env(&toml, env).unwrap().telemetry;
+    let telemetry = load_with_env(&toml, env).unwrap().telemetry;
     assert_eq!(
         telemetry.otlp_endpoint.as_deref(),
         Some("http://traces:4317")
@@ -450,7 +450,7 @@ fn otel_variables_override_the_telemetry_section() {
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" => Some(String::new()),
         _ => None,
     };
-    let telemetry = Config::from_toml_with_env(&toml, env).unwrap().telemetry;
+    let telemetry = load_with_env(&toml, env).unwrap().telemetry;
     assert_eq!(
         telemetry.otlp_endpoint.as_deref(),
         Some("http://generic:4317")
@@ -476,8 +476,6 @@ fn bad_telemetry_settings_fail_at_load_naming_their_key() {
         assert!(error.contains(key), "{section}: {error}");
     }
     let env = |name: &str| (name == "OTEL_TRACES_SAMPLER_ARG").then(|| "half".to_owned());
-    let error = Config::from_toml_with_env(SAMPLE, env)
-        .unwrap_err()
-        .to_string();
+    let error = load_with_env(SAMPLE, env).unwrap_err().to_string();
     assert!(error.contains("OTEL_TRACES_SAMPLER_ARG"), "{error}");
 }

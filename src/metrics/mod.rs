@@ -399,9 +399,11 @@ impl Drop for SubscriberGuard {
     }
 }
 
-/// Whether a refusal is a failed verification (signature, token, address), as opposed to a
-/// refusal of the request's shape or the server's state.
-/// The reason table's `UNAUTHENTICATED` rows are exactly these.
+/// Whether a refusal is a failed verification of the webhook (signature, token, address), as
+/// opposed to a refusal of the request's shape or the server's state: the reason table's
+/// `UNAUTHENTICATED` rows, but for the API key ones, which are about the gRPC caller's
+/// credentials, not the provider's.
 fn is_verification(reason: Reason) -> bool {
     reason.spec().grpc == GrpcCode::Unauthenticated
+        && !matches!(reason, Reason::MissingApiKey | Reason::UnknownApiKey)
 }
