@@ -297,6 +297,7 @@ async fn webhooks_are_traced_linked_and_parented_and_no_secret_leaks() {
         "other-token",
         MM_TOKEN,
         "s3cret",
+        TEST_API_KEY,
     ] {
         assert!(
             !exported.contains(secret),
