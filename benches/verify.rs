@@ -16,7 +16,6 @@
 //! that also asserts every line accepts the signature).
 
 use std::hint::black_box;
-use std::time::Duration;
 
 use base64::Engine as _;
 use chrono::Utc;
@@ -24,69 +23,34 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use hooknorm::config::Secret;
-use hooknorm::verify::StandardWebhooksVerifier;
-use hooknorm::verify::standard_webhooks::StandardWebhooksSigner;
-use hooknorm::webhook::RawWebhook;
+mod common;
+use common::{KEY, MSG_ID};
 
-/// A fixed 32-byte key, as Svix issues them.
-const KEY: [u8; 32] = *b"hooknorm-bench-key-0123456789abc";
-const MSG_ID: &str = "msg_2Lh9KDQ8qGZNh7b3zXe1jPcVt0W";
 const SIZES: [(&str, usize); 3] = [
     ("1KiB", 1 << 10),
     ("16KiB", 16 << 10),
     ("256KiB", 256 << 10),
 ];
 
-/// A JSON body of exactly `size` bytes (a Gigs-like envelope around a padding string).
-fn body(size: usize) -> Vec<u8> {
-    let head = br#"{"object":"event","id":"evt_0SNlurA049MEWV6Hq7Kc1yZ2PdR4Tx","type":"com.gigs.subscription.activated","data":{"object":"subscription","id":"sub_0SNlurA049MEWV2gSfSxi00xlPIi","note":""#;
-    let tail = br#""}}"#;
-    let filler = b"abcdefghijklmnopqrstuvwxyz0123456789 ";
-    let mut body = head.to_vec();
-    let pad = size - head.len() - tail.len();
-    body.extend(filler.iter().cycle().take(pad));
-    body.extend_from_slice(tail);
-    assert_eq!(body.len(), size);
-    body
-}
-
 fn verify(c: &mut Criterion) {
-    let secret = format!(
-        "whsec_{}",
-        base64::engine::general_purpose::STANDARD.encode(KEY)
-    );
-    let ours = StandardWebhooksVerifier::new(
-        &[Secret::new(secret.clone())],
-        &[],
-        Duration::from_secs(300),
-    )
-    .expect("verifier");
-    let signer = StandardWebhooksSigner::new(&secret).expect("signer");
+    let ours = common::verifier();
     #[cfg(feature = "bench-peers")]
-    let peer = svix::webhooks::Webhook::new(&secret).expect("svix webhook");
+    let peer = svix::webhooks::Webhook::new(&common::secret()).expect("svix webhook");
     let keyed = Hmac::<Sha256>::new_from_slice(&KEY).expect("hmac key");
 
     for (label, size) in SIZES {
-        let body = body(size);
+        let body = common::padded_body(size);
         // Signed now: svix checks the timestamp against the clock, ours against `received_at`.
-        let now = Utc::now();
-        let timestamp = now.timestamp().to_string();
-        let signature = signer.sign(MSG_ID, now.timestamp(), &body);
-        let raw = RawWebhook {
-            source: "gigs".to_owned(),
-            // Svix-hosted senders (Gigs) use the svix- names.
-            headers: vec![
-                ("content-type".to_owned(), "application/json".to_owned()),
-                ("svix-id".to_owned(), MSG_ID.to_owned()),
-                ("svix-timestamp".to_owned(), timestamp.clone()),
-                ("svix-signature".to_owned(), signature.clone()),
-            ],
-            body: body.clone(),
-            request_uri: "/webhooks/gigs".to_owned(),
-            remote_addr: None,
-            received_at: now,
+        let raw = common::signed(body.clone(), Utc::now());
+        let header = |name: &str| {
+            raw.headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .expect("signed header")
         };
+        let timestamp = header("svix-timestamp");
+        let signature = header("svix-signature");
         #[cfg(feature = "bench-peers")]
         let headers = {
             let mut headers = http::HeaderMap::new();

@@ -53,8 +53,12 @@ impl EntityKey {
 
     /// Adds one identifying part, ASCII-lowercased (identifiers whose case carries no meaning,
     /// such as GUIDs).
-    pub fn part_lowercase(self, part: &str) -> EntityKey {
-        self.part(&part.to_ascii_lowercase())
+    pub fn part_lowercase(mut self, part: &str) -> EntityKey {
+        let start = self.push_length(part);
+        self.0.push_str(part);
+        self.0[start..].make_ascii_lowercase();
+        self.0.push(';');
+        self
     }
 
     /// The same entity within `source`: sources never share entities.
@@ -76,9 +80,29 @@ impl EntityKey {
     }
 
     fn push(&mut self, part: &str) {
-        use std::fmt::Write as _;
-        // Writing to a `String` cannot fail.
-        let _ = write!(self.0, "{}:{part};", part.len());
+        self.push_length(part);
+        self.0.push_str(part);
+        self.0.push(';');
+    }
+
+    /// Writes `<byte length>:` and returns where the part itself starts. Digits by hand: the
+    /// formatting machinery cost more than the rest of building a key.
+    fn push_length(&mut self, part: &str) -> usize {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut rest = part.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        self.0
+            .extend(digits[at..].iter().map(|&digit| char::from(digit)));
+        self.0.push(':');
+        self.0.len()
     }
 }
 
@@ -116,5 +140,18 @@ mod tests {
         let make = || EntityKey::new("order").part_lowercase("ABC").within("mm");
         assert_eq!(make(), make());
         assert_eq!(make().as_str(), "2:mm;5:order;3:abc;");
+        // Multi-digit lengths, and lowercasing that leaves non-ASCII bytes alone.
+        let long = "Ab".repeat(60);
+        assert_eq!(
+            EntityKey::new("alert")
+                .part_lowercase(&long)
+                .part("É")
+                .as_str(),
+            format!("5:alert;120:{};2:É;", "ab".repeat(60))
+        );
+        assert_eq!(
+            EntityKey::new("").part("0123456789").as_str(),
+            "0:;10:0123456789;"
+        );
     }
 }

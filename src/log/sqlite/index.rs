@@ -230,10 +230,14 @@ fn retention_view(
         Some(since_ms) => {
             let first = conn
                 .query_row(
-                    "SELECT MIN(sequence) FROM events WHERE appended_at >= ?1",
+                    // The first young event in sequence order is the least young sequence;
+                    // the walk reads only the old events, which retention removes next.
+                    "SELECT sequence FROM events WHERE appended_at >= ?1 \
+                     ORDER BY sequence LIMIT 1",
                     [since_ms],
-                    |row| optional_sequence_column(row, 0),
+                    |row| sequence_column(row, 0),
                 )
+                .optional()
                 .map_err(unavailable)?;
             match first {
                 Some(first) => Some(first),

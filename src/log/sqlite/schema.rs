@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,6 +85,17 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 ";
 
+/// Version 4: no index on `appended_at`. Retention by age walks `events` in sequence order and
+/// stops at the first young event, so no query needs it, and it was one more B-tree insert per
+/// appended event on the writer thread. Dropped in place; the column stays.
+const SCHEMA_V4: &str = "
+DROP INDEX IF EXISTS events_appended_at;
+";
+
+/// The statements that made a version 3 file, for tests that make one as that build left it.
+#[cfg(test)]
+pub(super) const SCHEMA_V3_FOR_TESTS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+
 /// Why the file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum SchemaError {
@@ -147,6 +158,9 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         tx.execute_batch(SCHEMA_V2)?;
     }
     tx.execute_batch(SCHEMA_V3)?;
+    if version < 4 {
+        tx.execute_batch(SCHEMA_V4)?;
+    }
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

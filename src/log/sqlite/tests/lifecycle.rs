@@ -185,6 +185,66 @@ async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
     log.close().await;
 }
 
+/// A version 3 file (with the `appended_at` index) is migrated in place: the index is
+/// dropped, the others and every row stay, and retention by age still goes by `appended_at`.
+#[tokio::test]
+async fn a_version_3_store_loses_the_appended_at_index_and_keeps_its_events() {
+    let fixture = Fixture::with(|config| config.retention_max_age_seconds = Some(3600));
+    std::fs::create_dir_all(&fixture.config.path).unwrap();
+    let indexes = |raw: &rusqlite::Connection| -> Vec<String> {
+        raw.prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+    };
+    {
+        let raw = fixture.raw();
+        for ddl in schema::SCHEMA_V3_FOR_TESTS {
+            raw.execute_batch(ddl).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 3).unwrap();
+        assert!(indexes(&raw).contains(&"events_appended_at".to_owned()));
+        for (sequence, id, appended_at) in [(1, "v3-old", T0_MS - 7_200_000), (2, "v3-new", T0_MS)]
+        {
+            let body = EncodedEvent::encode(&event(id, "t.x").with_sequence(sequence)).bytes;
+            raw.execute(
+                "INSERT INTO events (sequence, id, provider, source, type, received_at, body, appended_at) \
+                 VALUES (?1, ?2, 1, 'gigs', 't.x', ?3, ?4, ?3)",
+                (sequence as i64, id, appended_at, body.as_ref()),
+            )
+            .unwrap();
+        }
+    }
+    for _ in 0..2 {
+        fixture.open().close().await;
+        let raw = fixture.raw();
+        let version: i64 = raw
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 4);
+        assert_eq!(
+            indexes(&raw),
+            [
+                "dedup_created_at",
+                "events_received_at",
+                "events_type",
+                "refs_sequence"
+            ]
+        );
+    }
+    let log = fixture.open();
+    assert_eq!(ids(&all(&log).await), ["v3-old", "v3-new"]);
+    let appended = log.append(by_id(event("v4", "t.x"))).await.unwrap();
+    assert_eq!(appended.event.sequence, 3);
+    assert_eq!(log.enforce_retention().await.unwrap().events_removed, 1);
+    assert_eq!(ids(&all(&log).await), ["v3-new", "v4"]);
+    log.close().await;
+}
+
 fn big_event(id: &str) -> Event {
     let mut event = event(id, "t.big");
     event.provider_event_type = "x".repeat(64 * 1024);
