@@ -63,7 +63,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "[server]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n\
+                "auth = \"none\"\n[server]\ngrpc_listen = \"127.0.0.1:0\"\nhttp_listen = \"127.0.0.1:0\"\n\
                  ops_listen = \"127.0.0.1:0\"\n\
                  [http]\nmax_connections = {cap}\nmax_waiting_per_address = {cap}\n\
                  header_read_timeout_seconds = 600\n\
@@ -86,7 +86,9 @@ impl Server {
         let (mut http, mut grpc) = (None, None);
         while http.is_none() || grpc.is_none() {
             let line = lines.next().ok_or("server exited before listening")??;
-            let parsed: serde_json::Value = serde_json::from_str(&line)?;
+            // A start-up error is a plain line, not JSON: say what it was.
+            let parsed: serde_json::Value =
+                serde_json::from_str(&line).map_err(|_| format!("server said: {line}"))?;
             let addr = || parsed["addr"].as_str().and_then(|addr| addr.parse().ok());
             match parsed["message"].as_str() {
                 Some("http listening") => http = addr(),
