@@ -6,25 +6,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 
 use common::http::{Answer, get, post_webhook};
 use common::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
-
-fn python() -> String {
-    std::env::var("HOOKNORM_TEST_PYTHON").unwrap_or_else(|_| {
-        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/.venv/bin/python");
-        assert!(
-            std::path::Path::new(venv).exists(),
-            "the metrics test needs the Python tools: run ./scripts/test (it creates tools/.venv)"
-        );
-        venv.to_owned()
-    })
-}
 
 /// Every sample of a scrape, parsed by `prometheus_client`: `name{label=value,...}` -> value.
 async fn scrape(ops: SocketAddr) -> HashMap<String, f64> {
@@ -34,21 +21,7 @@ async fn scrape(ops: SocketAddr) -> HashMap<String, f64> {
         answer.header("content-type"),
         Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
     );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/parse_metrics.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&answer.body)
-        .expect("exposition written");
-    let output = child.wait_with_output().expect("python finishes");
+    let output = common::python::run("parse_metrics.py", &answer.body);
     assert!(
         output.status.success(),
         "the parser refused the exposition: {}\n{}",

@@ -3,7 +3,7 @@
 //! libraries: a script under `tests/python/` takes one JSON request on stdin and answers JSON.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// The venv's interpreter.
 pub fn interpreter() -> String {
@@ -17,8 +17,8 @@ pub fn interpreter() -> String {
     })
 }
 
-/// Runs `tests/python/<script>` with `request` on stdin; its JSON answer.
-pub fn run_script(script: &str, request: &serde_json::Value) -> serde_json::Value {
+/// Runs `tests/python/<script>` with `input` on stdin; what it printed, whatever its exit.
+pub fn run(script: &str, input: &[u8]) -> Output {
     let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut child = Command::new(interpreter())
         .arg(&path)
@@ -31,9 +31,14 @@ pub fn run_script(script: &str, request: &serde_json::Value) -> serde_json::Valu
         .stdin
         .take()
         .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("request written");
-    let output = child.wait_with_output().expect("python finishes");
+        .write_all(input)
+        .expect("input written");
+    child.wait_with_output().expect("python finishes")
+}
+
+/// Runs `tests/python/<script>` with `request` on stdin; its JSON answer.
+pub fn run_script(script: &str, request: &serde_json::Value) -> serde_json::Value {
+    let output = run(script, request.to_string().as_bytes());
     assert!(
         output.status.success(),
         "{script} failed: {}",
