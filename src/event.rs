@@ -32,6 +32,17 @@ pub fn from_timestamp(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc
         .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
 }
 
+/// Empties what a payload-less view leaves out: `data`, `previous_data`, their exact texts and
+/// the provider detail. What identifies and routes the event stays (ids, type, subject,
+/// related refs, times, sequence, traceparent).
+pub fn strip_payloads(event: &mut Event) {
+    event.data = None;
+    event.previous_data = None;
+    event.data_json = String::new();
+    event.previous_data_json = String::new();
+    event.detail = None;
+}
+
 /// A resource reference.
 pub fn resource(kind: impl Into<String>, id: impl Into<String>) -> ResourceRef {
     ResourceRef {

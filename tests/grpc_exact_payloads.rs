@@ -9,7 +9,8 @@ use common::*;
 use hooknorm::proto::v1::stream_events_request::Start;
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{
-    Event, EventView, GetEventRequest, StreamEventsRequest, VerifyAndNormalizeRequest,
+    Event, EventView, GetEventRequest, ListEventsRequest, StreamEventsRequest,
+    VerifyAndNormalizeRequest, VerifyAndNormalizeView,
 };
 use prost_types::value::Kind;
 use tokio_stream::StreamExt;
@@ -123,6 +124,58 @@ async fn integers_beyond_2_53_round_trip_exactly_through_every_rpc() {
     let (event, _) = normalize(&mut server, request).await;
     assert_eq!(event.data_json.as_bytes(), mm.trim_ascii());
     assert_eq!(event.previous_data_json, "");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_basic_answer_leaves_out_the_payloads_and_stores_them_all() {
+    let (mut server, _store) = server().await;
+    let body = format!(
+        r#"{{"source":"com.abowire.billing","event":"invoice.updated","accountId":"acc_1",
+            "payload":{PAYLOAD},"previousPayload":{{"cents": 1}}}}"#
+    );
+    let mut request = token_request("abowire", "token", ABOWIRE_TOKEN, body.as_bytes());
+    request.view = VerifyAndNormalizeView::Basic as i32;
+    let (basic, duplicate) = normalize(&mut server, request.clone()).await;
+    assert!(!duplicate);
+    assert!(basic.sequence > 0 && !basic.id.is_empty(), "{basic:?}");
+    assert_eq!(basic.r#type, "invoice.updated");
+    assert!(basic.subject.is_some() && basic.received_at.is_some());
+    assert!(basic.data.is_none() && basic.previous_data.is_none());
+    assert_eq!(
+        (basic.data_json.as_str(), basic.previous_data_json.as_str()),
+        ("", "")
+    );
+    assert!(basic.detail.is_none(), "{:?}", basic.detail);
+
+    // Stored whole, and a redelivery asking for the full event gets it, as first stored.
+    let stored = get(&mut server, &basic.id, EventView::Basic).await;
+    assert_eq!(stored.data_json, PAYLOAD);
+    assert!(stored.detail.is_some());
+    request.view = VerifyAndNormalizeView::Full as i32;
+    let (full, duplicate) = normalize(&mut server, request.clone()).await;
+    assert!(duplicate);
+    assert_eq!(full, stored);
+
+    // A view this server does not know is refused before anything is stored.
+    let other = body.replace("acc_1", "acc_2");
+    let mut request = token_request("abowire", "token", ABOWIRE_TOKEN, other.as_bytes());
+    request.view = 7;
+    let status = server
+        .client
+        .verify_and_normalize(request)
+        .await
+        .expect_err("an unknown view");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(status.message().contains("view"), "{}", status.message());
+    let listed = server
+        .client
+        .list_events(ListEventsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .events;
+    assert_eq!(listed.len(), 1, "nothing stored: {listed:?}");
     server.shutdown().await;
 }
 

@@ -21,6 +21,7 @@ use crate::cli::connect::BearerKey;
 use crate::config::Secret;
 use crate::proto::bench::v1::EchoRequest;
 use crate::proto::bench::v1::echo_service_client::EchoServiceClient;
+use crate::proto::v1::VerifyAndNormalizeView;
 use crate::proto::v1::normalizer_service_client::NormalizerServiceClient;
 
 /// Connects one HTTP/2 channel to `addr` (`host:port`).
@@ -55,6 +56,8 @@ pub struct UnaryCaller {
     channel: Channel,
     payloads: Arc<Payloads>,
     dry_run: bool,
+    /// What the answers carry (`VerifyAndNormalizeView`).
+    view: i32,
     /// Offset added to `n`, so several runs against one store never repeat an event id.
     first: u64,
     /// When set, the send time of webhook `n` (nanoseconds since `epoch`) is stored at `n`.
@@ -84,9 +87,16 @@ impl UnaryCaller {
             channel,
             payloads,
             dry_run,
+            view: VerifyAndNormalizeView::Unspecified.into(),
             first,
             sent_at: None,
         }
+    }
+
+    /// Asks for answers without the payloads (`VERIFY_AND_NORMALIZE_VIEW_BASIC`).
+    pub fn basic_view(mut self) -> Self {
+        self.view = VerifyAndNormalizeView::Basic.into();
+        self
     }
 
     /// Presents `key` on every call.
@@ -110,6 +120,7 @@ impl Caller for UnaryCaller {
             .request(self.first + n)
             .map_err(|error| error.to_string())?;
         request.dry_run = self.dry_run;
+        request.view = self.view;
         request.remote_addr = "127.0.0.1".into();
         let slot = self.sent_at.as_ref().and_then(|times| {
             let slot = times.nanos.get(usize::try_from(n).ok()?)?;

@@ -194,6 +194,27 @@ pub async fn run(args: BenchArgs) -> Result<String, BenchError> {
     })
 }
 
+/// The rows of the unary scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unary {
+    /// Stored, answered with the whole event.
+    Durable,
+    /// Stored, answered without the payloads (`VERIFY_AND_NORMALIZE_VIEW_BASIC`).
+    DurableBasicView,
+    /// Verified and normalized, nothing stored.
+    DryRun,
+}
+
+impl Unary {
+    fn row(self) -> &'static str {
+        match self {
+            Unary::Durable => "unary durable",
+            Unary::DurableBasicView => report::DURABLE_BASIC_VIEW,
+            Unary::DryRun => "unary dry_run",
+        }
+    }
+}
+
 impl Bench {
     /// One pass over the chosen scenarios, with this run's figures set against the targets.
     async fn run_once(&self) -> Result<Report, BenchError> {
@@ -202,10 +223,13 @@ impl Bench {
         let mut report = Report::default();
         let mut durable_rate = None;
         if wants(Scenario::Unary) {
-            let durable = self.unary(false).await?;
+            let durable = self.unary(Unary::Durable).await?;
             durable_rate = Some(durable.per_second);
             report.scenarios.push(durable);
-            report.scenarios.push(self.unary(true).await?);
+            report
+                .scenarios
+                .push(self.unary(Unary::DurableBasicView).await?);
+            report.scenarios.push(self.unary(Unary::DryRun).await?);
         }
         if wants(Scenario::Auth) {
             report.scenarios.extend(auth::interleaved(self).await?);
@@ -273,18 +297,21 @@ impl Bench {
         self.args.concurrency.max(1)
     }
 
-    async fn unary(&self, dry_run: bool) -> Result<ScenarioReport, BenchError> {
-        let name = if dry_run {
-            "unary dry_run"
-        } else {
-            "unary durable"
-        };
+    async fn unary(&self, unary: Unary) -> Result<ScenarioReport, BenchError> {
+        let name = unary.row();
         let server = Server::start(&self.exe, name).await?;
         let channel = callers::channel(&server.child.grpc_addr)
             .await
             .map_err(BenchError::Client)?;
+        let dry_run = unary == Unary::DryRun;
         let callers = (0..self.concurrency())
-            .map(|_| UnaryCaller::new(channel.clone(), self.payloads.clone(), dry_run, 0))
+            .map(|_| {
+                let caller = UnaryCaller::new(channel.clone(), self.payloads.clone(), dry_run, 0);
+                match unary {
+                    Unary::DurableBasicView => caller.basic_view(),
+                    Unary::Durable | Unary::DryRun => caller,
+                }
+            })
             .collect();
         let result = drive::closed_loop(callers, self.bound()).await;
         Ok(server.finish(name, result, self.load_note()).await)

@@ -9,6 +9,9 @@ use serde::Serialize;
 use super::drive::RunResult;
 use super::latency::LatencySummary;
 
+/// The row of durable calls answered without payloads (`VERIFY_AND_NORMALIZE_VIEW_BASIC`).
+pub const DURABLE_BASIC_VIEW: &str = "unary durable, basic view";
+
 /// One scenario's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScenarioReport {
@@ -216,6 +219,7 @@ impl Report {
         let ratio = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
         let echo = rate(self.row("echo"));
         let durable = rate(self.row("unary durable"));
+        let durable_basic = rate(self.row(DURABLE_BASIC_VIEW));
         let dry_run = rate(self.row("unary dry_run"));
         let http = rate(self.row("http ingress"));
         let auth_off = rate(self.row("auth off"));
@@ -247,6 +251,13 @@ impl Report {
         self.check("durable / echo", ratio(durable, echo), ">= 0.5", |v| {
             v >= 0.5
         });
+        // The same target for callers that need no payloads back (AIP-157 view).
+        self.check(
+            "durable basic view / echo",
+            ratio(durable_basic, echo),
+            ">= 0.5",
+            |v| v >= 0.5,
+        );
         self.check("durable events/s", durable, ">= 15000", |v| v >= 15_000.0);
         // The API key check's cost (the TLS row is reported beside it, without a target).
         self.check(

@@ -10,7 +10,7 @@ use chrono::Utc;
 
 use crate::auth::Scope;
 use crate::config::{Config, Secret, SourceConfig, VerificationConfig};
-use crate::proto::v1::{Header, VerifyAndNormalizeRequest};
+use crate::proto::v1::{Header, VerifyAndNormalizeRequest, VerifyAndNormalizeView};
 
 use super::connect::{ClientOptions, ConnectError, connect, default_url};
 
@@ -247,6 +247,7 @@ pub fn authenticated_request(
         remote_addr: String::new(),
         received_at: None,
         dry_run: false,
+        view: VerifyAndNormalizeView::Full.into(),
     })
 }
 

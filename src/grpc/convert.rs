@@ -29,7 +29,7 @@ pub enum RequestError {
     MissingId,
     #[error("field `position`: unknown start position {0}")]
     Position(i32),
-    #[error("field `view`: unknown event view {0}")]
+    #[error("field `view`: unknown view {0}")]
     View(i32),
 }
 
@@ -38,6 +38,16 @@ pub fn view(view: i32) -> Result<View, RequestError> {
     match pb::EventView::try_from(view) {
         Ok(pb::EventView::Unspecified | pb::EventView::Basic) => Ok(View::Basic),
         Ok(pb::EventView::Full) => Ok(View::Full),
+        Err(_) => Err(RequestError::View(view)),
+    }
+}
+
+/// Whether a `VerifyAndNormalize` answer carries the event's payloads; FULL when unset.
+/// Checked before the webhook is processed, so a bad value never follows a stored event.
+pub fn answer_payloads(view: i32) -> Result<bool, RequestError> {
+    match pb::VerifyAndNormalizeView::try_from(view) {
+        Ok(pb::VerifyAndNormalizeView::Unspecified | pb::VerifyAndNormalizeView::Full) => Ok(true),
+        Ok(pb::VerifyAndNormalizeView::Basic) => Ok(false),
         Err(_) => Err(RequestError::View(view)),
     }
 }

@@ -140,7 +140,8 @@ impl NormalizerService for NormalizerGrpc {
         let caller = caller
             .inspect_err(|error| refuse(error.reason(), error))
             .map_err(|error| auth_status(&error))?;
-        let claimed = convert::claimed_origin(&request)
+        let (claimed, payloads) = convert::claimed_origin(&request)
+            .and_then(|claimed| Ok((claimed, convert::answer_payloads(request.view)?)))
             .inspect_err(|error| refuse(Reason::InvalidRequest, error))
             .map_err(invalid_request)?;
         let origin = caller
@@ -155,10 +156,15 @@ impl NormalizerService for NormalizerGrpc {
         let webhook = convert::raw_webhook(request, origin);
         let peer = webhook.remote_addr;
         match self.pipeline.process(webhook, dry_run).await {
-            Ok(outcome) => Ok(Response::new(VerifyAndNormalizeResponse {
-                event: Some(outcome.event),
-                duplicate: outcome.duplicate,
-            })),
+            Ok(mut outcome) => {
+                if !payloads {
+                    crate::event::strip_payloads(&mut outcome.event);
+                }
+                Ok(Response::new(VerifyAndNormalizeResponse {
+                    event: Some(outcome.event),
+                    duplicate: outcome.duplicate,
+                }))
+            }
             Err(error) => {
                 log_refusal(&source, error.reason(), peer, &error);
                 Err(pipeline_status(&source, &error))

@@ -73,6 +73,21 @@ describe("normalize", () => {
     });
   }
 
+  test("the basic view answers without payloads, and the event is stored whole", async () => {
+    const request = gigsEvent("subscription.activated");
+    const event = await client.normalize({ ...request, view: "basic" });
+    assert.ok(BigInt(event.sequence) > 0n && event.id);
+    assert.equal(event.type, "subscription.activated");
+    assert.equal(event.dataJson, "");
+    assert.equal(event.data ?? null, null);
+    assert.equal(event.detail ?? null, null);
+    // The redelivery asking for the full view gets the payload, as first stored.
+    const full = await client.normalize(request);
+    assert.equal(full.sequence, event.sequence);
+    assert.match(JSON.parse(full.dataJson).id, /^sub_js/);
+    await assert.rejects(client.normalize({ ...request, view: "everything" }), TypeError);
+  });
+
   test("a bad signature is a VerificationError", async () => {
     const request = gigsRequest(Buffer.from('{"object":"event","id":"evt_forged"}'), {
       secret: `whsec_${"A".repeat(32)}`,

@@ -63,6 +63,19 @@ def test_normalizes_each_providers_sample(client, provider, expected_type, subje
     assert client.normalize(**request).sequence == event.sequence
 
 
+def test_the_basic_view_answers_without_payloads_and_stores_them(client):
+    request = gigs_event(990001, "subscription.activated")
+    event = client.normalize(**request, view="basic")
+    assert event.sequence > 0 and event.id and event.type == "subscription.activated"
+    assert event.data_json == "" and not event.HasField("data")
+    assert event.WhichOneof("detail") is None
+    # Stored whole: the redelivery asking for the full view gets the payload.
+    full = client.normalize(**request)
+    assert full.sequence == event.sequence and json.loads(full.data_json)["id"] == "sub_990001"
+    with pytest.raises(ValueError):
+        client.normalize(**request, view="everything")
+
+
 def test_a_bad_signature_is_a_verification_error(client):
     request = gigs_request(b'{"object":"event","id":"evt_forged"}', secret="whsec_" + "A" * 32)
     with pytest.raises(hooknorm.VerificationError) as raised:

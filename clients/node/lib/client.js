@@ -19,6 +19,12 @@ const PROVIDERS = {
   "mobile-manager": "PROVIDER_MOBILE_MANAGER",
 };
 
+// What a normalize answer carries (VerifyAndNormalizeView), by the names `normalize` takes.
+const VIEWS = {
+  full: "VERIFY_AND_NORMALIZE_VIEW_FULL",
+  basic: "VERIFY_AND_NORMALIZE_VIEW_BASIC",
+};
+
 function pem(value) {
   return value == null ? null : Buffer.isBuffer(value) ? value : Buffer.from(value);
 }
@@ -92,11 +98,17 @@ class Client {
    * `body`: the raw bytes (Buffer; never re-serialized JSON: signatures are over the bytes).
    * `headers`: `req.rawHeaders` (best: repeats and order kept), `req.headers`, a fetch
    * `Headers`, or `[name, value]` pairs. `requestUri`: path and query (`req.url`; query tokens
-   * live there). `remoteAddr`: the peer (`req.socket.remoteAddress`). Rejects with a
+   * live there). `remoteAddr`: the peer (`req.socket.remoteAddress`). `view: "basic"` answers
+   * without the payloads (`data`, `previousData`, their `Json` texts and the provider detail),
+   * for callers that only acknowledge and read events from a subscription. Throws a TypeError
+   * for another view; rejects with a
    * VerificationError, NotFoundError (`UNKNOWN_SOURCE`), InvalidRequestError or a retryable
    * UnavailableError.
    */
-  async normalize({ source, body, headers = [], requestUri = "", remoteAddr = "", receivedAt, dryRun = false, timeoutMs }) {
+  async normalize({ source, body, headers = [], requestUri = "", remoteAddr = "", receivedAt, dryRun = false, view = "full", timeoutMs }) {
+    if (!Object.hasOwn(VIEWS, view)) {
+      throw new TypeError(`view must be one of ${Object.keys(VIEWS).join(", ")}, not ${JSON.stringify(view)}`);
+    }
     const request = {
       source,
       headers: headerPairs(headers).map(([name, value]) => ({ name, value })),
@@ -104,6 +116,7 @@ class Client {
       requestUri,
       remoteAddr: remoteAddr ?? "",
       dryRun,
+      view: VIEWS[view],
     };
     if (receivedAt) request.receivedAt = timestamp(receivedAt);
     const response = await this.unary("verifyAndNormalize", request, timeoutMs);

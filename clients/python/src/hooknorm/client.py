@@ -114,6 +114,7 @@ class Client:
         remote_addr: str = "",
         received_at: Optional[_dt.datetime] = None,
         dry_run: bool = False,
+        view: str = "full",
         timeout: Optional[float] = None,
     ) -> event_pb2.Event:
         """Verifies, normalizes and stores one webhook exactly as it was received.
@@ -121,7 +122,10 @@ class Client:
         Pass the raw ``body`` bytes (never re-serialized JSON: signatures are over the bytes),
         every header, the ``request_uri`` with its query (query tokens live there) and the
         peer's address. Returns the stored ``Event`` (for a redelivery, the event as first
-        stored). Raises a ``hooknorm.errors.HooknormError`` subclass: ``VerificationError``,
+        stored). ``view="basic"`` answers without the payloads (``data``, ``previous_data``,
+        their ``_json`` texts and the provider detail), for callers that only acknowledge the
+        webhook and read events from a subscription: less to send and decode. Raises
+        ``ValueError`` for another view, else a ``hooknorm.errors.HooknormError`` subclass: ``VerificationError``,
         ``NotFoundError`` (``UNKNOWN_SOURCE``), ``InvalidRequestError``, or a retryable
         ``UnavailableError``.
         """
@@ -134,6 +138,7 @@ class Client:
             request_uri=request_uri,
             remote_addr=remote_addr,
             dry_run=dry_run,
+            view=_view(view),
         )
         if received_at is not None:
             request.received_at.FromDatetime(_utc(received_at))
@@ -227,3 +232,16 @@ def _utc(time: _dt.datetime) -> _dt.datetime:
     if time.tzinfo is None:
         raise ValueError("times must be timezone-aware (e.g. datetime.now(timezone.utc))")
     return time.astimezone(_dt.timezone.utc)
+
+
+_VIEWS = {
+    "full": normalizer_service_pb2.VERIFY_AND_NORMALIZE_VIEW_FULL,
+    "basic": normalizer_service_pb2.VERIFY_AND_NORMALIZE_VIEW_BASIC,
+}
+
+
+def _view(view: str) -> int:
+    try:
+        return _VIEWS[view]
+    except KeyError:
+        raise ValueError(f"view must be one of {sorted(_VIEWS)}, not {view!r}") from None
