@@ -13,7 +13,8 @@ use chrono::{DateTime, Utc};
 use common::stream::*;
 use common::*;
 use hooknorm::log::{
-    AppendRequest, Appended, EncodedBatch, EventLog, LiveSubscription, LogError, RetentionReport,
+    AppendRequest, Appended, EncodedBatch, EventLog, Live, LiveSubscription, LogError,
+    RetentionReport,
 };
 use hooknorm::proto::v1::stream_events_response::Message;
 use hooknorm::proto::v1::{
@@ -107,6 +108,8 @@ struct SeamLog {
     head_injections: AtomicU64,
     read_injections: AtomicU64,
     injected: AtomicU64,
+    /// A sequence the live feed leaves out (0: none), as a feed that lost an event would.
+    skip_live: AtomicU64,
 }
 
 impl SeamLog {
@@ -123,6 +126,7 @@ impl SeamLog {
             head_injections: AtomicU64::new(0),
             read_injections: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            skip_live: AtomicU64::new(0),
         }
     }
 
@@ -220,7 +224,21 @@ impl EventLog for SeamLog {
             self.inject().await;
             self.subscribed.store(true, Ordering::SeqCst);
         }
-        live
+        let skip = self.skip_live.load(Ordering::SeqCst);
+        if skip == 0 {
+            return live;
+        }
+        let items = futures_util::stream::unfold(Some(live?), move |live| async move {
+            let mut live = live?;
+            loop {
+                match live.next().await {
+                    Live::Closed => return None,
+                    Live::Event(event) if event.sequence() == skip => continue,
+                    item => return Some((item, Some(live))),
+                }
+            }
+        });
+        Ok(LiveSubscription::new(items))
     }
     fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
         self.inner.live_pressure()
@@ -234,6 +252,34 @@ impl EventLog for SeamLog {
     async fn close(&self) {
         self.inner.close().await;
     }
+}
+
+/// A live feed that leaves an event out (the stream sees the next sequence jump) is filled in
+/// from the log: the subscriber still gets every event once, in order.
+#[tokio::test]
+async fn an_event_the_live_feed_leaves_out_is_read_from_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
+    let wrapped = slot.clone();
+    let toml = test_config_toml(1024 * 1024);
+    let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
+        let log = Arc::new(SeamLog::new(inner));
+        log.skip_live.store(3, Ordering::SeqCst);
+        let _ = wrapped.set(log.clone());
+        log
+    })
+    .await;
+    let mut stream = open_stream(&mut server.client, EventFilter::default(), after(0)).await;
+    for n in 0..5 {
+        append(&mut server.client, n, "subscription.renewed").await;
+    }
+    assert_eq!(
+        next_sequences(&mut stream, 5).await,
+        vec![1, 2, 3, 4, 5],
+        "the event the live feed left out is missing"
+    );
+    assert!(slot.get().is_some());
+    server.shutdown().await;
 }
 
 /// Events committed exactly in the catch-up/live race windows (see [`SeamLog`]) arrive once
