@@ -205,8 +205,10 @@ fn cross_site(headers: &HeaderMap) -> bool {
     }
     let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    // `null` says nothing: the console's own pages send it, as their referrer policy is
+    // `no-referrer`; `sec-fetch-site` above is what current browsers decide by.
     match (origin, host) {
-        (Some("null"), _) => true,
+        (Some("null"), _) => false,
         (Some(origin), Some(host)) => origin
             .split_once("://")
             .is_none_or(|(_, authority)| authority != host),

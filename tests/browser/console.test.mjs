@@ -50,7 +50,6 @@ if (skip) console.log(`# SKIP console browser test: ${skip}`);
 
 let server;
 let browser;
-let profile;
 const posted = {};
 
 /** Posts a `normalize`-shaped request to the HTTP ingress as the provider would; the answer. */
@@ -91,18 +90,13 @@ before(async () => {
   posted.alert = await post(tokenRequest("mobile-manager", MM_TOKEN, fixture("mobile_manager/alert.on.json")));
   posted.order = await post(tokenRequest("mobile-manager", MM_TOKEN, hostileOrder));
   const { chromium } = createRequire(join(REPO, "tools", "package.json"))("playwright-core");
-  profile = mkdtempSync(join(tmpdir(), "hooknorm-chromium-"));
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [...CHROMIUM_ARGS, `--user-data-dir=${profile}`],
-    timeout: 30_000,
-  });
+  // launch() starts Chromium on a fresh temporary profile of its own, removed on close.
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
 });
 
 after(async () => {
   await browser?.close();
   await server?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
   if (!SCREENSHOTS.startsWith(join(REPO, "docs"))) rmSync(SCREENSHOTS, { recursive: true, force: true });
 });
 
@@ -157,6 +151,9 @@ test("list, filter, detail with diff, resource activity", { skip }, async () => 
   assert.deepEqual(sequences, [...sequences].sort((a, b) => b - a), "newest first");
   assert.deepEqual(new Set(await rowTexts(page, 4)), new Set(["gigs", "abowire", "mobile_manager"]));
   await page.screenshot({ path: join(SCREENSHOTS, "console-list.png") });
+  await page.setViewportSize({ width: 390, height: 844 }); // a phone
+  await page.screenshot({ path: join(SCREENSHOTS, "console-list-phone.png") });
+  await page.setViewportSize({ width: 1280, height: 900 });
 
   // Filter by provider, then by type: both live in the URL.
   await page.selectOption("select[name=provider]", "gigs");
@@ -177,7 +174,8 @@ test("list, filter, detail with diff, resource activity", { skip }, async () => 
   assert.match(await page.textContent("#resend"), /hooknorm send --source 'gigs' --http --file \/dev\/stdin$/);
   const headers = await page.textContent("table.headers");
   assert.match(headers, /webhook-signature/);
-  await page.evaluate(() => document.getElementById("changes").scrollIntoView());
+  // Tall enough for the fields, the changes and the start of the payload.
+  await page.setViewportSize({ width: 1280, height: 1060 });
   await page.screenshot({ path: join(SCREENSHOTS, "console-detail.png") });
 
   // The subject's activity: every event about that device.
