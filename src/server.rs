@@ -93,6 +93,8 @@ pub struct Server {
     auth: Arc<Authenticator>,
     /// The configured sources and their providers in config order, for the console.
     console_sources: Vec<(String, ProviderKind)>,
+    /// `ops.max_connections`, which bounds the console's live tails.
+    ops_max_connections: usize,
     /// Each listener's TLS, when configured; `serve` keeps them current.
     grpc_tls: Option<TlsReloader>,
     http_tls: Option<TlsReloader>,
@@ -185,6 +187,7 @@ impl Server {
                 .iter()
                 .map(|source| (source.name.clone(), source.provider))
                 .collect(),
+            ops_max_connections: config.ops.max_connections,
             grpc_tls,
             http_tls,
             tls_reload_interval: config.tls.reload_interval,
@@ -239,6 +242,7 @@ impl Server {
             self.pipeline.max_event_bytes(),
             self.streams,
             stop_rx.clone(),
+            crate::console::max_live_tails(self.ops_max_connections),
         );
         let ops_app = crate::http::ops_router(readiness.clone(), Some(console));
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());

@@ -6,6 +6,9 @@
 //! event it got. The script also skips any sequence it has already shown, so the events the
 //! page listed and the tail sends are never shown twice.
 //!
+//! At most [`super::max_live_tails`] are open at once (more are refused with `RATE_LIMITED`), so
+//! they never take every ops connection from the probes.
+//!
 //! Other messages: `ready` once subscribed, `skipped` when retention removed events before they
 //! could be sent, `end` (with the resume sequence as its id) when the server ends the stream;
 //! heartbeats become SSE comments, which keep proxies from closing an idle stream.
@@ -42,6 +45,11 @@ pub async fn live(
     let query = ListQuery::parse(uri.query())?;
     let mut filter = query.filter()?;
     viewer.restrict(&mut filter)?;
+    let tail = console
+        .live_tails
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ConsoleError::TooManyTails)?;
     // A reconnect's own cursor wins over the one the page was rendered with.
     let last_event_id = headers
         .get("last-event-id")
@@ -62,7 +70,11 @@ pub async fn live(
         .event("ready")
         .retry(RETRY)
         .data("subscribed");
-    let messages = ReceiverStream::new(subscription).map(message);
+    // The permit goes with the stream: the tail counts until its connection is done.
+    let messages = ReceiverStream::new(subscription).map(move |queued| {
+        let _tail = &tail;
+        message(queued)
+    });
     let stream = tokio_stream::once(ready)
         .chain(messages)
         .map(Ok::<_, Infallible>);

@@ -31,7 +31,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::auth::{AuthError, Authenticator};
 use crate::error::Reason;
@@ -55,6 +55,16 @@ pub struct Console {
     streams: StreamSettings,
     /// Turns true when the server stops: live tails end (the browser reconnects elsewhere).
     shutdown: watch::Receiver<bool>,
+    /// Live tails open at once. A tail holds its ops connection for as long as it is open, and
+    /// admission never closes a connection with a request in progress: without a cap, enough
+    /// open browser tabs would leave no connection for the kubelet's probes.
+    live_tails: Arc<Semaphore>,
+}
+
+/// The share of the ops listener's connections live tails may hold: half, so the probes and
+/// metrics always have the other half.
+pub fn max_live_tails(ops_max_connections: usize) -> usize {
+    (ops_max_connections / 2).max(1)
 }
 
 impl Console {
@@ -65,6 +75,7 @@ impl Console {
         max_event_bytes: usize,
         streams: StreamSettings,
         shutdown: watch::Receiver<bool>,
+        max_live_tails: usize,
     ) -> Console {
         Console {
             log,
@@ -73,6 +84,7 @@ impl Console {
             max_event_bytes,
             streams,
             shutdown,
+            live_tails: Arc::new(Semaphore::new(max_live_tails)),
         }
     }
 }
@@ -168,6 +180,8 @@ pub enum ConsoleError {
     Open(#[from] OpenError),
     #[error("cross-site form posts are refused")]
     CrossSite,
+    #[error("too many live tails are open; retry later")]
+    TooManyTails,
 }
 
 impl ConsoleError {
@@ -180,6 +194,7 @@ impl ConsoleError {
             ConsoleError::Log(error) => error.reason(),
             ConsoleError::Open(error) => error.reason(),
             ConsoleError::CrossSite => Reason::PermissionDenied,
+            ConsoleError::TooManyTails => Reason::RateLimited,
         }
     }
 

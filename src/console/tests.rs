@@ -79,6 +79,7 @@ verification = {{ scheme = "none" }}
         pipeline.max_event_bytes(),
         StreamSettings::default(),
         stopping.clone(),
+        1,
     );
     let readiness = Readiness::new(log, stopping);
     let settings = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
@@ -299,4 +300,28 @@ async fn the_live_tail_opens_with_ready_then_sends_rows() {
         text.contains("event: event\nid: 1\ndata: <tr data-sequence=\"1\">"),
         "{text}"
     );
+}
+
+#[tokio::test]
+async fn live_tails_are_capped() {
+    let app = app();
+    let open = app
+        .ops
+        .clone()
+        .oneshot(get("/console/live", Some(READER)))
+        .await
+        .unwrap();
+    assert_eq!(open.status(), StatusCode::OK);
+    let refused = call(&app.ops, get("/console/live", Some(READER))).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.text.contains("RATE_LIMITED"));
+    // A tail that ends gives its place back.
+    drop(open);
+    let again = app
+        .ops
+        .clone()
+        .oneshot(get("/console/live", Some(READER)))
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::OK);
 }
