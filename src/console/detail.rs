@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use maud::{Markup, html};
 use serde_json::value::RawValue;
 
-use super::pages::{layout, provider_name, resource_link, time};
+use super::pages::{layout, provider_name, redelivered, redeliveries, resource_link, time};
 use super::session::Viewer;
 use super::{BASE_PATH, Console, ConsoleError};
 use crate::cli::output::to_json;
@@ -35,10 +35,16 @@ pub async fn detail(
         .ok_or_else(|| ConsoleError::NotFound {
             id: id.chars().take(200).collect(),
         })?;
-    Ok(layout(&event.r#type, Some(&viewer.name), page(&event)))
+    let counts = console.log.duplicate_counts(&[event.sequence]).await?;
+    let duplicates = redeliveries(counts.as_ref(), event.sequence);
+    Ok(layout(
+        &event.r#type,
+        Some(&viewer.name),
+        page(&event, duplicates),
+    ))
 }
 
-fn page(event: &Event) -> Markup {
+fn page(event: &Event, duplicates: Option<u64>) -> Markup {
     let changes = (!event.previous_data_json.is_empty())
         .then(|| changes(&event.previous_data_json, &event.data_json));
     html! {
@@ -72,6 +78,7 @@ fn page(event: &Event) -> Markup {
                 }
                 dt { "Occurred" } dd { (time(event.occurred_at.as_ref())) }
                 dt { "Received" } dd { (time(event.received_at.as_ref())) }
+                dt { "Redelivered" } dd { (redelivered(duplicates)) }
                 @if !event.traceparent.is_empty() {
                     dt { "Trace" } dd { code { (event.traceparent) } }
                 }

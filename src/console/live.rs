@@ -66,6 +66,8 @@ pub async fn live(
         console.shutdown.clone(),
     )
     .await?;
+    // A new event has no redeliveries yet, where the log counts them at all.
+    let counted = console.log.duplicate_counts(&[]).await?.map(|_| 0);
     let ready = SseEvent::default()
         .event("ready")
         .retry(RETRY)
@@ -73,7 +75,7 @@ pub async fn live(
     // The permit goes with the stream: the tail counts until its connection is done.
     let messages = ReceiverStream::new(subscription).map(move |queued| {
         let _tail = &tail;
-        message(queued)
+        message(queued, counted)
     });
     let stream = tokio_stream::once(ready)
         .chain(messages)
@@ -82,14 +84,14 @@ pub async fn live(
 }
 
 /// One subscription message as an SSE message.
-fn message(queued: Result<Queued, StreamEnd>) -> SseEvent {
+fn message(queued: Result<Queued, StreamEnd>, duplicates: Option<u64>) -> SseEvent {
     match queued {
         Ok(queued) => match queued.item {
             StreamItem::Event(encoded) => match Event::decode(encoded.bytes) {
                 Ok(event) => SseEvent::default()
                     .event("event")
                     .id(event.sequence.to_string())
-                    .data(row(&event).into_string()),
+                    .data(row(&event, duplicates).into_string()),
                 Err(error) => {
                     tracing::warn!(sequence = encoded.sequence, %error, "stored event is unreadable");
                     SseEvent::default().comment("an unreadable event was left out")

@@ -2,6 +2,8 @@
 //! rows are also what the live tail sends), the login form and the error page. maud escapes
 //! every splice, so a provider's text is always shown as text.
 
+use std::collections::HashMap;
+
 use axum::Extension;
 use axum::extract::State;
 use axum::http::Uri;
@@ -37,6 +39,8 @@ pub async fn list(
         console.max_event_bytes,
     )
     .await?;
+    let sequences: Vec<u64> = page.events.iter().map(|event| event.sequence).collect();
+    let duplicates = console.log.duplicate_counts(&sequences).await?;
     let sources: Vec<&(String, ProviderKind)> = console
         .sources
         .iter()
@@ -79,11 +83,14 @@ pub async fn list(
                     th.wide scope="col" { "Source" }
                     th scope="col" { "Type" }
                     th scope="col" { "Subject" }
+                    th.wide scope="col" title="deliveries recognized as redeliveries of the event" {
+                        "Redelivered"
+                    }
                 }
             }
             tbody {
                 @for event in &page.events {
-                    (row(event))
+                    (row(event, redeliveries(duplicates.as_ref(), event.sequence)))
                 }
             }
         }
@@ -104,8 +111,24 @@ pub async fn list(
     Ok(layout(&title, Some(&viewer.name), body))
 }
 
-/// One event as a row of the list; the live tail sends exactly this.
-pub fn row(event: &Event) -> Markup {
+/// How many redeliveries of the event at `sequence` the log counted; `None` where it does not
+/// count them.
+pub fn redeliveries(counts: Option<&HashMap<u64, u64>>, sequence: u64) -> Option<u64> {
+    counts.map(|counts| counts.get(&sequence).copied().unwrap_or(0))
+}
+
+/// A redelivery count, or a dash where the log does not count them.
+pub fn redelivered(count: Option<u64>) -> Markup {
+    match count {
+        Some(0) => html! { span.none { "0" } },
+        Some(count) => html! { strong { (count) } },
+        None => html! { span.none title="this event log does not count redeliveries" { "—" } },
+    }
+}
+
+/// One event as a row of the list (`duplicates`: its redeliveries, where counted); the live
+/// tail sends exactly this.
+pub fn row(event: &Event, duplicates: Option<u64>) -> Markup {
     let href = event_href(&event.id);
     html! {
         tr data-sequence=(event.sequence) {
@@ -120,6 +143,7 @@ pub fn row(event: &Event) -> Markup {
                     (resource_link(subject))
                 }
             }
+            td.wide { (redelivered(duplicates)) }
         }
     }
 }

@@ -325,3 +325,26 @@ async fn live_tails_are_capped() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn redeliveries_are_counted_in_the_list_and_the_detail() {
+    let app = app();
+    let id = post_order(&app, "open").await;
+    // The same state again, within the window: a redelivery of the first event.
+    assert_eq!(post_order(&app, "open").await, id);
+    let list = call(&app.ops, get("/console", Some(READER))).await;
+    assert!(
+        list.text
+            .contains("<td class=\"wide\"><strong>1</strong></td>"),
+        "{}",
+        list.text
+    );
+    let detail = call(&app.ops, get(&pages::event_href(&id), Some(READER))).await;
+    assert!(
+        detail
+            .text
+            .contains("<dt>Redelivered</dt><dd><strong>1</strong></dd>"),
+        "{}",
+        detail.text
+    );
+}

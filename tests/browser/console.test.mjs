@@ -83,6 +83,9 @@ before(async () => {
   if (skip) return;
   server = await HooknormServer.start();
   posted.activated = await post(gigsRequest(fixture("gigs/subscription.activated.json"), { msgId: "msg_c1" }));
+  // Svix retries it: the same event, a new message id.
+  const retried = await post(gigsRequest(fixture("gigs/subscription.activated.json"), { msgId: "msg_c1b" }));
+  assert.equal(retried.duplicate, true);
   posted.device = await post(gigsRequest(fixture("gigs/device.updated.json"), { msgId: "msg_c2" }));
   posted.customer = await post(
     tokenRequest("abowire", ABOWIRE_TOKEN, fixture("abowire/current.customer.updated.json")),
@@ -150,6 +153,8 @@ test("list, filter, detail with diff, resource activity", { skip }, async () => 
   assert.ok(sequences.length >= 5, `${sequences}`);
   assert.deepEqual(sequences, [...sequences].sort((a, b) => b - a), "newest first");
   assert.deepEqual(new Set(await rowTexts(page, 4)), new Set(["gigs", "abowire", "mobile_manager"]));
+  const redelivered = await page.textContent(`#events tr[data-sequence="${posted.activated.sequence}"] td:nth-child(8)`);
+  assert.equal(redelivered.trim(), "1");
   await page.screenshot({ path: join(SCREENSHOTS, "console-list.png") });
   await page.setViewportSize({ width: 390, height: 844 }); // a phone
   await page.screenshot({ path: join(SCREENSHOTS, "console-list-phone.png") });
