@@ -156,24 +156,14 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     tx.execute_batch(SCHEMA_V1)?;
     // A fresh file goes through the same steps as an old one. The column check, not only the
     // version, guards the `ALTER`, which SQLite cannot make conditional.
-    let has_appended_at: bool = tx.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'appended_at'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_appended_at {
+    if !has_events_column(&tx, "appended_at")? {
         tx.execute_batch(SCHEMA_V2)?;
     }
     tx.execute_batch(SCHEMA_V3)?;
     if version < 4 {
         tx.execute_batch(SCHEMA_V4)?;
     }
-    let has_duplicates: bool = tx.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'duplicates'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_duplicates {
+    if !has_events_column(&tx, "duplicates")? {
         tx.execute_batch(SCHEMA_V5)?;
     }
     if version != SCHEMA_VERSION {
@@ -181,6 +171,15 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Whether the `events` table has this column yet.
+fn has_events_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = ?1",
+        [column],
+        |row| row.get(0),
+    )
 }
 
 /// The highest sequence ever assigned (0 for a new log), deleted events included.
