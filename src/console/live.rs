@@ -10,7 +10,8 @@
 //! they never take every ops connection from the probes.
 //!
 //! Other messages: `ready` once subscribed, `skipped` when retention removed events before they
-//! could be sent, `end` (with the resume sequence as its id) when the server ends the stream;
+//! could be sent, `end` when the server ends the stream (the browser then reconnects after the
+//! last event it got);
 //! heartbeats become SSE comments, which keep proxies from closing an idle stream.
 
 use std::convert::Infallible;
@@ -104,9 +105,8 @@ fn message(queued: Result<Queued, StreamEnd>, duplicates: Option<u64>) -> SseEve
                 format!("events after {after} through {through} were removed by retention"),
             ),
         },
-        Err(end) => SseEvent::default()
-            .event("end")
-            .id(end.resume_after().to_string())
-            .data(end.to_string()),
+        // No id: the browser's last id is already the last event it got, which is where it
+        // resumes (an end before any event would otherwise send it back to the very start).
+        Err(end) => SseEvent::default().event("end").data(end.to_string()),
     }
 }

@@ -2,7 +2,8 @@
 // against a real `hooknorm serve`. One webhook of each provider is posted to the ingress; the
 // console is refused without a key and narrowed for a key of another source; with a read key it
 // filters, shows an update's diff, follows a resource link, and its live tail shows a new
-// webhook within a second, resuming after a server restart without showing anything twice.
+// webhook within a second, resuming after a crash and a graceful restart without showing
+// anything twice.
 // It takes the README's screenshots of the list and a detail page (docs/console-*.png).
 //
 // Skipped, with the reason printed, where /usr/bin/chromium is missing (scripts/test installs
@@ -203,7 +204,7 @@ test("a provider's markup is shown as text, never run", { skip }, async () => {
   await page.context().close();
 });
 
-test("live tail: a new webhook appears within a second, once, across a restart", { skip }, async () => {
+test("live tail: a new webhook appears within a second, once, across restarts", { skip }, async () => {
   const page = await newPage();
   await logIn(page, READ_KEY, "/console?provider=gigs");
   await page.check("#live-toggle");
@@ -224,6 +225,10 @@ test("live tail: a new webhook appears within a second, once, across a restart",
   await server.restart("SIGKILL");
   const second = await post(gigsEvent("sim.retired"));
   await page.waitForSelector(`#events tbody tr[data-sequence="${second.sequence}"]`, { timeout: 15_000 });
+  // A graceful stop ends the stream with `end`; the same again.
+  await server.restart("SIGTERM");
+  const afterStop = await post(gigsEvent("sim.retired"));
+  await page.waitForSelector(`#events tbody tr[data-sequence="${afterStop.sequence}"]`, { timeout: 15_000 });
   // Off and on again: resumes after the last row shown.
   await page.uncheck("#live-toggle");
   const third = await post(gigsEvent("sim.retired"));
@@ -232,7 +237,10 @@ test("live tail: a new webhook appears within a second, once, across a restart",
 
   const sequences = await rowSequences(page);
   assert.equal(new Set(sequences).size, sequences.length, `shown twice: ${sequences}`);
-  assert.deepEqual(sequences.slice(0, 3), [third, second, first].map((answer) => Number(answer.sequence)));
+  assert.deepEqual(
+    sequences.slice(0, 4),
+    [third, afterStop, second, first].map((answer) => Number(answer.sequence)),
+  );
   assert.deepEqual(new Set(await rowTexts(page, 4)), new Set(["gigs"]));
   await page.context().close();
 });
