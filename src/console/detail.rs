@@ -39,7 +39,7 @@ pub async fn detail(
     let duplicates = redeliveries(counts.as_ref(), event.sequence);
     Ok(layout(
         &event.r#type,
-        Some(&viewer.name),
+        console.key_name(&viewer),
         page(&event, duplicates),
     ))
 }

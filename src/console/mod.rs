@@ -89,6 +89,14 @@ impl Console {
     }
 }
 
+impl Console {
+    /// The name the header shows beside "Log out": none without keys (`auth = "none"`), where
+    /// there is nobody to log out.
+    fn key_name<'p>(&self, viewer: &'p crate::auth::Principal) -> Option<&'p str> {
+        (!self.authenticator.is_open()).then_some(viewer.name.as_str())
+    }
+}
+
 /// The console's routes, under [`BASE_PATH`]; every page but the login form and the assets
 /// needs a read key.
 pub fn router(console: Console) -> Router {

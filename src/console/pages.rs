@@ -108,7 +108,7 @@ pub async fn list(
             }
         }
     };
-    Ok(layout(&title, Some(&viewer.name), body))
+    Ok(layout(&title, console.key_name(&viewer), body))
 }
 
 /// How many redeliveries of the event at `sequence` the log counted; `None` where it does not

@@ -26,19 +26,11 @@ const HOSTILE_ORDER: &str = r#"{"OrderId":"7d5b2f8e-3c41-4a9b-b1e2-6f0a9c8d4e21"
 "SimId":"b3e1c7a2-9d4f-4e6b-8a15-2c7f9e0d1b34","PoolId":"00000000-0000-0000-0000-000000000000",
 "APNId":"00000000-0000-0000-0000-000000000000","Note":"<script>alert('x')</script>"}"#;
 
-struct App {
-    ingress: axum::Router,
-    ops: axum::Router,
-    _stop: watch::Sender<bool>,
-    _dir: tempfile::TempDir,
-}
-
-fn app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
+/// The keys the tests use: one that reads everything, one that reads only `other`, one that
+/// only ingests.
+fn keys() -> String {
+    format!(
         r#"
-[store]
-path = {:?}
 [auth]
 [[auth.keys]]
 name = "reader"
@@ -53,6 +45,35 @@ sources = ["other"]
 name = "ingest"
 key = "{INGEST}"
 scopes = ["ingest"]
+"#
+    )
+}
+
+struct App {
+    ingress: axum::Router,
+    ops: axum::Router,
+    _stop: watch::Sender<bool>,
+    _dir: tempfile::TempDir,
+}
+
+fn app() -> App {
+    app_with("")
+}
+
+/// The app with `top` (top-level keys such as `auth = "none"`) before the tables, which then
+/// carry no keys of their own.
+fn app_with(top: &str) -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = if top.is_empty() {
+        keys()
+    } else {
+        String::new()
+    };
+    let toml = format!(
+        r#"{top}
+[store]
+path = {:?}
+{keys}
 [[sources]]
 name = "open"
 provider = "mobile_manager"
@@ -347,4 +368,19 @@ async fn redeliveries_are_counted_in_the_list_and_the_detail() {
         "{}",
         detail.text
     );
+}
+
+#[tokio::test]
+async fn without_keys_the_console_is_open_and_has_no_logout() {
+    let app = app_with("auth = \"none\"");
+    let answer = call(&app.ops, get("/console", None)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(!answer.text.contains("Log out"));
+    let login = call(
+        &app.ops,
+        get("/console/login?next=%2Fconsole%3Ftype%3Dsim.*", None),
+    )
+    .await;
+    assert_eq!(login.status, StatusCode::SEE_OTHER);
+    assert_eq!(login.headers[header::LOCATION], "/console?type=sim.*");
 }
