@@ -1,7 +1,8 @@
 // The events console in a real browser: headless Chromium (Debian's, driven by playwright-core)
 // against a real `hooknorm serve`. One webhook of each provider is posted to the ingress; the
 // console is refused without a key and narrowed for a key of another source; with a read key it
-// filters, shows an update's diff, follows a resource link, and its live tail shows a new
+// filters, shows an update's diff (whose copied re-send command brings the same event back),
+// follows a resource link, and its live tail shows a new
 // webhook within a second, resuming after a crash and a graceful restart without showing
 // anything twice.
 // It takes the README's screenshots of the list and a detail page (docs/console-*.png).
@@ -10,6 +11,7 @@
 // it with apt where it can).
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -23,6 +25,7 @@ import {
   MM_TOKEN,
   READ_KEY,
   REPO,
+  binary,
   fixture,
   gigsEvent,
   gigsRequest,
@@ -177,7 +180,15 @@ test("list, filter, detail with diff, resource activity", { skip }, async () => 
   );
   assert.deepEqual(diff, [["name", '"iPhone"', '"Anna\'s iPhone 12 Pro"']]);
   assert.match(await page.textContent("#data-json"), /"imei": "492388841798923"/);
-  assert.match(await page.textContent("#resend"), /hooknorm send --source 'gigs' --http --file \/dev\/stdin$/);
+  // The copied command re-sends the body byte for byte: the server knows it as the same event.
+  const resend = await page.textContent("#resend");
+  assert.match(resend, /hooknorm send --source 'gigs' --http --file \/dev\/stdin$/);
+  const resent = execFileSync(
+    "sh",
+    ["-c", `${resend.replace("hooknorm send", `"${binary()}" send`)} --config "${server.config}" --http-server http://${server.httpAddr}`],
+    { encoding: "utf8" },
+  );
+  assert.deepEqual(JSON.parse(resent), { duplicate: true, id: posted.device.id, sequence: posted.device.sequence });
   const headers = await page.textContent("table.headers");
   assert.match(headers, /webhook-signature/);
   // Tall enough for the fields, the changes and the start of the payload.

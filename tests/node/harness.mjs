@@ -74,7 +74,7 @@ sources = ["gigs"]
 `;
 }
 
-function binary() {
+export function binary() {
   const path = process.env.HOOKNORM_BIN || join(REPO, "target", "debug", "hooknorm");
   accessSync(path, constants.X_OK);
   return path;
