@@ -2,10 +2,9 @@
 // against a real `hooknorm serve`. One webhook of each provider is posted to the ingress; the
 // console is refused without a key and narrowed for a key of another source; with a read key it
 // filters, shows an update's diff (whose copied re-send command brings the same event back),
-// follows a resource link, and its live tail shows a new
-// webhook within a second, resuming after a crash and a graceful restart without showing
-// anything twice.
-// It takes the README's screenshots of the list and a detail page (docs/console-*.png).
+// follows a resource link, and its live tail shows a new webhook within a second, resuming
+// after a crash and a graceful restart without showing anything twice. It takes the README's
+// screenshots of the list and a detail page (docs/console-*.png).
 //
 // Skipped, with the reason printed, where /usr/bin/chromium is missing (scripts/test installs
 // it with apt where it can).
