@@ -289,15 +289,19 @@ async fn bad_filters_are_a_bad_request() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
 }
 
+/// A live tail opened with the reader's key; its body streams for as long as it is kept.
+async fn open_tail(app: &App, uri: &str) -> axum::response::Response {
+    app.ops
+        .clone()
+        .oneshot(get(uri, Some(READER)))
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_live_tail_opens_with_ready_then_sends_rows() {
     let app = app();
-    let response = app
-        .ops
-        .clone()
-        .oneshot(get("/console/live?after=0", Some(READER)))
-        .await
-        .unwrap();
+    let response = open_tail(&app, "/console/live?after=0").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
@@ -326,24 +330,14 @@ async fn the_live_tail_opens_with_ready_then_sends_rows() {
 #[tokio::test]
 async fn live_tails_are_capped() {
     let app = app();
-    let open = app
-        .ops
-        .clone()
-        .oneshot(get("/console/live", Some(READER)))
-        .await
-        .unwrap();
+    let open = open_tail(&app, "/console/live").await;
     assert_eq!(open.status(), StatusCode::OK);
     let refused = call(&app.ops, get("/console/live", Some(READER))).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(refused.text.contains("RATE_LIMITED"));
     // A tail that ends gives its place back.
     drop(open);
-    let again = app
-        .ops
-        .clone()
-        .oneshot(get("/console/live", Some(READER)))
-        .await
-        .unwrap();
+    let again = open_tail(&app, "/console/live").await;
     assert_eq!(again.status(), StatusCode::OK);
 }
 
