@@ -163,6 +163,15 @@ test("list, filter, detail with diff, resource activity", { skip }, async () => 
   await page.screenshot({ path: join(SCREENSHOTS, "console-list-phone.png") });
   await page.setViewportSize({ width: 1280, height: 900 });
 
+  // By keyboard: `j` and `k` walk the events' links.
+  const focused = () => page.evaluate(() => document.activeElement?.closest("tr")?.dataset.sequence);
+  await page.keyboard.press("j");
+  assert.equal(await focused(), String(sequences[0]));
+  await page.keyboard.press("j");
+  await page.keyboard.press("j");
+  await page.keyboard.press("k");
+  assert.equal(await focused(), String(sequences[1]));
+
   // Filter by provider, then by type: both live in the URL.
   await page.selectOption("select[name=provider]", "gigs");
   await Promise.all([page.waitForURL(/provider=gigs/), page.click("form.filters button[type=submit]")]);
