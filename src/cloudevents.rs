@@ -23,7 +23,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::event::from_timestamp;
-use crate::proto::v1::{Event, Provider};
+use crate::proto::v1::Event;
+use crate::providers::ProviderKind;
 
 /// The reverse-DNS prefix of every CloudEvents `type` hooknorm emits.
 pub const TYPE_PREFIX: &str = "io.hooknorm.";
@@ -74,35 +75,15 @@ enum Data {
     Rebuilt(serde_json::Value),
 }
 
-/// `json` without the whitespace between its tokens; strings and numbers keep their text.
-/// Providers may pretty-print, and a structured-mode event must fit on one line.
-fn compact(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    let mut in_string = false;
-    let mut escaped = false;
-    for c in json.chars() {
-        if in_string {
-            in_string = escaped || c != '"';
-            escaped = !escaped && c == '\\';
-        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
-            continue;
-        } else {
-            in_string = c == '"';
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Renders `event` as one line of CloudEvents structured-mode JSON.
 pub fn to_json(event: &Event) -> Result<String, CloudEventError> {
     let data = if !event.data_json.is_empty() {
-        let raw = RawValue::from_string(compact(&event.data_json)).map_err(|source| {
-            CloudEventError::DataJson {
+        let raw = RawValue::from_string(crate::json::text::compact(&event.data_json)).map_err(
+            |source| CloudEventError::DataJson {
                 id: event.id.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         Some(Data::Exact(raw))
     } else {
         event
@@ -129,7 +110,7 @@ pub fn to_json(event: &Event) -> Result<String, CloudEventError> {
             .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
         datacontenttype: data.is_some().then_some("application/json"),
         sequence: format!("{:020}", event.sequence),
-        provider: provider_name(event.provider),
+        provider: ProviderKind::from_proto(event.provider).map(ProviderKind::name),
         providereventtype: &event.provider_event_type,
         traceparent: &event.traceparent,
         data,
@@ -137,17 +118,8 @@ pub fn to_json(event: &Event) -> Result<String, CloudEventError> {
     Ok(serde_json::to_string(&cloud_event)?)
 }
 
-/// The provider's config name, as in `hooknorm.toml`; `None` for a value this build does not know.
-fn provider_name(provider: i32) -> Option<&'static str> {
-    match Provider::try_from(provider).ok()? {
-        Provider::Gigs => Some("gigs"),
-        Provider::Abowire => Some("abowire"),
-        Provider::MobileManager => Some("mobile_manager"),
-        Provider::Unspecified => None,
-    }
-}
-
-fn struct_to_json(data: &prost_types::Struct) -> serde_json::Value {
+/// The payload `Struct` as JSON (for events stored before `data_json` existed).
+pub fn struct_to_json(data: &prost_types::Struct) -> serde_json::Value {
     serde_json::Value::Object(
         data.fields
             .iter()
@@ -178,7 +150,7 @@ fn value_to_json(value: &prost_types::Value) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::v1::ResourceRef;
+    use crate::proto::v1::{Provider, ResourceRef};
 
     fn event() -> Event {
         Event {

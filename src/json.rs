@@ -5,6 +5,8 @@
 //! itself. Nesting is bounded at [`MAX_DEPTH`], so a hostile 10,000-deep body is a clean error
 //! rather than a stack overflow, and every accepted body still decodes once stored.
 
+pub mod text;
+
 use std::collections::BTreeMap;
 use std::fmt;
 

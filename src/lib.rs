@@ -24,6 +24,8 @@
 //! - [`listen`]: connection admission for every listener: caps, deadlines that tighten under
 //!   pressure, who is closed first, and the log of it; the gRPC listener's preface gate and
 //!   its watch for HTTP/2 rapid reset, with a penalty for the addresses caught.
+//! - [`console`]: the operators' events console on the ops listener: list, filter, inspect and
+//!   live-tail events in a browser, with a read key.
 //! - [`readiness`]: one readiness answer for `/readyz` and the gRPC health service.
 //! - [`server`]: `hooknorm serve`: the listeners, health, reflection, graceful shutdown.
 //! - [`cloudevents`]: the `Event` as a CloudEvents 1.0 structured-mode JSON event.
@@ -40,6 +42,7 @@ pub mod bench;
 pub mod cli;
 pub mod cloudevents;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod event;
 pub mod grpc;

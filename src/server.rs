@@ -1,5 +1,5 @@
 //! `hooknorm serve`: opens the event log, binds the listeners (gRPC, the HTTP webhook ingress,
-//! and the ops listener for the probes), gives each its connection admission (see
+//! and the ops listener for the probes, metrics and the events console), gives each its connection admission (see
 //! [`crate::listen`]; the caps are fitted to the open-file limit here), wires health and
 //! reflection around the service, keeps readiness current, runs retention, and shuts every
 //! listener down gracefully on one signal.
@@ -25,6 +25,7 @@ use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
 use crate::pipeline::Pipeline;
+use crate::providers::ProviderKind;
 use crate::readiness::{HEALTH_REFRESH, Readiness};
 use crate::stream::StreamSettings;
 
@@ -88,8 +89,12 @@ pub struct Server {
     grpc_resets: ResetLimits,
     drain: Duration,
     shutdown_grace: Duration,
-    /// Who may call the gRPC API.
+    /// Who may call the gRPC API and read the events console.
     auth: Arc<Authenticator>,
+    /// The configured sources and their providers in config order, for the console.
+    console_sources: Vec<(String, ProviderKind)>,
+    /// `ops.max_connections`, which bounds the console's live tails.
+    ops_max_connections: usize,
     /// Each listener's TLS, when configured; `serve` keeps them current.
     grpc_tls: Option<TlsReloader>,
     http_tls: Option<TlsReloader>,
@@ -177,6 +182,12 @@ impl Server {
             drain: Duration::from_secs(config.server.drain_seconds),
             shutdown_grace: Duration::from_secs(config.server.shutdown_grace_seconds),
             auth: Arc::new(config.auth.authenticator.clone()),
+            console_sources: config
+                .sources
+                .iter()
+                .map(|source| (source.name.clone(), source.provider))
+                .collect(),
+            ops_max_connections: config.ops.max_connections,
             grpc_tls,
             http_tls,
             tls_reload_interval: config.tls.reload_interval,
@@ -224,7 +235,16 @@ impl Server {
         let readiness = Readiness::new(log.clone(), draining_rx);
         let mut published = readiness.subscribe();
         let app = crate::http::router(HttpState::new(self.pipeline.clone(), self.http));
-        let ops_app = crate::http::ops_router(readiness.clone());
+        let console = crate::console::Console::new(
+            log.clone(),
+            self.auth.clone(),
+            self.console_sources,
+            self.pipeline.max_event_bytes(),
+            self.streams,
+            stop_rx.clone(),
+            crate::console::max_live_tails(self.ops_max_connections),
+        );
+        let ops_app = crate::http::ops_router(readiness.clone(), Some(console));
         let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
         let router = TonicServer::builder()
             .trace_fn(crate::telemetry::context::grpc_span)

@@ -195,5 +195,13 @@ impl Principal {
     }
 }
 
+/// The key of an `authorization: Bearer <key>` value (the scheme is case-insensitive); `None`
+/// for any other form, which callers refuse as an unknown key rather than ignore.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, key) = value.split_once(' ')?;
+    let key = key.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
+}
+
 #[cfg(test)]
 mod tests;

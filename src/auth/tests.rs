@@ -126,3 +126,12 @@ fn keys_are_found_by_digest_and_certificates_by_name() {
     assert!(Authenticator::open().authenticate(None, []).is_ok());
     assert_eq!(format!("{:?}", KeyDigest::of("x")), "KeyDigest(<redacted>)");
 }
+
+#[test]
+fn bearer_forms() {
+    assert_eq!(bearer("Bearer abc"), Some("abc"));
+    assert_eq!(bearer("bearer  abc "), Some("abc"));
+    assert_eq!(bearer("Basic abc"), None);
+    assert_eq!(bearer("Bearer "), None);
+    assert_eq!(bearer("abc"), None);
+}

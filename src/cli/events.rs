@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::proto::v1::stream_events_request::Start;
 use crate::proto::v1::stream_events_response::Message;
 use crate::proto::v1::{
-    EventFilter, EventView, GetEventRequest, ListEventsRequest, Provider, ResourceRef,
-    StartPosition, StreamEventsRequest,
+    EventFilter, EventView, GetEventRequest, ListEventsRequest, ResourceRef, StartPosition,
+    StreamEventsRequest,
 };
 
 use super::connect::{Client, ConnectError};
@@ -80,12 +80,9 @@ impl FilterArgs {
             .providers
             .iter()
             .map(|name| {
-                Ok(match name.as_str() {
-                    "gigs" => Provider::Gigs,
-                    "abowire" => Provider::Abowire,
-                    "mobile_manager" | "mobile-manager" => Provider::MobileManager,
-                    other => return Err(ClientError::Provider(other.to_owned())),
-                } as i32)
+                crate::providers::ProviderKind::from_name(name)
+                    .map(|kind| kind.proto() as i32)
+                    .ok_or_else(|| ClientError::Provider(name.clone()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let resource = match &self.resource {

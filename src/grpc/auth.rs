@@ -125,7 +125,13 @@ fn authorize<B>(
     let fail = |error| (error, peer);
     let key = match request.headers().get(http::header::AUTHORIZATION) {
         None => None,
-        Some(value) => Some(bearer(value).ok_or_else(|| fail(AuthError::UnknownKey))?),
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(crate::auth::bearer)
+                .ok_or_else(|| fail(AuthError::UnknownKey))?,
+        ),
     };
     // Only looked at without a key: parsing the certificate is work a key makes unneeded.
     let cert_names = match (key, secure.and_then(TlsConnectInfo::peer_certs)) {
@@ -139,29 +145,4 @@ fn authorize<B>(
         principal.require(scope).map_err(fail)?;
     }
     Ok(Caller { principal, peer })
-}
-
-/// The key of an `authorization: Bearer <key>` value (the scheme is case-insensitive); `None`
-/// for any other form, which is refused as an unknown key rather than ignored.
-fn bearer(value: &http::HeaderValue) -> Option<&str> {
-    let value = value.to_str().ok()?;
-    let (scheme, key) = value.split_once(' ')?;
-    let key = key.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !key.is_empty()).then_some(key)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bearer_forms() {
-        let key =
-            |text: &'static str| bearer(&http::HeaderValue::from_static(text)).map(str::to_owned);
-        assert_eq!(key("Bearer abc").as_deref(), Some("abc"));
-        assert_eq!(key("bearer  abc ").as_deref(), Some("abc"));
-        assert_eq!(key("Basic abc"), None);
-        assert_eq!(key("Bearer "), None);
-        assert_eq!(key("abc"), None);
-    }
 }

@@ -4,8 +4,9 @@
 //! ingest limits; it decides nothing about webhooks itself. Every refusal, whichever layer
 //! makes it, is logged once on its way out ([`errors::refusal_log`]).
 //!
-//! The probes, `/healthz` and `/readyz`, and `/metrics` are a separate app ([`ops_router`]) on a listener of
-//! their own, so that no flood of the public ingress can fail them. Both listeners are served by
+//! The probes, `/healthz` and `/readyz`, `/metrics` and the events console ([`crate::console`])
+//! are a separate app ([`ops_router`]) on a listener of their own, so that no flood of the
+//! public ingress can fail them, and nothing but webhooks is served to the public. Both listeners are served by
 //! [`serve`], with connection admission from [`crate::listen`].
 
 mod client_ip;
@@ -177,9 +178,10 @@ pub fn router(state: HttpState) -> Router {
         .with_state(state)
 }
 
-/// The ops app: the probes and the metrics, and nothing a webhook sender may reach.
-pub fn ops_router(readiness: Readiness) -> Router {
-    Router::new()
+/// The ops app: the probes, the metrics and (when given) the events console, and nothing a
+/// webhook sender may reach.
+pub fn ops_router(readiness: Readiness, console: Option<crate::console::Console>) -> Router {
+    let ops = Router::new()
         .route(
             "/metrics",
             get(metrics::metrics).fallback(|| async { method_not_allowed("GET, HEAD") }),
@@ -192,14 +194,19 @@ pub fn ops_router(readiness: Readiness) -> Router {
             "/readyz",
             get(probes::readyz).fallback(|| async { method_not_allowed("GET, HEAD") }),
         )
-        .fallback(|| async {
-            HttpError::new(
-                Reason::UnknownPath,
-                "no such path; probes are GET /healthz and GET /readyz, metrics GET /metrics",
-            )
-        })
-        .layer(trace::TraceLayer)
-        .with_state(readiness)
+        .with_state(readiness);
+    let ops = match console {
+        Some(console) => ops.merge(crate::console::router(console)),
+        None => ops,
+    };
+    ops.fallback(|| async {
+        HttpError::new(
+            Reason::UnknownPath,
+            "no such path; probes are GET /healthz and GET /readyz, metrics GET /metrics, \
+             the events console GET /console",
+        )
+    })
+    .layer(trace::TraceLayer)
 }
 
 /// Middleware, outside the limits: refuses an unknown source (404) before it can take a rate

@@ -34,7 +34,7 @@ fn app(extra: &str) -> App {
     let settings = HttpSettings::from_config(&config.http, config.limits.max_body_bytes);
     App {
         router: router(HttpState::new(pipeline, settings)),
-        ops: ops_router(readiness),
+        ops: ops_router(readiness, None),
         _dir: dir,
     }
 }

@@ -17,6 +17,7 @@ pub mod page;
 pub mod sqlite;
 pub mod subscription;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -184,6 +185,9 @@ pub struct EncodedBatch {
 ///   to an earlier state, or another entity is in the same state) it is stored as
 ///   `<fingerprint>-<sequence>`, free by construction, and answered and read by that id.
 ///
+/// Each redelivery recognized while its event is stored is counted for it
+/// ([`EventLog::duplicate_counts`]).
+///
 /// No stored event's id ever changes. The request's `delivery` is kept beside the event and
 /// returned only by [`EventLog::get`] with [`View::Full`]: never by an append's answer, a
 /// read, a list or the live feed.
@@ -249,6 +253,19 @@ pub trait EventLog: Send + Sync + 'static {
     /// The event with this id, if stored; with `View::Full` also its `delivery`, when one was
     /// kept.
     async fn get(&self, id: &str, view: View) -> Result<Option<Event>, LogError>;
+
+    /// How many appends the log answered as redeliveries of each of these stored events (by
+    /// sequence) since it stored them: only events with at least one are in the map, and the
+    /// count survives a reopen. `None` for a backend that does not count, where the number is
+    /// unknown rather than zero: NATS JetStream drops repeats of a provider id within its own
+    /// duplicate window before any replica sees them, so its replicas cannot count them all.
+    async fn duplicate_counts(
+        &self,
+        sequences: &[u64],
+    ) -> Result<Option<HashMap<u64, u64>>, LogError> {
+        let _ = sequences;
+        Ok(None)
+    }
 
     /// The cursor to read from to get every event received at or after `time` (that is, the
     /// sequence just before the first such event; the head when there is none yet).

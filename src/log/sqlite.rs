@@ -60,6 +60,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -405,6 +406,17 @@ impl EventLog for SqliteEventLog {
         self.reads
             .run(move |conn| read::event_by_id(conn, &id, view))
             .await
+    }
+
+    async fn duplicate_counts(
+        &self,
+        sequences: &[u64],
+    ) -> Result<Option<HashMap<u64, u64>>, LogError> {
+        let sequences = sequences.to_vec();
+        self.reads
+            .run(move |conn| read::duplicate_counts(conn, &sequences))
+            .await
+            .map(Some)
     }
 
     async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {

@@ -88,6 +88,27 @@ pub enum ProviderKind {
 }
 
 impl ProviderKind {
+    /// Every provider, in the order they are listed to people.
+    pub const ALL: [ProviderKind; 3] = [
+        ProviderKind::Gigs,
+        ProviderKind::Abowire,
+        ProviderKind::MobileManager,
+    ];
+
+    /// The provider with this config name (`mobile-manager` is accepted for `mobile_manager`).
+    pub fn from_name(name: &str) -> Option<ProviderKind> {
+        match name {
+            "mobile-manager" => Some(ProviderKind::MobileManager),
+            name => Self::ALL.into_iter().find(|kind| kind.name() == name),
+        }
+    }
+
+    /// The provider of an `Event.provider` value; `None` for one this build does not know.
+    pub fn from_proto(provider: i32) -> Option<ProviderKind> {
+        let provider = Provider::try_from(provider).ok()?;
+        Self::ALL.into_iter().find(|kind| kind.proto() == provider)
+    }
+
     /// The provider's config name.
     pub fn name(self) -> &'static str {
         match self {

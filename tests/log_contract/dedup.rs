@@ -4,8 +4,10 @@
 //! [`Identity`](hooknorm::event::Identity) a provider declares: a provider id for as long as its
 //! event is retained (and for the window after retention removed it), a state only when it
 //! repeats its entity's latest within the window. Ids are never rewritten. Also the delivery
-//! kept beside an event, which only the full view returns.
+//! kept beside an event, which only the full view returns, and the count of redeliveries kept
+//! for each event by a backend that counts them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +71,28 @@ pub async fn dedup_holds_across_a_reopen<H: Harness>(harness: &mut H) {
     assert!(again.duplicate);
     assert_eq!(again.event, first);
     assert_eq!(all(&log).await.len(), 1);
+    log.close().await;
+}
+
+pub async fn redeliveries_are_counted_where_the_backend_counts<H: Harness>(harness: &mut H) {
+    let log = harness.open(Settings::default()).await;
+    let first = store(&log, event("gigs:evt_1", "t.x")).await;
+    let other = store(&log, event("gigs:evt_2", "t.x")).await;
+    for _ in 0..3 {
+        let again = log.append(request(event("gigs:evt_1", "t.x"))).await;
+        assert!(again.expect("append").duplicate);
+    }
+    let wanted = [first.sequence, other.sequence];
+    let Some(counts) = log.duplicate_counts(&wanted).await.expect("counts") else {
+        // This backend does not count: unknown, which is allowed.
+        log.close().await;
+        return;
+    };
+    assert_eq!(counts, HashMap::from([(first.sequence, 3)]));
+    log.close().await;
+    let log = harness.reopen().await;
+    let counts = log.duplicate_counts(&wanted).await.expect("counts");
+    assert_eq!(counts, Some(HashMap::from([(first.sequence, 3)])));
     log.close().await;
 }
 

@@ -100,6 +100,7 @@ macro_rules! log_contract_tests {
             a_redelivered_provider_id_is_answered_with_the_first_event,
             concurrent_redeliveries_store_one_event,
             dedup_holds_across_a_reopen,
+            redeliveries_are_counted_where_the_backend_counts,
             a_retained_provider_id_is_a_duplicate_past_the_window_and_never_renamed,
             a_removed_provider_id_is_recognized_within_the_window_then_stored_again,
             only_a_repeat_of_the_latest_state_is_a_duplicate,

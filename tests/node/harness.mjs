@@ -20,9 +20,10 @@ export const GIGS_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 export const ABOWIRE_TOKEN = "abowire-test-token";
 export const MM_TOKEN = "mm-test-token";
 // The suite's API keys: one that ingests and reads (what the clients present), one that only
-// reads, to see a narrow key refused.
+// reads, to see a narrow key refused, and one that reads only the `gigs` source.
 export const API_KEY = "client-suite-ingest-read-key";
 export const READ_KEY = "client-suite-read-only-key";
+export const GIGS_READ_KEY = "client-suite-gigs-read-key";
 
 function config(store, storeExtra) {
   return `
@@ -64,10 +65,16 @@ scopes = ["ingest", "read"]
 name = "reader"
 key = "${READ_KEY}"
 scopes = ["read"]
+
+[[auth.keys]]
+name = "gigs-reader"
+key = "${GIGS_READ_KEY}"
+scopes = ["read"]
+sources = ["gigs"]
 `;
 }
 
-function binary() {
+export function binary() {
   const path = process.env.HOOKNORM_BIN || join(REPO, "target", "debug", "hooknorm");
   accessSync(path, constants.X_OK);
   return path;
@@ -98,10 +105,11 @@ export class HooknormServer {
       const log = [];
       let grpc = "";
       let http = "";
+      let ops = "";
       const timer = setTimeout(() => rejectStart(new Error(`hooknorm did not start: ${log.join("\n")}`)), 30_000);
       // Read for the process's whole life, so a chatty server never blocks on a full pipe.
       lines.on("line", (line) => {
-        if (grpc && http) return;
+        if (grpc && http && ops) return;
         log.push(line);
         let record;
         try {
@@ -111,10 +119,12 @@ export class HooknormServer {
         }
         if (record.message === "grpc listening") grpc = record.addr;
         if (record.message === "http listening") http = record.addr;
-        if (grpc && http) {
+        if (record.message === "ops listening") ops = record.addr;
+        if (grpc && http && ops) {
           clearTimeout(timer);
           this.addr = grpc;
           this.httpAddr = http;
+          this.opsAddr = ops;
           resolveStart();
         }
       });
@@ -131,9 +141,13 @@ export class HooknormServer {
   }
 
   async restart(signal = "SIGTERM") {
-    const { addr, httpAddr } = this;
+    const { addr, httpAddr, opsAddr } = this;
     await this.stop(signal);
-    await this.spawn({ HOOKNORM_GRPC_LISTEN: addr, HOOKNORM_HTTP_LISTEN: httpAddr });
+    await this.spawn({
+      HOOKNORM_GRPC_LISTEN: addr,
+      HOOKNORM_HTTP_LISTEN: httpAddr,
+      HOOKNORM_OPS_LISTEN: opsAddr,
+    });
   }
 
   async close() {

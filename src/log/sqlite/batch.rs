@@ -350,6 +350,9 @@ fn duplicate_of(
     known: DedupEntry,
     batch: &Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
+    // Counted in the same transaction; nothing to count once retention removed the event.
+    conn.prepare_cached("UPDATE events SET duplicates = duplicates + 1 WHERE sequence = ?1")?
+        .execute([sequence_to_sql(known.sequence)?])?;
     let in_batch = batch
         .stored_index
         .get(&known.sequence)

@@ -338,6 +338,37 @@ pub(super) fn event_by_id(
     Ok(Some(event))
 }
 
+/// The redeliveries counted for each of these events, where there were any.
+pub(super) fn duplicate_counts(
+    conn: &Connection,
+    sequences: &[u64],
+) -> Result<std::collections::HashMap<u64, u64>, LogError> {
+    let mut counts = std::collections::HashMap::new();
+    // Pages are at most 1000 events; chunks keep far below SQLite's variable limit anyway.
+    for chunk in sequences.chunks(500) {
+        let sql = format!(
+            "SELECT sequence, duplicates FROM events WHERE duplicates > 0 AND sequence IN ({})",
+            placeholders(chunk.len())
+        );
+        let values = chunk
+            .iter()
+            .map(|sequence| Value::Integer(i64::try_from(*sequence).unwrap_or(i64::MAX)));
+        let mut statement = conn.prepare_cached(&sql).map_err(unavailable)?;
+        let mut rows = statement
+            .query(params_from_iter(values))
+            .map_err(unavailable)?;
+        while let Some(row) = rows.next().map_err(unavailable)? {
+            let sequence: i64 = row.get(0).map_err(unavailable)?;
+            let duplicates: i64 = row.get(1).map_err(unavailable)?;
+            counts.insert(
+                u64::try_from(sequence).unwrap_or(0),
+                u64::try_from(duplicates).unwrap_or(0),
+            );
+        }
+    }
+    Ok(counts)
+}
+
 /// The smallest sequence received at or after `since_ms`. Events may be stored out of receive
 /// order (a caller-supplied receive time), so this is the minimum over all of them, which the
 /// `received_at` index (carrying the rowid) answers without touching the table.

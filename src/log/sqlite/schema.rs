@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 4;
+pub(super) const SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,6 +92,13 @@ const SCHEMA_V4: &str = "
 DROP INDEX IF EXISTS events_appended_at;
 ";
 
+/// Version 5: `events.duplicates`, how many deliveries were recognized as redeliveries of the
+/// event since it was stored (the events console shows it). Counted from this version on: an
+/// event stored before counts only the redeliveries after the upgrade.
+const SCHEMA_V5: &str = "
+ALTER TABLE events ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The statements that made a version 3 file, for tests that make one as that build left it.
 #[cfg(test)]
 pub(super) const SCHEMA_V3_FOR_TESTS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
@@ -149,23 +156,30 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     tx.execute_batch(SCHEMA_V1)?;
     // A fresh file goes through the same steps as an old one. The column check, not only the
     // version, guards the `ALTER`, which SQLite cannot make conditional.
-    let has_appended_at: bool = tx.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = 'appended_at'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_appended_at {
+    if !has_events_column(&tx, "appended_at")? {
         tx.execute_batch(SCHEMA_V2)?;
     }
     tx.execute_batch(SCHEMA_V3)?;
     if version < 4 {
         tx.execute_batch(SCHEMA_V4)?;
     }
+    if !has_events_column(&tx, "duplicates")? {
+        tx.execute_batch(SCHEMA_V5)?;
+    }
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Whether the `events` table has this column yet.
+fn has_events_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = ?1",
+        [column],
+        |row| row.get(0),
+    )
 }
 
 /// The highest sequence ever assigned (0 for a new log), deleted events included.

@@ -186,7 +186,8 @@ async fn a_version_1_store_is_migrated_once_and_ages_old_rows_by_received_at() {
 }
 
 /// A version 3 file (with the `appended_at` index) is migrated in place: the index is
-/// dropped, the others and every row stay, and retention by age still goes by `appended_at`.
+/// dropped, the others and every row stay, retention by age still goes by `appended_at`, and
+/// redeliveries are counted (version 5).
 #[tokio::test]
 async fn a_version_3_store_loses_the_appended_at_index_and_keeps_its_events() {
     let fixture = Fixture::with(|config| config.retention_max_age_seconds = Some(3600));
@@ -225,7 +226,7 @@ async fn a_version_3_store_loses_the_appended_at_index_and_keeps_its_events() {
         let version: i64 = raw
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, schema::SCHEMA_VERSION);
         assert_eq!(
             indexes(&raw),
             [
@@ -240,6 +241,15 @@ async fn a_version_3_store_loses_the_appended_at_index_and_keeps_its_events() {
     assert_eq!(ids(&all(&log).await), ["v3-old", "v3-new"]);
     let appended = log.append(by_id(event("v4", "t.x"))).await.unwrap();
     assert_eq!(appended.event.sequence, 3);
+    // Version 5 counts redeliveries, for events stored before it too.
+    assert!(
+        log.append(by_id(event("v4", "t.x")))
+            .await
+            .unwrap()
+            .duplicate
+    );
+    let counts = log.duplicate_counts(&[1, 2, 3]).await.unwrap();
+    assert_eq!(counts, Some(std::collections::HashMap::from([(3, 1)])));
     assert_eq!(log.enforce_retention().await.unwrap().events_removed, 1);
     assert_eq!(ids(&all(&log).await), ["v3-new", "v4"]);
     log.close().await;
