@@ -31,6 +31,8 @@
 //!   out (a gRPC caller's parent, a webhook's link).
 //! - [`metrics`]: the Prometheus registry every layer records into, served at `/metrics`.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
+//! - `fuzzing` (hidden): the fuzz targets' entry points, shared by `fuzz/` and the unit tests
+//!   that replay its seeds and every input that once failed.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
 #![forbid(unsafe_code)]
@@ -42,6 +44,8 @@ pub mod cloudevents;
 pub mod config;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod json;

@@ -8,12 +8,12 @@
 //! their own, so that no flood of the public ingress can fail them. Both listeners are served by
 //! [`serve`], with connection admission from [`crate::listen`].
 
-mod client_ip;
+pub(crate) mod client_ip;
 mod errors;
 mod limits;
 mod metrics;
 mod probes;
-mod request;
+pub(crate) mod request;
 mod serve;
 mod trace;
 
