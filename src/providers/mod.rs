@@ -177,3 +177,6 @@ impl ProviderKind {
         Ok(Normalized { event, identity })
     }
 }
+
+#[cfg(test)]
+mod properties;
