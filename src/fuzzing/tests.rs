@@ -55,8 +55,11 @@ fn every_finding_stays_fixed() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     if let Ok(entries) = std::fs::read_dir(root) {
         for entry in entries {
-            let name = entry.expect("a readable directory entry").file_name();
-            let name = name.to_string_lossy();
+            let path = entry.expect("a readable directory entry").path();
+            if !path.is_dir() {
+                continue;
+            }
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             assert!(
                 TARGETS.iter().any(|(target, _)| *target == name),
                 "fuzz/regressions/{name} is not a target"
