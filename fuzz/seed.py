@@ -10,6 +10,7 @@ Inputs that carry headers are `name: value` lines, an empty line, then the body 
 import base64
 import hashlib
 import hmac
+import json
 import pathlib
 import shutil
 import struct
@@ -58,6 +59,20 @@ def main():
         for provider in ("gigs", "abowire", "mobile_manager"):
             if path.parent.name != provider:
                 write(f"normalize_{provider}", f"{path.parent.name}-{path.name}", path.read_bytes())
+
+    # At the nesting limit (32 levels, the body being one): an unknown envelope field sits a
+    # level deeper in the event (detail.extensions) than `data` does, nearest protobuf's 100.
+    def nest(depth, kind):
+        value = 1
+        for _ in range(depth):
+            value = {"a": value} if kind == "o" else [value]
+        return value
+
+    sim = json.loads((FIXTURES / "gigs" / "sim.retired.json").read_text())
+    for kind in "oa":
+        write("normalize_gigs", f"deep-extension-{kind}", json.dumps({**sim, "deepExtension": nest(31, kind)}))
+        deep_data = {**sim, "data": {**sim["data"], "deep": nest(30, kind)}}
+        write("normalize_gigs", f"deep-data-{kind}", json.dumps(deep_data))
 
     gigs = sorted((FIXTURES / "gigs").glob("*.json"))
     for index, path in enumerate(gigs[:4]):
