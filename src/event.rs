@@ -61,11 +61,26 @@ pub fn join(parts: &[&str]) -> String {
     out
 }
 
+/// Whether `name` is a canonical type: `<resource>.<action>`, each one or more of `[a-z0-9_]`
+/// (`^[a-z0-9_]+\.[a-z0-9_]+$`), the shape subscribers' type filters are written against.
+pub fn is_canonical_type(name: &str) -> bool {
+    let word = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    name.split_once('.')
+        .is_some_and(|(resource, action)| word(resource) && word(action))
+}
+
 /// Converts a camelCase, PascalCase, kebab-case or spaced name to snake_case.
 ///
 /// An acronym stays one word (`APNId` -> `apn_id`, `SIM` -> `sim`); any run of characters that are
-/// not letters or digits becomes a single `_` (`bulk-enable` -> `bulk_enable`, `SIM.%USED` ->
-/// `sim_used`); leading and trailing separators are dropped.
+/// not ASCII letters or digits becomes a single `_` (`bulk-enable` -> `bulk_enable`, `SIM.%USED` ->
+/// `sim_used`, `Ärger` -> `rger`); leading and trailing separators are dropped. ASCII only, so
+/// every canonical type and kind is `[a-z0-9_]` ([`is_canonical_type`]), the alphabet
+/// subscribers' filters are written in; the provider's own name is kept beside it.
 pub fn snake_case(name: &str) -> String {
     // Most names are already canonical; skip the rebuild for them.
     if !name.is_empty()
@@ -82,23 +97,25 @@ pub fn snake_case(name: &str) -> String {
     let mut previous: Option<char> = None;
     let mut chars = name.chars().peekable();
     while let Some(c) = chars.next() {
-        if !c.is_alphanumeric() {
+        if !c.is_ascii_alphanumeric() {
             push_separator(&mut out);
             previous = None;
             continue;
         }
-        if c.is_uppercase() {
-            let next_is_lower = chars.peek().is_some_and(|next| next.is_lowercase());
+        if c.is_ascii_uppercase() {
+            let next_is_lower = chars.peek().is_some_and(char::is_ascii_lowercase);
             let boundary = match previous {
                 Some(p) => {
-                    p.is_lowercase() || p.is_numeric() || (p.is_uppercase() && next_is_lower)
+                    p.is_ascii_lowercase()
+                        || p.is_ascii_digit()
+                        || (p.is_ascii_uppercase() && next_is_lower)
                 }
                 None => false,
             };
             if boundary {
                 push_separator(&mut out);
             }
-            out.extend(c.to_lowercase());
+            out.push(c.to_ascii_lowercase());
         } else {
             out.push(c);
         }

@@ -33,6 +33,8 @@
 //!   out (a gRPC caller's parent, a webhook's link).
 //! - [`metrics`]: the Prometheus registry every layer records into, served at `/metrics`.
 //! - [`cli`]: client subcommands (`send`, `tail`, `events`) and the built-in provider samples.
+//! - `fuzzing` (hidden): the fuzz targets' entry points, shared by `fuzz/` and the unit tests
+//!   that replay its seeds and every input that once failed.
 //! - [`bench`]: `hooknorm bench`, the load generator (and its echo server) behind BENCHMARKS.md.
 
 #![forbid(unsafe_code)]
@@ -45,6 +47,8 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod json;

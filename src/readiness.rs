@@ -5,8 +5,9 @@
 //!
 //! Ready means the listeners are serving, the server is not shutting down, and the event log
 //! takes a write right now (a full disk makes the instance unready rather than answering 503 to
-//! every webhook while still receiving traffic). That last check is a tiny fsync'd write, so its
-//! answer is reused for [`STORE_CHECK_TTL`], and callers arriving while it runs share its answer
+//! every webhook while still receiving traffic). That last check is a tiny fsync'd write (after
+//! a failed append, one as large as the event that failed: a full disk can still take a tiny
+//! one), so its answer is reused for [`STORE_CHECK_TTL`], and callers arriving while it runs share its answer
 //! (single flight): a flood of `/readyz` requests cannot turn into a flood of fsyncs competing
 //! with appends.
 

@@ -114,7 +114,69 @@ impl std::fmt::Debug for EntityKey {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// A key from a kind and parts, each part lowercased or not.
+    fn key(kind: &str, parts: &[(String, bool)], source: Option<&str>) -> EntityKey {
+        let key = parts
+            .iter()
+            .fold(EntityKey::new(kind), |key, (part, lowercase)| {
+                if *lowercase {
+                    key.part_lowercase(part)
+                } else {
+                    key.part(part)
+                }
+            });
+        match source {
+            Some(source) => key.within(source),
+            None => key,
+        }
+    }
+
+    /// What a key identifies: the parts as compared (lowercased where asked).
+    fn entity(kind: &str, parts: &[(String, bool)], source: Option<&str>) -> Vec<String> {
+        let mut entity: Vec<String> = source.into_iter().map(str::to_owned).collect();
+        entity.push(kind.to_owned());
+        entity.extend(parts.iter().map(|(part, lowercase)| {
+            if *lowercase {
+                part.to_ascii_lowercase()
+            } else {
+                part.clone()
+            }
+        }));
+        entity
+    }
+
+    fn parts() -> impl Strategy<Value = Vec<(String, bool)>> {
+        // Separators and digits, which a length-prefixed key must not confuse with its own.
+        let part = prop_oneof!["[0-9:;aA]{0,6}", any::<String>()];
+        prop::collection::vec((part, any::<bool>()), 0..4)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn keys_are_deterministic_and_distinct_for_distinct_entities(
+            kind in "[a-z;:0-9]{0,6}",
+            a in parts(),
+            b in parts(),
+            source_a in prop::option::of("[a-z:;1]{0,4}"),
+            source_b in prop::option::of("[a-z:;1]{0,4}"),
+        ) {
+            let (key_a, key_b) = (key(&kind, &a, source_a.as_deref()), key(&kind, &b, source_b.as_deref()));
+            prop_assert_eq!(&key_a, &key(&kind, &a, source_a.as_deref()));
+            // A key within a source and one without are never compared (every stored key is
+            // within its source), so only keys of the same shape must differ.
+            if source_a.is_some() == source_b.is_some() {
+                let same_entity =
+                    entity(&kind, &a, source_a.as_deref()) == entity(&kind, &b, source_b.as_deref());
+                prop_assert_eq!(key_a == key_b, same_entity, "{:?} {:?}", key_a, key_b);
+            }
+        }
+    }
 
     #[test]
     fn separators_in_parts_cannot_make_two_entities_one() {

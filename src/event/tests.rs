@@ -36,6 +36,59 @@ fn snake_case_handles_camel_pascal_acronyms_and_separators() {
     }
 }
 
+/// Found by the property tests (providers/properties.rs): a non-ASCII letter in a provider's type
+/// name (`com.gigs.sim.réactivated`) made a canonical type outside `[a-z0-9_]`, which no
+/// subscriber's filter is written in. Such letters now separate words, as punctuation does.
+#[test]
+fn snake_case_keeps_only_ascii_letters_and_digits() {
+    for (input, expected) in [
+        ("réactivated", "r_activated"),
+        ("Ärger", "rger"),
+        ("SIMé", "sim"),
+        ("ÉTAT", "tat"),
+        ("数据", ""),
+        ("a\u{200b}b", "a_b"),
+        ("x٣y", "x_y"),
+        ("ǅx", "x"),
+    ] {
+        assert_eq!(snake_case(input), expected, "{input}");
+        assert!(
+            expected.is_empty() || is_canonical_type(&format!("{expected}.x")),
+            "{input}"
+        );
+    }
+    assert_eq!(
+        dotted_type("sim.réactivated").as_deref(),
+        Some("sim.r_activated")
+    );
+    assert_eq!(dotted_type("数据.created"), None);
+}
+
+#[test]
+fn canonical_types_are_two_ascii_words() {
+    for valid in [
+        "sim.retired",
+        "api_key.revoked",
+        "order.state_7",
+        "a.b",
+        "_._",
+    ] {
+        assert!(is_canonical_type(valid), "{valid}");
+    }
+    for invalid in [
+        "",
+        "sim",
+        "sim.",
+        ".retired",
+        "a.b.c",
+        "Sim.retired",
+        "sim.ré",
+        "a b.c",
+    ] {
+        assert!(!is_canonical_type(invalid), "{invalid}");
+    }
+}
+
 #[test]
 fn dotted_type_joins_resource_segments() {
     assert_eq!(

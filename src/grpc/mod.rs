@@ -7,8 +7,8 @@
 
 pub mod auth;
 mod convert;
+mod decode_errors;
 pub mod health;
-mod oversize;
 mod stream_events;
 
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ use crate::stream::{OpenError, StartError, StreamEnd, StreamItem, StreamSettings
 
 pub use auth::{Authenticated, Caller};
 pub use convert::RequestError;
-pub use oversize::OversizeAsPayloadTooLarge;
+pub use decode_errors::DecodeErrorsAsReasons;
 pub use stream_events::{FrameCodec, STREAM_EVENTS_PATH, StreamEventsRoute};
 
 /// `hooknorm.v1.NormalizerService` over a [`Pipeline`].
@@ -72,7 +72,7 @@ impl NormalizerGrpc {
     pub fn into_server(
         self,
         authenticator: Arc<Authenticator>,
-    ) -> Authenticated<StreamEventsRoute<OversizeAsPayloadTooLarge<NormalizerServiceServer<Self>>>>
+    ) -> Authenticated<StreamEventsRoute<DecodeErrorsAsReasons<NormalizerServiceServer<Self>>>>
     {
         let max_body = self.pipeline.max_body_bytes();
         let decode_limit = max_body
@@ -84,7 +84,7 @@ impl NormalizerGrpc {
             .max_decoding_message_size(decode_limit)
             .max_encoding_message_size(encode_limit);
         let route = StreamEventsRoute::new(
-            OversizeAsPayloadTooLarge::new(server, max_body),
+            DecodeErrorsAsReasons::new(server, max_body),
             self,
             decode_limit,
             encode_limit,

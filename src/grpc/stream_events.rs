@@ -176,7 +176,8 @@ pub fn write_frame(item: &StreamItem, dst: &mut impl BufMut) -> Result<(), Statu
     .map_err(|error| Status::internal(format!("cannot encode stream message: {error}")))
 }
 
-/// [`ProstDecoder`] for the request, behind a name of our own.
+/// [`ProstDecoder`] for the request, behind a name of our own: a request that is not valid
+/// protobuf is `INVALID_REQUEST`, as on the unary methods.
 #[derive(Debug)]
 pub struct RequestDecoder(ProstDecoder<StreamEventsRequest>);
 
@@ -185,7 +186,9 @@ impl Decoder for RequestDecoder {
     type Error = Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        self.0.decode(src)
+        self.0
+            .decode(src)
+            .map_err(|status| super::decode_errors::undecodable(&status).unwrap_or(status))
     }
 }
 

@@ -9,12 +9,12 @@
 //! public ingress can fail them, and nothing but webhooks is served to the public. Both listeners are served by
 //! [`serve`], with connection admission from [`crate::listen`].
 
-mod client_ip;
+pub(crate) mod client_ip;
 mod errors;
 mod limits;
 mod metrics;
 mod probes;
-mod request;
+pub(crate) mod request;
 mod serve;
 mod trace;
 

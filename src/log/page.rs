@@ -122,13 +122,16 @@ fn page_size(requested: i32) -> Result<usize, PageError> {
 
 /// Page tokens bind the cursor to the filter they were issued for, so a token replayed with a
 /// different filter is refused rather than silently skipping events.
-fn page_token(before: u64, filter: &EventFilter) -> String {
+pub(crate) fn page_token(before: u64, filter: &EventFilter) -> String {
     let raw = format!("v1:{before}:{:016x}", filter_hash(filter));
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 /// The `before` cursor of a page token, checked against the filter.
-fn parse_page_token(token: &str, filter: &EventFilter) -> Result<Option<u64>, PageError> {
+pub(crate) fn parse_page_token(
+    token: &str,
+    filter: &EventFilter,
+) -> Result<Option<u64>, PageError> {
     if token.is_empty() {
         return Ok(None);
     }

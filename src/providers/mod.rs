@@ -198,3 +198,6 @@ impl ProviderKind {
         Ok(Normalized { event, identity })
     }
 }
+
+#[cfg(test)]
+mod properties;

@@ -496,4 +496,6 @@ fn malformed_signature(why: &str) -> VerifyError {
 }
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;

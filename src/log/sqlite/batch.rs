@@ -52,6 +52,11 @@ impl Prepared {
             identity,
         }
     }
+
+    /// The bytes this append adds to the store: its event and its delivery, encoded.
+    pub(super) fn stored_bytes(&self) -> usize {
+        self.encoded.bytes.len() + self.delivery.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// The encoded length of a string field as prost writes it (nothing when empty).

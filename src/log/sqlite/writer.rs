@@ -111,6 +111,10 @@ pub(super) struct Writer {
     group_commit_max: usize,
     /// Set when the store is a replica's index of a stream.
     index: Option<IndexState>,
+    /// The size of the largest event of the last group commit, while that commit failed and
+    /// none has succeeded since: the probe must find room for one that size before the store
+    /// counts as writable again (see [`probe`]).
+    failed_event_bytes: Option<usize>,
 }
 
 impl Writer {
@@ -132,6 +136,7 @@ impl Writer {
             dedup_window_ms,
             group_commit_max,
             index: None,
+            failed_event_bytes: None,
         }
     }
 
@@ -230,10 +235,14 @@ impl Writer {
             },
             Control::Probe { reply } => {
                 let now_ms = (self.clock)().timestamp_millis();
-                let outcome = probe(&mut self.conn, now_ms).map_err(|error| {
-                    tracing::warn!(%error, "event log is not writable");
-                    unavailable(&error)
-                });
+                let outcome =
+                    probe(&mut self.conn, now_ms, self.failed_event_bytes).map_err(|error| {
+                        tracing::warn!(%error, "event log is not writable");
+                        unavailable(&error)
+                    });
+                if outcome.is_ok() {
+                    self.failed_event_bytes = None;
+                }
                 let _ = reply.send(outcome);
             }
             Control::Apply { entries, reply } => {
@@ -293,6 +302,7 @@ impl Writer {
         }
         let now_ms = (self.clock)().timestamp_millis();
         let first_sequence = self.next_sequence;
+        let largest = requests.iter().map(Prepared::stored_bytes).max();
         let mut stored = Vec::new();
         let result = write_batch(
             &mut self.conn,
@@ -307,6 +317,7 @@ impl Writer {
         );
         match result {
             Ok(outcomes) => {
+                self.failed_event_bytes = None;
                 #[cfg(test)]
                 self.progress.commits.fetch_add(1, Ordering::Relaxed);
                 if !stored.is_empty() {
@@ -329,6 +340,7 @@ impl Writer {
             }
             Err(error) => {
                 self.next_sequence = first_sequence;
+                self.failed_event_bytes = largest;
                 tracing::warn!(%error, batch = count, "group commit failed");
                 let error = unavailable(&error);
                 for (reply, _) in replies.drain(..) {
@@ -413,15 +425,30 @@ fn route(
 }
 
 /// Commits a heartbeat row: it fails the way an append would (full disk, I/O error, a lock
-/// held by another process), so readiness tracks whether appends can succeed.
-fn probe(conn: &mut Connection, now_ms: i64) -> rusqlite::Result<()> {
+/// held by another process), so readiness tracks whether appends can succeed. After a group
+/// commit failed, the heartbeat carries `room` bytes as well (the largest event that failed),
+/// removed again once committed: on a full disk a tiny write still fits in WAL frames already
+/// allocated while every real append fails, and readiness would say ready.
+fn probe(conn: &mut Connection, now_ms: i64, room: Option<usize>) -> rusqlite::Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.prepare_cached(
         "INSERT INTO meta (key, value) VALUES ('probe', ?1) \
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
     )?
     .execute([now_ms])?;
-    tx.commit()
+    if let Some(bytes) = room {
+        tx.prepare_cached(
+            "INSERT INTO meta (key, value) VALUES ('probe_room', zeroblob(?1)) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )?
+        .execute([i64::try_from(bytes).unwrap_or(i64::MAX)])?;
+    }
+    tx.commit()?;
+    if room.is_some() {
+        conn.prepare_cached("DELETE FROM meta WHERE key = 'probe_room'")?
+            .execute([])?;
+    }
+    Ok(())
 }
 
 pub(super) fn unavailable(error: &rusqlite::Error) -> LogError {

@@ -306,6 +306,40 @@ async fn a_failed_commit_fails_the_whole_batch_and_the_log_recovers() {
     log.close().await;
 }
 
+/// Found by tests/robustness (a disk filled by the store): a full disk still takes the probe's
+/// tiny heartbeat (in pages and WAL frames the store already has) while refusing every event,
+/// and readiness said ready for seconds of 503s. After a failed commit, the probe needs room
+/// for the largest event that failed, and finds it again by itself once there is room.
+#[tokio::test]
+async fn after_a_failed_commit_the_probe_needs_room_for_the_event_that_failed() {
+    let fixture = Fixture::new();
+    let log = fixture.open();
+    log.append(by_id(event("before", "t.x"))).await.unwrap();
+    log.execute_on_writer("PRAGMA max_page_count = 1")
+        .await
+        .unwrap();
+    // The heartbeat alone fits: what made readiness wrong.
+    log.check_writable().await.unwrap();
+    assert!(log.append(by_id(big_event("big"))).await.is_err());
+    for _ in 0..2 {
+        let probe = log.check_writable().await;
+        assert!(
+            matches!(probe, Err(LogError::Unavailable { .. })),
+            "{probe:?}"
+        );
+    }
+
+    log.execute_on_writer("PRAGMA max_page_count = 1073741823")
+        .await
+        .unwrap();
+    log.check_writable().await.unwrap();
+    assert!(!log.append(by_id(big_event("big"))).await.unwrap().duplicate);
+    // The room the probe took is given back.
+    log.check_writable().await.unwrap();
+    assert_eq!(ids(&all(&log).await), ["before", "big"]);
+    log.close().await;
+}
+
 #[tokio::test]
 async fn close_finishes_queued_appends_then_refuses() {
     let fixture = Fixture::new();
