@@ -5,7 +5,14 @@ use std::process::Command;
 
 #[test]
 fn bench_unary_reports_nonzero_throughput() {
-    check_rows("unary", &["unary durable", "unary dry_run"]);
+    check_rows(
+        "unary",
+        &[
+            "unary durable",
+            "unary durable, basic view",
+            "unary dry_run",
+        ],
+    );
 }
 
 /// The servers with an API key, and with TLS too, take the bench's key over the bench's TLS.
