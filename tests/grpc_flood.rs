@@ -11,7 +11,8 @@
 //! `common::flood`), and the unloaded p99 is the largest of three: with no flood before, with
 //! the same flood aimed at a closed port (the attacker's own work, the server untouched), and
 //! with no flood after. A burst from another job, or the attacker's own load, then counts
-//! against the reference as well as against the flood. The tests run one at a time.
+//! against the reference as well as against the flood, and a flood is measured up to three times
+//! before it counts as slowing the client. The tests run one at a time.
 
 mod common;
 
@@ -151,24 +152,40 @@ async fn calls(client: &mut common::stream::Client, count: usize) -> Latencies {
     latencies
 }
 
-fn check(what: &str, phases: &Phases) {
-    let unloaded = phases.unloaded_p99();
-    let loaded = phases.loaded.percentile(99.0);
-    eprintln!(
-        "{what}: normal client p99 {:?} with no flood, {:?} beside it aimed elsewhere, \
-         {loaded:?} beside it aimed at the server (p50 {:?}, max {:?}), {:?} with no flood \
-         again; the flood: {:?}",
-        phases.before.percentile(99.0),
-        phases.decoy.percentile(99.0),
-        phases.loaded.percentile(50.0),
-        phases.loaded.max(),
-        phases.after.percentile(99.0),
-        phases.counts,
-    );
-    assert!(
-        loaded <= unloaded * 2,
-        "{what}: p99 {loaded:?} beside the flood, {unloaded:?} without"
-    );
+/// How many times a flood is measured before its p99 counts as too slow: the machine is shared,
+/// so one burst from another job can land in the flooded phase alone; a server that the flood
+/// really slows fails every attempt.
+const ATTEMPTS: usize = 3;
+
+/// Measures `jobs` beside a normal client until one attempt keeps the client's p99 within twice
+/// its unloaded p99, or fails with every attempt's figures.
+fn check(what: &str, jobs: &[FloodJob]) {
+    let mut misses = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let Some(phases) = measure(jobs) else {
+            return;
+        };
+        let unloaded = phases.unloaded_p99();
+        let loaded = phases.loaded.percentile(99.0);
+        eprintln!(
+            "{what}, attempt {attempt}: normal client p99 {:?} with no flood, {:?} beside it aimed \
+             elsewhere, {loaded:?} beside it aimed at the server (p50 {:?}, max {:?}), {:?} with \
+             no flood again; the flood: {:?}",
+            phases.before.percentile(99.0),
+            phases.decoy.percentile(99.0),
+            phases.loaded.percentile(50.0),
+            phases.loaded.max(),
+            phases.after.percentile(99.0),
+            phases.counts,
+        );
+        if loaded <= unloaded * 2 {
+            return;
+        }
+        misses.push(format!(
+            "p99 {loaded:?} beside the flood, {unloaded:?} without"
+        ));
+    }
+    panic!("{what}: every attempt too slow: {}", misses.join("; "));
 }
 
 #[test]
@@ -187,9 +204,7 @@ fn connections_that_never_finish_the_preface_do_not_slow_other_clients() {
         reconnect_ms: 1000,
     };
     let jobs = [flood(None), flood(Some("PRI * HTTP/2.0\r\n"))];
-    if let Some(phases) = measure(&jobs) {
-        check("10,000 connections without the preface", &phases);
-    }
+    check("10,000 connections without the preface", &jobs);
 }
 
 #[test]
@@ -208,7 +223,5 @@ fn a_rapid_reset_flood_does_not_slow_other_clients() {
         ramp_ms: 100,
         reconnect_ms: 0,
     };
-    if let Some(phases) = measure(&[job]) {
-        check("rapid reset from 16 addresses", &phases);
-    }
+    check("rapid reset from 16 addresses", &[job]);
 }
