@@ -218,6 +218,11 @@ impl ChildProcess {
         }
     }
 
+    /// The store directory of a `hooknorm serve` child with an embedded store.
+    pub fn store_dir(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|dir| dir.join("store"))
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

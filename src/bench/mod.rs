@@ -6,7 +6,7 @@
 //! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up, the cost of API
 //! keys and TLS ([`auth`]) and of trace export and metrics ([`telemetry`]); with a NATS server,
 //! the NATS backend beside raw JetStream publishes, three replicas and a fresh replica's
-//! catch-up ([`nats`]).
+//! catch-up ([`nats`]). The long soak ([`soak`]) runs only when asked for by name.
 
 mod auth;
 pub mod callers;
@@ -17,6 +17,7 @@ pub mod latency;
 pub mod nats;
 pub mod payload;
 pub mod report;
+pub mod soak;
 pub mod streams;
 pub mod telemetry;
 
@@ -76,6 +77,9 @@ pub enum Scenario {
     NatsReplicas,
     /// A fresh NATS replica catching up with `--catchup-events` stored events.
     NatsCatchup,
+    /// Durable `VerifyAndNormalize` at a fixed rate for `--soak-duration` with retention on,
+    /// sampling the server every `--sample-every` (not part of `all`).
+    Soak,
 }
 
 /// The `bench` command line.
@@ -128,6 +132,18 @@ pub struct BenchArgs {
     /// store), when no --nats-url is given.
     #[arg(long)]
     pub nats_server: Option<PathBuf>,
+    /// How long the soak runs.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub soak_duration: Duration,
+    /// How often the soak samples the server.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub sample_every: Duration,
+    /// The soak server's `store.retention_max_age_seconds`.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub soak_retention: Duration,
+    /// Where the soak writes its samples as CSV.
+    #[arg(long)]
+    pub soak_csv: Option<PathBuf>,
 }
 
 /// Parses `10s`, `1.5s`, `500ms`, `2m` or a bare number of seconds.
@@ -282,6 +298,9 @@ impl Bench {
                 report.scenarios.push(nats::catchup(self, &target).await?);
             }
         }
+        if self.args.scenario == Scenario::Soak {
+            soak::soak(self, &mut report).await?;
+        }
         report.check_targets();
         Ok(report)
     }
@@ -346,11 +365,30 @@ impl Bench {
         let channel = callers::channel(&server.child.grpc_addr)
             .await
             .map_err(BenchError::Client)?;
+        let (rate, how) = self.rate_or_half_max(&channel, durable_rate).await;
+        let duration = match self.args.requests {
+            Some(requests) => Duration::from_secs_f64(requests as f64 / rate),
+            None => self.args.duration,
+        };
+        // Ids past any the calibration run used.
+        let caller = UnaryCaller::new(channel, self.payloads.clone(), false, 1 << 40);
+        let result = drive::open_loop(caller, rate, duration).await;
+        let note = format!("open loop at {rate:.0}/s ({how}), durable");
+        Ok(server.finish("fixed-rate", result, note).await)
+    }
+
+    /// The fixed rate to load at, and how it was chosen: `--rate`, else half of `durable_rate`
+    /// (from this run's unary scenario), else half the maximum measured first on `channel`'s
+    /// server (its ids below 2^40).
+    async fn rate_or_half_max(
+        &self,
+        channel: &tonic::transport::Channel,
+        durable_rate: Option<f64>,
+    ) -> (f64, String) {
         let (rate, how) = match (self.args.rate, durable_rate) {
             (Some(rate), _) => (rate, "as asked".to_owned()),
             (None, Some(max)) => (max / 2.0, format!("50% of {max:.0}/s")),
             (None, None) => {
-                // No unary run to go by: measure the maximum on this server first.
                 let callers = (0..self.concurrency())
                     .map(|_| UnaryCaller::new(channel.clone(), self.payloads.clone(), false, 0))
                     .collect();
@@ -364,16 +402,7 @@ impl Bench {
                 (max / 2.0, format!("50% of {max:.0}/s measured first"))
             }
         };
-        let rate = rate.max(1.0);
-        let duration = match self.args.requests {
-            Some(requests) => Duration::from_secs_f64(requests as f64 / rate),
-            None => self.args.duration,
-        };
-        // Ids past any the calibration run used.
-        let caller = UnaryCaller::new(channel, self.payloads.clone(), false, 1 << 40);
-        let result = drive::open_loop(caller, rate, duration).await;
-        let note = format!("open loop at {rate:.0}/s ({how}), durable");
-        Ok(server.finish("fixed-rate", result, note).await)
+        (rate.max(1.0), how)
     }
 
     fn load_note(&self) -> String {
