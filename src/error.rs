@@ -195,6 +195,8 @@ pub fn log_refusal(source: &str, reason: Reason, peer: Option<IpAddr>, error: &d
     if let Some(metrics) = crate::metrics::get() {
         metrics.webhook(source, crate::metrics::WebhookOutcome::Refused(reason));
     }
+    // On the webhook's span, also for refusals before the pipeline (a no-op on other spans).
+    tracing::Span::current().record("reason", reason.as_str());
     let source = SenderText(source);
     let peer = Peer(peer);
     if reason.is_server_fault() {

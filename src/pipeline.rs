@@ -143,17 +143,16 @@ impl Pipeline {
     /// only once the event is committed. Acceptances are logged and counted here (debug);
     /// refusals are logged and counted by the transport that answers them
     /// ([`crate::error::log_refusal`]), since only it sees the webhooks it refuses before they
-    /// get here. Runs in a `webhook` span (see [`webhook_span`]).
+    /// get here. Records what it learns on the transport's `webhook` span (see
+    /// [`crate::telemetry::context::webhook_span`]), the current one.
     pub async fn process(
         &self,
         webhook: RawWebhook,
         dry_run: bool,
     ) -> Result<Outcome, PipelineError> {
-        let span = webhook_span(&webhook, dry_run);
-        let result = self
-            .process_unlogged(webhook, dry_run)
-            .instrument(span.clone())
-            .await;
+        let span = tracing::Span::current();
+        record_webhook(&span, &webhook, dry_run);
+        let result = self.process_unlogged(webhook, dry_run).await;
         match &result {
             Ok(outcome) => {
                 let event = &outcome.event;
@@ -276,32 +275,23 @@ impl Pipeline {
     }
 }
 
-/// The span of one webhook, whichever transport brought it: `source` and `dry_run` now;
-/// `provider`, `type` (canonical), `sequence`, `duplicate` and `reason` (`OK` or the refusal
-/// reason) once known. Linked to the trace the webhook's own `traceparent` names. The source
-/// is the name the sender asked for, bounded; an unknown one is refused with that reason.
-fn webhook_span(webhook: &RawWebhook, dry_run: bool) -> tracing::Span {
+/// Records on `span` what a webhook says before it is verified: `source` and `dry_run`, and a
+/// link to the trace the webhook's own `traceparent` names. The source is the name the sender
+/// asked for, bounded; an unknown one is refused with that reason.
+fn record_webhook(span: &tracing::Span, webhook: &RawWebhook, dry_run: bool) {
+    // Nothing to do, and the traceparent not even parsed, when nothing records the span.
+    if span.is_disabled() {
+        return;
+    }
     let source = match webhook.source.char_indices().nth(64) {
         Some((end, _)) => &webhook.source[..end],
         None => webhook.source.as_str(),
     };
-    let span = tracing::info_span!(
-        "webhook",
-        source,
-        provider = tracing::field::Empty,
-        r#type = tracing::field::Empty,
-        sequence = tracing::field::Empty,
-        duplicate = tracing::field::Empty,
-        reason = tracing::field::Empty,
-        dry_run,
-    );
-    // Not even parsed when nothing records the span.
-    if !span.is_disabled()
-        && let Some(traceparent) = webhook.traceparent()
-    {
-        crate::telemetry::context::link_traceparent(&span, traceparent);
+    span.record("source", source);
+    span.record("dry_run", dry_run);
+    if let Some(traceparent) = webhook.traceparent() {
+        crate::telemetry::context::link_traceparent(span, traceparent);
     }
-    span
 }
 
 /// A verified webhook, normalized and ready to store.

@@ -158,6 +158,10 @@ async fn webhooks_are_traced_linked_and_parented_and_no_secret_leaks() {
     let mut wrong = abowire.clone();
     wrong.request_uri = wrong.request_uri.replace("token=", "token=x");
     assert_eq!(post_webhook(http, &wrong).await.status, 401);
+    // Refused before the pipeline: its span still says why.
+    let mut unknown = gigs.clone();
+    unknown.request_uri = "/webhooks/nope".into();
+    assert_eq!(post_webhook(http, &unknown).await.status, 404);
 
     // VerifyAndNormalize from a backend that is itself traced.
     let mut client = connect(&running.addr).await;
@@ -227,11 +231,10 @@ async fn webhooks_are_traced_linked_and_parented_and_no_secret_leaks() {
         attribute(http_webhook, "duplicate"),
         Some(&Value::BoolValue(false))
     );
-    let http_span = spans
-        .iter()
-        .find(|span| span.span_id == http_webhook.parent_span_id)
-        .expect("the webhook span has a parent");
-    assert_eq!(http_span.name, "http");
+    // One span per webhook: the transport's own, a root (the provider's trace is only linked).
+    assert!(http_webhook.parent_span_id.is_empty(), "{http_webhook:#?}");
+    assert_eq!(string_attribute(http_webhook, "transport"), "http");
+    assert_eq!(string_attribute(http_webhook, "path"), "/webhooks/gigs");
     assert_eq!(children(&spans, http_webhook, "verify").len(), 1);
     assert_eq!(children(&spans, http_webhook, "normalize").len(), 1);
     let append = children(&spans, http_webhook, "append");
@@ -262,23 +265,26 @@ async fn webhooks_are_traced_linked_and_parented_and_no_secret_leaks() {
                 == Some(&Value::StringValue("TOKEN_MISMATCH".into()))),
         "{webhooks:#?}"
     );
+    let unknown = webhooks
+        .iter()
+        .find(|span| attribute(span, "path") == Some(&Value::StringValue("/webhooks/nope".into())))
+        .unwrap_or_else(|| panic!("no span for the unknown source: {webhooks:#?}"));
+    assert_eq!(string_attribute(unknown, "reason"), "UNKNOWN_SOURCE");
 
-    // The gRPC call: the caller's child, and the webhook span under it.
+    // The gRPC call: its webhook span is the caller's child.
     let grpc = spans
         .iter()
-        .find(|span| span.name == "grpc" && hex(&span.parent_span_id) == CALLER_SPAN)
-        .unwrap_or_else(|| panic!("no grpc span under the caller's: {spans:#?}"));
+        .find(|span| span.name == "webhook" && hex(&span.parent_span_id) == CALLER_SPAN)
+        .unwrap_or_else(|| panic!("no webhook span under the caller's: {spans:#?}"));
     assert_eq!(hex(&grpc.trace_id), CALLER_TRACE);
+    assert_eq!(string_attribute(grpc, "transport"), "grpc");
     assert_eq!(
         string_attribute(grpc, "path"),
         "/hooknorm.v1.NormalizerService/VerifyAndNormalize"
     );
-    let grpc_webhook = children(&spans, grpc, "webhook");
-    assert_eq!(grpc_webhook.len(), 1, "{spans:#?}");
-    assert_eq!(
-        string_attribute(grpc_webhook[0], "type"),
-        "subscription.ended"
-    );
+    assert_eq!(string_attribute(grpc, "type"), "subscription.ended");
+    assert_eq!(string_attribute(grpc, "source"), "gigs");
+    assert_eq!(children(&spans, grpc, "verify").len(), 1, "{spans:#?}");
 
     // No configured secret, token or its encoded form in any log line or exported span.
     let exported = format!("{spans:#?}");

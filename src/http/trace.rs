@@ -1,5 +1,6 @@
 //! A tracing span per HTTP request, as the gRPC listener's `trace_fn` gives each call: every
-//! log line a request causes carries its method, path and (for webhooks) source. A plain tower
+//! log line a request causes carries its path; a webhook's is its one `webhook` span (see
+//! [`crate::telemetry::context::webhook_span`]), anything else's an `http` span. A plain tower
 //! layer rather than `middleware::from_fn`, so a request costs no boxed future, and fields are
 //! recorded by reference (nothing is copied unless a subscriber takes the span).
 
@@ -22,7 +23,7 @@ impl<S> Layer<S> for TraceLayer {
     }
 }
 
-/// Runs each request inside an `http` span.
+/// Runs each request inside a `webhook` or an `http` span.
 #[derive(Debug, Clone)]
 pub struct Trace<S> {
     inner: S,
@@ -44,12 +45,10 @@ where
         // Only the path: the query can carry a source's token. A URI path is printable ASCII
         // (hyper refuses anything else), so it needs no escaping.
         let path = request.uri().path();
-        let span = tracing::info_span!(
-            "http",
-            method = %request.method(),
-            path,
-            source = path.strip_prefix("/webhooks/"),
-        );
+        let span = match path.strip_prefix("/webhooks/") {
+            Some(source) => crate::telemetry::context::webhook_span("http", path, Some(source)),
+            None => tracing::info_span!("http", method = %request.method(), path),
+        };
         let future = span.in_scope(|| self.inner.call(request));
         future.instrument(span)
     }

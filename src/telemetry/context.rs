@@ -20,11 +20,19 @@ fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The span of one gRPC call, a child of the caller's span when its metadata carries a valid
-/// `traceparent` (the caller is a backend of ours, so its trace is ours too). Fits tonic's
-/// `trace_fn`.
+/// The gRPC method whose calls are webhooks.
+const VERIFY_AND_NORMALIZE: &str = "/hooknorm.v1.NormalizerService/VerifyAndNormalize";
+
+/// The span of one gRPC call (a [`webhook_span`] for `VerifyAndNormalize`), a child of the
+/// caller's span when its metadata carries a valid `traceparent` (the caller is a backend of
+/// ours, so its trace is ours too). Fits tonic's `trace_fn`.
 pub fn grpc_span<B>(request: &http::Request<B>) -> Span {
-    let span = tracing::info_span!("grpc", path = %request.uri().path());
+    let path = request.uri().path();
+    let span = if path == VERIFY_AND_NORMALIZE {
+        webhook_span("grpc", path, None)
+    } else {
+        tracing::info_span!("grpc", path)
+    };
     if enabled() {
         let parent = TraceContextPropagator::new().extract(&HeaderExtractor(request.headers()));
         if parent.span().span_context().is_valid() {
@@ -33,6 +41,27 @@ pub fn grpc_span<B>(request: &http::Request<B>) -> Span {
         }
     }
     span
+}
+
+/// The one span of one webhook, whichever transport brought it: `transport` (`http` or
+/// `grpc`), the request `path` (never the query: it can hold a token) and, when the path names
+/// it, `source`. The pipeline records `source`, `provider`, `type` (canonical), `sequence`,
+/// `duplicate`, `dry_run` and `reason` (`OK` or the refusal reason) on it as they become known,
+/// and a refusal anywhere on the way records its reason (see `error::log_refusal`); every
+/// field is declared here, since a span takes no field it was not made with.
+pub fn webhook_span(transport: &'static str, path: &str, source: Option<&str>) -> Span {
+    tracing::info_span!(
+        "webhook",
+        transport,
+        path,
+        source,
+        provider = tracing::field::Empty,
+        r#type = tracing::field::Empty,
+        sequence = tracing::field::Empty,
+        duplicate = tracing::field::Empty,
+        reason = tracing::field::Empty,
+        dry_run = tracing::field::Empty,
+    )
 }
 
 /// Links `span` to the trace a webhook's `traceparent` header names. A link, not a parent: the
