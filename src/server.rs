@@ -19,8 +19,8 @@ use crate::auth::tls::{self, TlsError, TlsFiles, TlsReloader};
 use crate::config::{Config, StoreBackend};
 use crate::grpc::{NormalizerGrpc, health};
 use crate::http::{HttpSettings, HttpState};
+use crate::listen::Admission;
 use crate::listen::grpc::{Incoming, Plain, ResetLimits};
-use crate::listen::{Admission, Limits, fd_limit};
 use crate::log::nats::{NatsEventLog, NatsOpenError};
 use crate::log::sqlite::SqliteEventLog;
 use crate::log::{EventLog, LogError};
@@ -28,6 +28,9 @@ use crate::pipeline::Pipeline;
 use crate::providers::ProviderKind;
 use crate::readiness::{HEALTH_REFRESH, Readiness};
 use crate::stream::StreamSettings;
+
+mod admissions;
+use admissions::Admissions;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -384,58 +387,6 @@ async fn serve_ops(
 
 /// TCP keep-alive on gRPC connections, so that dead peers are found.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// Each listener's connection admission.
-struct Admissions {
-    grpc: Arc<Admission>,
-    http: Arc<Admission>,
-    ops: Arc<Admission>,
-}
-
-impl Admissions {
-    /// Raises the open-file limit for the caps, or lowers the ingress and gRPC caps to fit it.
-    fn new(config: &Config, http: &HttpSettings) -> Admissions {
-        let mut http_limits = http.connections;
-        let ops_limits = crate::http::ops_limits(&config.ops);
-        let grpc_timeout = Duration::from_secs(config.grpc.preface_timeout_seconds);
-        let mut grpc_limits = Limits {
-            max_connections: config.grpc.max_connections,
-            max_waiting_per_address: config.grpc.max_waiting_per_address,
-            wait_timeout: grpc_timeout,
-            wait_timeout_min: grpc_timeout,
-        };
-        let wanted = (http_limits.max_connections
-            + grpc_limits.max_connections
-            + ops_limits.max_connections) as u64
-            + fd_limit::RESERVED;
-        if let Some(limit) = fd_limit::raise(wanted) {
-            let configured = (http_limits.max_connections, grpc_limits.max_connections);
-            let ops = ops_limits.max_connections as u64;
-            if fd_limit::fit(
-                &mut [
-                    &mut http_limits.max_connections,
-                    &mut grpc_limits.max_connections,
-                ],
-                limit.saturating_sub(ops),
-            ) {
-                tracing::warn!(
-                    open_file_limit = limit,
-                    http_configured = configured.0,
-                    http_max_connections = http_limits.max_connections,
-                    grpc_configured = configured.1,
-                    grpc_max_connections = grpc_limits.max_connections,
-                    "connection caps lowered to fit the open-file limit"
-                );
-            }
-        }
-        let trusted = Some(http.trusted_proxies.clone());
-        Admissions {
-            grpc: Admission::new("grpc", grpc_limits, None),
-            http: Admission::new("http", http_limits, trusted),
-            ops: Admission::new("ops", ops_limits, None),
-        }
-    }
-}
 
 /// Loads a listener's TLS files off the async workers, if it has any.
 async fn load_tls(
