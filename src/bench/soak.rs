@@ -37,6 +37,12 @@ pub struct Sample {
     pub rss_mib: f64,
     pub open_fds: f64,
     pub disk_mib: f64,
+    /// The server's CPU time (user + system) per 1,000 answered webhooks in the window: rises
+    /// if the server itself does more per webhook as the run goes on.
+    pub cpu_ms_per_k: f64,
+    /// The machine's IO pressure (`/proc/pressure/io`, share of the last 10 s in which some
+    /// task waited on IO), to tell other work's fsyncs from the server's own slowing down.
+    pub io_pressure_pct: f64,
 }
 
 /// A series the soak watches: its name, how it is read from a sample, and its limit.
@@ -125,12 +131,23 @@ pub fn trends(samples: &[Sample], warm_up_s: f64) -> Vec<(&'static str, Option<T
 
 /// The samples as CSV, one row each.
 pub fn to_csv(samples: &[Sample]) -> String {
-    let mut out = String::from("seconds,ok,errors,p50_ms,p99_ms,rss_mib,open_fds,disk_mib\n");
+    let mut out = String::from(
+        "seconds,ok,errors,p50_ms,p99_ms,rss_mib,open_fds,disk_mib,cpu_ms_per_k,io_pressure_pct\n",
+    );
     for s in samples {
         let _ = writeln!(
             out,
-            "{:.1},{},{},{:.3},{:.3},{:.2},{},{:.2}",
-            s.at_s, s.ok, s.errors, s.p50_ms, s.p99_ms, s.rss_mib, s.open_fds, s.disk_mib
+            "{:.1},{},{},{:.3},{:.3},{:.2},{},{:.2},{:.1},{:.2}",
+            s.at_s,
+            s.ok,
+            s.errors,
+            s.p50_ms,
+            s.p99_ms,
+            s.rss_mib,
+            s.open_fds,
+            s.disk_mib,
+            s.cpu_ms_per_k,
+            s.io_pressure_pct
         );
     }
     out
@@ -140,9 +157,11 @@ pub fn to_csv(samples: &[Sample]) -> String {
 pub(super) async fn soak(bench: &Bench, report: &mut Report) -> Result<(), BenchError> {
     let retention = bench.args.soak_retention.as_secs().max(1);
     let child = spawn(bench.exe.clone(), move |exe| {
+        // Dedup keys are kept as long as events here: with the default window (7 days) they
+        // would grow for a week, beyond any soak's reach.
         ChildProcess::serve_with(&exe, ROW, Security::Open, &|store: &Path| {
             format!(
-                "{}retention_max_age_seconds = {retention}\n",
+                "{}retention_max_age_seconds = {retention}\ndedup_window_seconds = {retention}\n",
                 sqlite_store(store)
             )
         })
@@ -160,12 +179,16 @@ pub(super) async fn soak(bench: &Bench, report: &mut Report) -> Result<(), Bench
     let began = tokio::time::Instant::now();
     let mut samples = Vec::new();
     let mut total = RunResult::default();
+    let mut cpu_before = cpu_ms(pid).await;
     for window in 0..windows.max(1) {
         // Ids past the calibration run's, and each window's past the one before.
         let first = (1 << 40) + (window << 32);
         let caller = UnaryCaller::new(channel.clone(), bench.payloads.clone(), false, first);
         let result = drive::open_loop(caller, rate, every).await;
         let latency = result.latencies.clone().summary();
+        let cpu_now = cpu_ms(pid).await;
+        let cpu_ms_per_k = (cpu_now - cpu_before) * 1000.0 / result.ok.max(1) as f64;
+        cpu_before = cpu_now;
         let sample = Sample {
             at_s: began.elapsed().as_secs_f64(),
             ok: result.ok,
@@ -178,6 +201,8 @@ pub(super) async fn soak(bench: &Bench, report: &mut Report) -> Result<(), Bench
                 Some(dir) => disk_mib(dir).await,
                 None => 0.0,
             },
+            cpu_ms_per_k,
+            io_pressure_pct: io_pressure_pct().await,
         };
         tracing::info!(
             seconds = sample.at_s.round(),
@@ -187,6 +212,8 @@ pub(super) async fn soak(bench: &Bench, report: &mut Report) -> Result<(), Bench
             rss_mib = sample.rss_mib,
             open_fds = sample.open_fds,
             disk_mib = sample.disk_mib,
+            cpu_ms_per_k = sample.cpu_ms_per_k,
+            io_pressure_pct = sample.io_pressure_pct,
             "soak sample"
         );
         samples.push(sample);
@@ -249,6 +276,41 @@ async fn open_fds(pid: u32) -> f64 {
     f64::from(count)
 }
 
+/// The process's CPU time so far (user + system), in ms (0 where `/proc` cannot say).
+async fn cpu_ms(pid: u32) -> f64 {
+    let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await else {
+        return 0.0;
+    };
+    // After the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let Some((_, fields)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let ticks: Vec<f64> = fields
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // Clock ticks are 1/100 s on Linux (`getconf CLK_TCK`).
+    ticks.iter().sum::<f64>() * 10.0
+}
+
+/// `/proc/pressure/io`'s `some avg10`, in percent (0 where the kernel has no PSI).
+async fn io_pressure_pct() -> f64 {
+    let Ok(pressure) = tokio::fs::read_to_string("/proc/pressure/io").await else {
+        return 0.0;
+    };
+    pressure
+        .lines()
+        .find(|line| line.starts_with("some "))
+        .and_then(|line| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix("avg10="))
+        })
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0.0)
+}
+
 /// The bytes of the files directly in `dir` (the database, its WAL and shared memory), in MiB.
 async fn disk_mib(dir: &Path) -> f64 {
     let Ok(mut entries) = tokio::fs::read_dir(dir).await else {
@@ -277,6 +339,8 @@ mod tests {
             rss_mib,
             open_fds: 20.0,
             disk_mib: 5.0,
+            cpu_ms_per_k: 80.0,
+            io_pressure_pct: 1.5,
         }
     }
 
@@ -321,6 +385,6 @@ mod tests {
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(lines.len(), 3);
         assert!(lines[0].starts_with("seconds,ok,errors"));
-        assert_eq!(lines[2], "20.0,10,0,1.000,2.000,65.50,20,5.00");
+        assert_eq!(lines[2], "20.0,10,0,1.000,2.000,65.50,20,5.00,80.0,1.50");
     }
 }
