@@ -90,6 +90,8 @@ pub struct Server {
     ops_addr: SocketAddr,
     admissions: Admissions,
     grpc_resets: ResetLimits,
+    /// `grpc.max_concurrency`.
+    grpc_max_concurrency: usize,
     drain: Duration,
     shutdown_grace: Duration,
     /// Who may call the gRPC API and read the events console.
@@ -178,6 +180,7 @@ impl Server {
             ops_listener,
             ops_addr,
             admissions,
+            grpc_max_concurrency: config.grpc.max_concurrency,
             grpc_resets: ResetLimits {
                 per_second: config.grpc.max_stream_resets_per_second,
                 penalty: Duration::from_secs(config.grpc.reset_penalty_seconds),
@@ -248,7 +251,12 @@ impl Server {
             crate::console::max_live_tails(self.ops_max_connections),
         );
         let ops_app = crate::http::ops_router(readiness.clone(), Some(console));
-        let service = NormalizerGrpc::new(self.pipeline, self.streams, stop_rx.clone());
+        let service = NormalizerGrpc::new(
+            self.pipeline,
+            self.streams,
+            stop_rx.clone(),
+            Arc::new(tokio::sync::Semaphore::new(self.grpc_max_concurrency)),
+        );
         let router = TonicServer::builder()
             .trace_fn(crate::telemetry::context::grpc_span)
             .add_service(health_service)

@@ -34,6 +34,11 @@ pub struct GrpcConfig {
     /// 0: no penalty.
     #[serde(default = "default_reset_penalty")]
     pub reset_penalty_seconds: u64,
+    /// `VerifyAndNormalize` calls processed at once; past it a call is answered `RATE_LIMITED`
+    /// at once, not queued, so a store that stalls cannot pile up calls (and memory) without
+    /// bound. The counterpart of `http.max_concurrency`.
+    #[serde(default = "default_max_concurrency")]
+    pub max_concurrency: usize,
 }
 
 fn default_max_connections() -> usize {
@@ -56,6 +61,10 @@ fn default_reset_penalty() -> u64 {
     10
 }
 
+fn default_max_concurrency() -> usize {
+    1024
+}
+
 impl Default for GrpcConfig {
     fn default() -> Self {
         GrpcConfig {
@@ -64,6 +73,7 @@ impl Default for GrpcConfig {
             preface_timeout_seconds: default_preface_timeout(),
             max_stream_resets_per_second: default_max_stream_resets_per_second(),
             reset_penalty_seconds: default_reset_penalty(),
+            max_concurrency: default_max_concurrency(),
         }
     }
 }
@@ -78,6 +88,7 @@ impl GrpcConfig {
                 self.max_waiting_per_address as u64,
             ),
             ("grpc.preface_timeout_seconds", self.preface_timeout_seconds),
+            ("grpc.max_concurrency", self.max_concurrency as u64),
             (
                 "grpc.max_stream_resets_per_second",
                 u64::from(self.max_stream_resets_per_second),

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use prost::Message as _;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio_stream::{Stream, StreamExt, wrappers::ReceiverStream};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
@@ -47,19 +47,24 @@ pub struct NormalizerGrpc {
     pipeline: Pipeline,
     streams: StreamSettings,
     shutdown: watch::Receiver<bool>,
+    /// One permit per `VerifyAndNormalize` call being processed (`grpc.max_concurrency`).
+    processing: Arc<Semaphore>,
 }
 
 impl NormalizerGrpc {
-    /// `shutdown` turning true ends every open stream with a resume cursor.
+    /// `shutdown` turning true ends every open stream with a resume cursor; `processing` holds
+    /// a permit for each `VerifyAndNormalize` call that may be processed at once.
     pub fn new(
         pipeline: Pipeline,
         streams: StreamSettings,
         shutdown: watch::Receiver<bool>,
+        processing: Arc<Semaphore>,
     ) -> Self {
         NormalizerGrpc {
             pipeline,
             streams,
             shutdown,
+            processing,
         }
     }
 
@@ -153,6 +158,13 @@ impl NormalizerService for NormalizerGrpc {
             })
             .inspect_err(|error| refuse(error.reason(), error))
             .map_err(|error| auth_status(&error))?;
+        // Shed at once rather than queued: a caller that is told to retry is better off than
+        // one waiting behind a stalled store.
+        let Ok(_permit) = self.processing.clone().try_acquire_owned() else {
+            let message = "too many webhooks in flight; retry later";
+            refuse(Reason::RateLimited, &message);
+            return Err(status(Reason::RateLimited, message.into(), HashMap::new()));
+        };
         let webhook = convert::raw_webhook(request, origin);
         let peer = webhook.remote_addr;
         match self.pipeline.process(webhook, dry_run).await {
