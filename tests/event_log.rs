@@ -314,7 +314,11 @@ async fn a_live_subscriber_is_fed_without_reading_the_log() {
         append(&mut server.client, n, "subscription.renewed").await;
     }
     assert_eq!(next_sequences(&mut stream, 5).await, vec![1, 2, 3, 4, 5]);
-    assert_eq!(log.reads.load(Ordering::SeqCst), reads, "live events read from the log");
+    assert_eq!(
+        log.reads.load(Ordering::SeqCst),
+        reads,
+        "live events read from the log"
+    );
     server.shutdown().await;
 }
 

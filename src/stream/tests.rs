@@ -9,10 +9,8 @@ use prost::Message;
 use super::*;
 use crate::config::StoreConfig;
 use crate::event::Identity;
-use crate::log::{
-    AppendRequest, Appended, EncodedBatch, LiveSubscription, RetentionReport, View,
-};
 use crate::log::sqlite::SqliteEventLog;
+use crate::log::{AppendRequest, Appended, EncodedBatch, LiveSubscription, RetentionReport, View};
 use crate::proto::v1::Event;
 
 fn open_log(dir: &tempfile::TempDir) -> Arc<dyn EventLog> {
@@ -397,7 +395,11 @@ async fn a_briefly_full_buffer_keeps_the_subscriber_on_the_live_feed() {
         }
     }
     assert_eq!(sequences, [1, 2, 3]);
-    assert_eq!(log.reads.load(Ordering::SeqCst), reads, "left the live feed");
+    assert_eq!(
+        log.reads.load(Ordering::SeqCst),
+        reads,
+        "left the live feed"
+    );
     log.close().await;
 }
 

@@ -62,7 +62,10 @@ async fn a_group_commit_takes_at_most_group_commit_max_appends() {
     let tasks: Vec<_> = (0..10)
         .map(|index| {
             let log = Arc::clone(&log);
-            tokio::spawn(async move { log.append(by_id(event(&format!("evt_{index}"), "t.x"))).await })
+            tokio::spawn(async move {
+                log.append(by_id(event(&format!("evt_{index}"), "t.x")))
+                    .await
+            })
         })
         .collect();
     while log.queued() < 10 {
