@@ -110,6 +110,8 @@ struct SeamLog {
     injected: AtomicU64,
     /// A sequence the live feed leaves out (0: none), as a feed that lost an event would.
     skip_live: AtomicU64,
+    /// Catch-up reads so far.
+    reads: AtomicU64,
 }
 
 impl SeamLog {
@@ -127,6 +129,7 @@ impl SeamLog {
             read_injections: AtomicU64::new(0),
             injected: AtomicU64::new(0),
             skip_live: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -179,6 +182,7 @@ impl EventLog for SeamLog {
         filter: &hooknorm::log::EventFilter,
         limit: usize,
     ) -> Result<EncodedBatch, LogError> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
         let inject = self.subscribed.load(Ordering::SeqCst)
             && Self::take(&self.read_injections, Self::READ_INJECTIONS);
         if inject {
@@ -279,6 +283,42 @@ async fn an_event_the_live_feed_leaves_out_is_read_from_the_log() {
         .expect("the event the live feed left out never arrived");
     assert_eq!(sequences, vec![1, 2, 3, 4, 5], "gap or disorder");
     assert!(slot.get().is_some());
+    server.shutdown().await;
+}
+
+/// A live subscriber is sent each next event from the feed itself: not one is read back from
+/// the log (only a jump in sequence sends it there).
+#[tokio::test]
+async fn a_live_subscriber_is_fed_without_reading_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
+    let wrapped = slot.clone();
+    let toml = test_config_toml(1024 * 1024) + "\n[streams]\nheartbeat_seconds = 1\n";
+    let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
+        let log = Arc::new(SeamLog::new(inner));
+        let _ = wrapped.set(log.clone());
+        log
+    })
+    .await;
+    let log = slot.get().expect("wrapped").clone();
+    let mut stream = open_stream(&mut server.client, EventFilter::default(), after(0)).await;
+    // A heartbeat comes only from a producer that is following the live feed.
+    let message = tokio::time::timeout(Duration::from_secs(5), stream.message())
+        .await
+        .expect("heartbeat in time")
+        .expect("ok")
+        .expect("open");
+    assert!(matches!(message.message, Some(Message::Heartbeat(_))));
+    let reads = log.reads.load(Ordering::SeqCst);
+    for n in 0..5 {
+        append(&mut server.client, n, "subscription.renewed").await;
+    }
+    assert_eq!(next_sequences(&mut stream, 5).await, vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        log.reads.load(Ordering::SeqCst),
+        reads,
+        "live events read from the log"
+    );
     server.shutdown().await;
 }
 

@@ -113,7 +113,93 @@ fn redact(body: Vec<u8>, secret: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::VerificationConfig;
+    use crate::verify::standard_webhooks::StandardWebhooksKeys;
+
+    fn raw(uri: &str, headers: &[(&str, &str)], body: &[u8]) -> RawWebhook {
+        RawWebhook {
+            body: body.to_vec(),
+            remote_addr: Some("192.0.2.7".parse().unwrap()),
+            ..RawWebhook::for_test(uri, headers)
+        }
+    }
+
+    fn names(delivery: &WebhookDelivery) -> Vec<&str> {
+        delivery.headers.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_signed_delivery_keeps_the_signed_headers_body_and_path() {
+        let keys = StandardWebhooksKeys::decode(
+            &[Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+            &[],
+        )
+        .unwrap();
+        let config = VerificationConfig::StandardWebhooks {
+            keys,
+            tolerance: Duration::from_secs(300),
+        };
+        let verifier = Verifier::from_config(&config, None);
+        let headers = [
+            ("Content-Type", "application/json"),
+            ("webhook-id", "msg_1"),
+            ("webhook-timestamp", "1"),
+            ("webhook-signature", "v1,x"),
+            ("svix-id", "msg_1"),
+            ("authorization", "Bearer t"),
+            ("x-other", "1"),
+        ];
+        let delivery = verifier.delivery(raw("/webhooks/gigs?x=1", &headers, b"{}"));
+        assert_eq!(
+            names(&delivery),
+            [
+                "Content-Type",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature",
+                "svix-id"
+            ]
+        );
+        assert_eq!(delivery.body, b"{}");
+        assert_eq!(delivery.request_path, "/webhooks/gigs");
+        assert_eq!(delivery.remote_addr, "192.0.2.7");
+    }
+
+    #[test]
+    fn a_token_delivery_keeps_neither_the_token_nor_the_header_or_query_it_came_in() {
+        let tokens = vec![Secret::new("s3cret")];
+        let configs = [
+            VerificationConfig::QueryToken {
+                param: "token".into(),
+                tokens: tokens.clone(),
+            },
+            VerificationConfig::HeaderToken {
+                header: ::http::HeaderName::from_static("x-token"),
+                prefix: String::new(),
+                tokens,
+            },
+        ];
+        for config in configs {
+            let verifier = Verifier::from_config(&config, None);
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-token", "s3cret"),
+                ("webhook-id", "msg_1"),
+            ];
+            let body = br#"{"url":"https://h/webhooks/a?token=s3cret"}"#;
+            let delivery = verifier.delivery(raw("/webhooks/a?token=s3cret", &headers, body));
+            let scheme = verifier.scheme_name();
+            assert_eq!(names(&delivery), ["content-type"], "{scheme}");
+            assert_eq!(
+                delivery.body, br#"{"url":"https://h/webhooks/a?token=REDACTED"}"#,
+                "{scheme}"
+            );
+            assert_eq!(delivery.request_path, "/webhooks/a", "{scheme}");
+        }
+    }
 
     #[test]
     fn tokens_are_redacted_in_every_form_and_nothing_else_changes() {

@@ -134,6 +134,8 @@ mod tests {
             "Bearer  abc",
             "Basic abc",
             "Béarer abc",
+            // Another prefix of the same length before the right token.
+            "Bearer:abc",
             "",
         ] {
             assert_eq!(
@@ -147,7 +149,12 @@ mod tests {
     #[test]
     fn debug_and_errors_never_show_tokens() {
         let v = verifier("Bearer ", &["hunter2-token"]);
-        assert!(!format!("{v:?}").contains("hunter2"));
+        let shown = format!("{v:?}");
+        // What it does show: where the token goes, and how many are accepted.
+        assert!(shown.contains("header: \"x-webhook-token\""), "{shown}");
+        assert!(shown.contains("prefix: \"Bearer \""), "{shown}");
+        assert!(shown.contains("tokens: 1"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
         let error = v
             .check(&webhook(&[("x-webhook-token", "Bearer hunter2-tokex")]))
             .unwrap_err();

@@ -162,3 +162,108 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Secret;
+    use crate::verify::standard_webhooks::StandardWebhooksKeys;
+
+    fn allowlist(cidrs: &[&str]) -> IpAllowlist {
+        let cidrs: Vec<String> = cidrs.iter().map(|c| c.to_string()).collect();
+        IpAllowlist::parse("allowed_cidrs", &cidrs).unwrap()
+    }
+
+    fn every_scheme() -> Vec<(VerificationConfig, &'static str)> {
+        let keys = StandardWebhooksKeys::decode(
+            &[Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+            &[],
+        )
+        .unwrap();
+        vec![
+            (
+                VerificationConfig::StandardWebhooks {
+                    keys,
+                    tolerance: Duration::from_secs(300),
+                },
+                "standard_webhooks",
+            ),
+            (
+                VerificationConfig::QueryToken {
+                    param: "token".into(),
+                    tokens: vec![Secret::new("t")],
+                },
+                "query_token",
+            ),
+            (
+                VerificationConfig::HeaderToken {
+                    header: ::http::HeaderName::from_static("x-token"),
+                    prefix: String::new(),
+                    tokens: vec![Secret::new("t")],
+                },
+                "header_token",
+            ),
+            (
+                VerificationConfig::BasicAuth {
+                    username: "u".into(),
+                    password: Secret::new("p"),
+                },
+                "basic_auth",
+            ),
+            (
+                VerificationConfig::IpAllowlist {
+                    cidrs: allowlist(&["10.0.0.0/8"]),
+                },
+                "ip_allowlist",
+            ),
+            (VerificationConfig::None, "none"),
+        ]
+    }
+
+    // The start-up warnings go by these: only `none` is unauthenticated, and only without an
+    // allowlist from any address.
+    #[test]
+    fn scheme_names_and_which_sources_are_unauthenticated() {
+        let sources = allowlist(&["192.0.2.0/24"]);
+        for (config, name) in every_scheme() {
+            let open = Verifier::from_config(&config, None);
+            let listed = Verifier::from_config(&config, Some(&sources));
+            assert_eq!(open.scheme_name(), name);
+            assert_eq!(listed.scheme_name(), name);
+            assert_eq!(open.is_scheme_none(), name == "none", "{name}");
+            assert_eq!(listed.is_scheme_none(), name == "none", "{name}");
+            assert_eq!(open.is_unauthenticated(), name == "none", "{name}");
+            assert!(!listed.is_unauthenticated(), "{name} with an allowlist");
+        }
+    }
+
+    #[test]
+    fn every_allowlist_must_contain_the_peer() {
+        let from = |address: &str| RawWebhook {
+            remote_addr: Some(address.parse().unwrap()),
+            ..RawWebhook::for_test("/w", &[])
+        };
+        let config = VerificationConfig::IpAllowlist {
+            cidrs: allowlist(&["10.0.0.0/8"]),
+        };
+        let verifier = Verifier::from_config(&config, Some(&allowlist(&["10.1.0.0/16"])));
+        assert_eq!(verifier.check(&from("10.1.2.3")), Ok(()));
+        for outside_one in ["10.2.0.1", "192.0.2.1"] {
+            assert_eq!(
+                verifier.check(&from(outside_one)),
+                Err(VerifyError::AddressNotAllowed),
+                "{outside_one}"
+            );
+        }
+        // The source-wide list applies before any scheme.
+        let config = VerificationConfig::None;
+        let verifier = Verifier::from_config(&config, Some(&allowlist(&["10.0.0.0/8"])));
+        assert_eq!(verifier.check(&from("10.0.0.1")), Ok(()));
+        assert_eq!(
+            verifier.check(&from("192.0.2.1")),
+            Err(VerifyError::AddressNotAllowed)
+        );
+    }
+}

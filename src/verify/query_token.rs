@@ -118,6 +118,9 @@ mod tests {
             v.check(&webhook("/w?token=wrong&token=also-wrong")),
             Err(VerifyError::TokenMismatch)
         );
+        // A token listed twice (a rotation half done) matches both entries: still a match.
+        let twice = verifier(&["same-token", "same-token"]);
+        assert_eq!(twice.check(&webhook("/w?token=same-token")), Ok(()));
     }
 
     #[test]
@@ -141,7 +144,11 @@ mod tests {
     #[test]
     fn debug_and_errors_never_show_tokens() {
         let v = verifier(&["hunter2-token"]);
-        assert!(!format!("{v:?}").contains("hunter2"));
+        let shown = format!("{v:?}");
+        // What it does show: where the token goes, and how many are accepted.
+        assert!(shown.contains("param: \"token\""), "{shown}");
+        assert!(shown.contains("tokens: 1"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
         let error = v.check(&webhook("/w?token=hunter2-tokex")).unwrap_err();
         assert!(!error.to_string().contains("hunter2"));
     }

@@ -399,7 +399,7 @@ fn duplicate_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Result<Outco
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::v1::ResourceRef;
+    use crate::proto::v1::{ResourceRef, WebhookDelivery};
 
     #[test]
     fn prepared_encoding_matches_prost() {
@@ -445,5 +445,35 @@ mod tests {
                 );
             }
         }
+    }
+
+    // What a failed commit asks the probe to find room for: the event and its delivery.
+    #[test]
+    fn stored_bytes_are_the_event_and_its_delivery_encoded() {
+        let event = Event {
+            id: "evt_1".to_owned(),
+            data_json: r#"{"a": 1}"#.to_owned(),
+            ..Event::default()
+        };
+        let delivery = WebhookDelivery {
+            body: vec![b'x'; 300],
+            request_path: "/webhooks/gigs".to_owned(),
+            ..WebhookDelivery::default()
+        };
+        let alone = Prepared::new(AppendRequest {
+            event: event.clone(),
+            identity: Identity::ProviderId,
+            delivery: None,
+        });
+        assert_eq!(alone.stored_bytes(), event.encode_to_vec().len());
+        let with_delivery = Prepared::new(AppendRequest {
+            event: event.clone(),
+            identity: Identity::ProviderId,
+            delivery: Some(delivery.clone()),
+        });
+        assert_eq!(
+            with_delivery.stored_bytes(),
+            event.encode_to_vec().len() + delivery.encode_to_vec().len()
+        );
     }
 }

@@ -51,3 +51,32 @@ async fn concurrent_appends_share_group_commits() {
     );
     log.close().await;
 }
+
+/// However many appends wait, a group commit takes at most `group_commit_max` of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_commit_takes_at_most_group_commit_max_appends() {
+    let fixture = Fixture::with(|config| config.group_commit_max = 4);
+    let log = Arc::new(fixture.open());
+    let resume = log.pause_writer().await;
+    let before = log.commits();
+    let tasks: Vec<_> = (0..10)
+        .map(|index| {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                log.append(by_id(event(&format!("evt_{index}"), "t.x")))
+                    .await
+            })
+        })
+        .collect();
+    while log.queued() < 10 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    resume.send(()).unwrap();
+    for task in tasks {
+        assert!(!task.await.unwrap().unwrap().duplicate);
+    }
+    // 4 + 4 + 2.
+    assert_eq!(log.commits() - before, 3);
+    assert_eq!(log.head().await.unwrap(), 10);
+    log.close().await;
+}
