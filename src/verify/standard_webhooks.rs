@@ -17,13 +17,16 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, VerifyingKey};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::config::Secret;
 use crate::verify::VerifyError;
 use crate::webhook::RawWebhook;
+
+mod sign;
+pub use sign::{StandardWebhooksSigner, public_key_string, sign_v1, sign_v1a};
 
 /// Prefix of HMAC secrets; optional on input, as in the reference libraries.
 pub const SECRET_PREFIX: &str = "whsec_";
@@ -55,6 +58,11 @@ const SIGNATURE_HEADERS: [&str; 2] = [SIGNATURE_HEADER, SVIX_SIGNATURE_HEADER];
 /// At most this many secrets per source. Rotation needs two; each one adds an HMAC over the body
 /// to every request, forged ones included; and the bound keeps the per-check MACs on the stack.
 pub const MAX_SECRETS: usize = 8;
+
+/// At most this many `version,signature` entries are read from a webhook's signature headers.
+/// Senders list one per active secret (two while rotating); each `v1a` entry costs an ed25519
+/// check per public key, so an unbounded list would let one request buy unbounded CPU.
+pub const MAX_SIGNATURE_ENTRIES: usize = 16;
 
 /// HMAC-SHA256 output and ed25519 signature sizes.
 const MAC_LEN: usize = 32;
@@ -132,7 +140,12 @@ impl StandardWebhooksVerifier {
         let entries = webhook
             .headers_named(signature_header)
             .flat_map(str::split_ascii_whitespace);
-        for entry in entries {
+        for (index, entry) in entries.enumerate() {
+            if index == MAX_SIGNATURE_ENTRIES {
+                return Err(malformed_signature(
+                    "none of the signature headers' first 16 entries matches",
+                ));
+            }
             let Some((version, encoded)) = entry.split_once(',') else {
                 continue;
             };
@@ -281,59 +294,6 @@ impl StandardWebhooksKeys {
             .first()
             .map(|key| StandardWebhooksSigner { key: key.clone() })
     }
-}
-
-/// Signs webhooks the way Standard Webhooks senders do (`v1`, HMAC-SHA256).
-#[derive(Debug, Clone)]
-pub struct StandardWebhooksSigner {
-    key: HmacKey,
-}
-
-impl StandardWebhooksSigner {
-    /// `secret` is a `whsec_…` secret (the prefix is optional). The error never includes it.
-    pub fn new(secret: &str) -> Result<Self, String> {
-        HmacKey::from_secret(secret)
-            .map(|key| StandardWebhooksSigner { key })
-            .map_err(|why| format!("secret {why}"))
-    }
-
-    /// The `webhook-signature` header value: `v1,<base64>`.
-    pub fn sign(&self, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-        let timestamp = timestamp.to_string();
-        let mac = self.key.mac(&SignedContent {
-            id: msg_id,
-            timestamp: &timestamp,
-            body,
-        });
-        format!("v1,{}", BASE64.encode(mac))
-    }
-}
-
-/// One-shot `v1` signing with a configured secret: the `webhook-signature` header value.
-pub fn sign_v1(
-    secret: &Secret,
-    msg_id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Result<String, String> {
-    Ok(StandardWebhooksSigner::new(secret.expose())?.sign(msg_id, timestamp, body))
-}
-
-/// `v1a` (ed25519) signing: the `webhook-signature` header value `v1a,<base64>`.
-pub fn sign_v1a(key: &SigningKey, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    let timestamp = timestamp.to_string();
-    let message = SignedContent {
-        id: msg_id,
-        timestamp: &timestamp,
-        body,
-    }
-    .to_vec();
-    format!("v1a,{}", BASE64.encode(key.sign(&message).to_bytes()))
-}
-
-/// The `whpk_…` form of an ed25519 public key, as configured in `public_keys`.
-pub fn public_key_string(key: &VerifyingKey) -> String {
-    format!("{PUBLIC_KEY_PREFIX}{}", BASE64.encode(key.as_bytes()))
 }
 
 /// An HMAC-SHA256 state already keyed with a secret. Cloning it per message skips re-deriving

@@ -176,6 +176,25 @@ fn any_valid_entry_among_several_passes() {
 }
 
 #[test]
+fn at_most_max_signature_entries_are_tried() {
+    let v = verifier(&[SECRET]);
+    let ts = TIMESTAMP.to_string();
+    let wrong = |n: usize| vec![OTHER_V1; n].join(" ");
+    // The last entry the bound allows still passes...
+    let at_bound = format!("{} {SIGNATURE}", wrong(MAX_SIGNATURE_ENTRIES - 1));
+    assert_eq!(v.check(&signed(&ts, &at_bound)), Ok(()));
+    // ...one past it is never checked, whatever follows: a long list buys no more work.
+    let past = format!("{} {SIGNATURE}", wrong(MAX_SIGNATURE_ENTRIES));
+    let refused = v.check(&signed(&ts, &past));
+    assert!(malformed(refused.clone()), "{refused:?}");
+    let why = refused.unwrap_err().to_string();
+    assert!(why.contains(&MAX_SIGNATURE_ENTRIES.to_string()), "{why}");
+    // A match early in a long list passes at once.
+    let early = format!("{SIGNATURE} {}", wrong(100));
+    assert_eq!(v.check(&signed(&ts, &early)), Ok(()));
+}
+
+#[test]
 fn repeated_signature_headers_are_all_considered() {
     let ts = TIMESTAMP.to_string();
     let request = webhook(
