@@ -52,6 +52,7 @@
 mod batch;
 mod index;
 mod lock;
+mod options;
 mod read;
 mod retention;
 mod schema;
@@ -64,7 +65,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -83,63 +83,13 @@ pub use index::{
 };
 pub use lock::LOCK_FILE_NAME;
 use lock::lock_store;
+pub use options::{Clock, DEFAULT_LOCK_WAIT, DEFAULT_READ_CONNECTIONS, SqliteOptions};
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
 
 /// The database file's name inside `store.path`.
 pub const DB_FILE_NAME: &str = "events.sqlite3";
-
-/// Read connections by default (see [`SqliteOptions::read_connections`]).
-pub const DEFAULT_READ_CONNECTIONS: usize = 4;
-
-/// Long enough for a previous process on the same volume to finish its graceful shutdown.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
-
-/// The wall clock, injectable so tests can move time (dedup window, retention by age).
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-/// Tuning that is not part of the configuration file.
-#[derive(Clone)]
-pub struct SqliteOptions {
-    /// Capacity of the live-event broadcast channel.
-    pub broadcast_capacity: usize,
-    /// Bytes of unread events the live feed may hold (see [`crate::log::LiveEvent`]).
-    pub live_bytes: usize,
-    /// Read connections: at most this many reads run at once, each on its own connection,
-    /// opened when first needed and then kept open; further reads wait for one.
-    pub read_connections: usize,
-    /// Source of "now" for dedup keys, the dedup window and retention by age.
-    pub clock: Clock,
-    /// How long `open` waits for the store's lock before refusing.
-    pub lock_wait: Duration,
-}
-
-impl Default for SqliteOptions {
-    fn default() -> Self {
-        // The live feed's sizes are configuration (`store.live_events`, `store.live_bytes`):
-        // their defaults live there alone.
-        let store = StoreConfig::default();
-        SqliteOptions {
-            broadcast_capacity: store.live_events,
-            live_bytes: store.live_bytes,
-            read_connections: DEFAULT_READ_CONNECTIONS,
-            clock: Arc::new(Utc::now),
-            lock_wait: DEFAULT_LOCK_WAIT,
-        }
-    }
-}
-
-impl std::fmt::Debug for SqliteOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteOptions")
-            .field("broadcast_capacity", &self.broadcast_capacity)
-            .field("live_bytes", &self.live_bytes)
-            .field("read_connections", &self.read_connections)
-            .field("lock_wait", &self.lock_wait)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The SQLite [`EventLog`].
 pub struct SqliteEventLog {
