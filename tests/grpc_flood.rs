@@ -152,11 +152,6 @@ async fn calls(client: &mut common::stream::Client, count: usize) -> Latencies {
     latencies
 }
 
-/// How many times a flood is measured before its p99 counts as too slow: the machine is shared,
-/// so one burst from another job can land in the flooded phase alone; a server that the flood
-/// really slows fails every attempt.
-const ATTEMPTS: usize = 3;
-
 /// Measures `jobs` beside a normal client until one attempt keeps the client's p99 within twice
 /// its unloaded p99, or fails with every attempt's figures.
 fn check(what: &str, jobs: &[FloodJob]) {

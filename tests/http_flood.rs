@@ -8,7 +8,8 @@
 //! [`MEMORY_BOUND_MIB`] above idle. And bodies uploaded at one byte a second are cut off at
 //! `http.request_timeout_seconds`, their connections closed, with no sender starved meanwhile.
 //!
-//! The suite sends for 10 s per flood; the issue's full 30 s run with
+//! The latency bars are measured up to [`ATTEMPTS`] times (the machine is shared); every other
+//! property must hold in every attempt. The suite sends for 10 s per flood; the issue's full 30 s run with
 //! `cargo test --test http_flood -- --ignored full_window` (~90 s). The tests run one at a
 //! time (they would measure each other otherwise); each flood runs in a worker process needing
 //! ~10,500 open files, a limit the tests raise themselves where it is lower (as root); where
@@ -66,6 +67,9 @@ fn sending_window(default: Duration) -> Duration {
 struct Outcome {
     window: Duration,
     webhooks: Latencies,
+    /// Connecting alone, for every webhook that connected: a slow webhook with a slow connect
+    /// waited in the kernel, not in the server.
+    connects: Latencies,
     /// Webhooks not answered 200, with what happened instead.
     failures: Vec<String>,
     probes: Latencies,
@@ -73,6 +77,8 @@ struct Outcome {
     idle_rss_mib: f64,
     peak_rss_mib: f64,
     flood: FloodCounts,
+    /// Handshakes the kernel dropped for a full accept queue during the run (machine-wide).
+    listen_overflows: Option<u64>,
     server_warnings: Vec<String>,
 }
 
@@ -91,6 +97,7 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr, window: Duration) -> Option<O
     let ops: SocketAddr = running.ops_addr.parse().expect("ops addr");
     let window = sending_window(window);
     let idle_rss_mib = running.memory_kib("VmRSS") as f64 / 1024.0;
+    let overflows_before = listen_overflows();
 
     // Each flood in a worker process of its own; the sender, the probe and the memory sampler
     // each on a thread of their own, so that nothing delays the measuring clients' scheduling.
@@ -123,11 +130,14 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr, window: Duration) -> Option<O
         }
         peak
     });
-    let (webhooks, failures) = sending.join().expect("sender thread");
+    let sent = sending.join().expect("sender thread");
     let (probes, probe_failures) = probing.join().expect("probe thread");
     let peak_sampled = sampling.join().expect("sampler thread");
     let peak_kib = peak_sampled.max(running.memory_kib("VmHWM"));
     let (trickle, silent) = (trickle.finish(), silent.finish());
+    let listen_overflows = overflows_before
+        .zip(listen_overflows())
+        .map(|(before, after)| after.saturating_sub(before));
     // For the failure messages: what the server warned about, besides the flood itself.
     let server_warnings: Vec<String> = running
         .log_lines()
@@ -143,13 +153,15 @@ fn run(flood_sources: Vec<IpAddr>, sender: IpAddr, window: Duration) -> Option<O
     };
     Some(Outcome {
         window,
-        webhooks,
-        failures,
+        webhooks: sent.latencies,
+        connects: sent.connects,
+        failures: sent.failures,
         probes,
         probe_failures,
         idle_rss_mib,
         peak_rss_mib: peak_kib as f64 / 1024.0,
         flood,
+        listen_overflows,
         server_warnings,
     })
 }
@@ -163,10 +175,21 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
+/// What a webhook sender saw.
+#[derive(Debug, Default)]
+struct Sent {
+    /// Connect to answer, of every webhook answered 200.
+    latencies: Latencies,
+    /// Connecting alone, of every webhook that connected.
+    connects: Latencies,
+    /// Webhooks not answered 200, with what happened instead.
+    failures: Vec<String>,
+}
+
 /// Signed Gigs webhooks from `source` at a fixed rate for `window`, each on a fresh connection
 /// as a provider sends them; latencies include connecting. Open loop: a slow answer never
 /// delays the next webhook.
-fn send_webhooks(http: SocketAddr, source: IpAddr, window: Duration) -> (Latencies, Vec<String>) {
+fn send_webhooks(http: SocketAddr, source: IpAddr, window: Duration) -> Sent {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -181,32 +204,41 @@ fn send_webhooks(http: SocketAddr, source: IpAddr, window: Duration) -> (Latenci
             let request = gigs_event_request(1_000_000 + n, "subscription.renewed");
             sends.push(tokio::spawn(async move {
                 let began = Instant::now();
+                let mut connected = None;
                 let answer = tokio::time::timeout(Duration::from_secs(20), async {
                     let stream = connect_from(source, http)
                         .await
                         .map_err(|e| e.to_string())?;
+                    connected = Some(began.elapsed());
                     Ok::<_, String>(post_webhook_on(stream, http, &request).await)
                 })
                 .await;
                 let latency = began.elapsed();
-                match answer {
+                let outcome = match answer {
                     Ok(Ok(answer)) if answer.status == 200 => Ok(latency),
                     Ok(Ok(answer)) => Err(format!("{}: {:?}", answer.status, answer.json)),
                     Ok(Err(error)) => Err(format!("connect: {error}")),
                     Err(_) => Err("no answer within 20 s".to_owned()),
-                }
+                };
+                (connected, outcome)
             }));
         }
-        let mut latencies = Latencies::default();
-        let mut failures = Vec::new();
+        let mut sent = Sent::default();
         for send in sends {
             match send.await {
-                Ok(Ok(latency)) => latencies.record(latency),
-                Ok(Err(failure)) => failures.push(failure),
-                Err(error) => failures.push(format!("client task: {error}")),
+                Ok((connected, outcome)) => {
+                    if let Some(connected) = connected {
+                        sent.connects.record(connected);
+                    }
+                    match outcome {
+                        Ok(latency) => sent.latencies.record(latency),
+                        Err(failure) => sent.failures.push(failure),
+                    }
+                }
+                Err(error) => sent.failures.push(format!("client task: {error}")),
             }
         }
-        (latencies, failures)
+        sent
     })
 }
 
@@ -233,17 +265,20 @@ fn probe(ops: SocketAddr, window: Duration) -> (Latencies, Vec<String>) {
     })
 }
 
-fn report_and_check(what: &str, outcome: &Outcome) {
+fn report(what: &str, outcome: &Outcome) {
     let window = outcome.window;
     eprintln!(
-        "{what}, {window:?}: {} webhooks answered 200, {} not; p50 {:?}, p99 {:?}, max {:?}; \
-         {} probes, p50 {:?}, p99 {:?}, max {:?}; server RSS idle {:.1} MiB, peak {:.1} MiB; \
-         the flood tried {} connections, {} refused at once, {} closed later",
+        "{what}, {window:?}: {} webhooks answered 200, {} not; p50 {:?}, p99 {:?}, max {:?} \
+         (connecting alone: p99 {:?}, max {:?}); {} probes, p50 {:?}, p99 {:?}, max {:?}; \
+         server RSS idle {:.1} MiB, peak {:.1} MiB; the flood tried {} connections, {} refused \
+         at once, {} closed later; full accept queues dropped {:?} handshakes",
         outcome.webhooks.len(),
         outcome.failures.len(),
         outcome.webhooks.percentile(50.0),
         outcome.webhooks.percentile(99.0),
         outcome.webhooks.max(),
+        outcome.connects.percentile(99.0),
+        outcome.connects.max(),
         outcome.probes.len(),
         outcome.probes.percentile(50.0),
         outcome.probes.percentile(99.0),
@@ -253,7 +288,12 @@ fn report_and_check(what: &str, outcome: &Outcome) {
         outcome.flood.attempts,
         outcome.flood.refused,
         outcome.flood.closed,
+        outcome.listen_overflows,
     );
+}
+
+/// What no amount of machine noise excuses: every one fails the test at once.
+fn assert_properties(what: &str, outcome: &Outcome) {
     // The flood really was one: every connection tried, and pushed back by the server.
     let (flood, size) = (outcome.flood, flood_size(TRICKLING) + flood_size(SILENT));
     assert!(flood.attempts >= size as u64, "{what}: {flood:?}");
@@ -270,30 +310,12 @@ fn report_and_check(what: &str, outcome: &Outcome) {
     );
     assert_eq!(
         outcome.webhooks.len() as u64,
-        WEBHOOKS_PER_SECOND * window.as_secs()
-    );
-    assert!(
-        outcome.webhooks.percentile(99.0) <= Duration::from_secs(1),
-        "{what}: webhook p99 {:?}",
-        outcome.webhooks.percentile(99.0)
+        WEBHOOKS_PER_SECOND * outcome.window.as_secs()
     );
     assert!(
         outcome.probe_failures.is_empty(),
         "{what}: probes failed: {:?}",
         outcome.probe_failures
-    );
-    // Every probe within 100 ms on a quiet machine (the slowest is ~25 ms); the bar is the
-    // 99th percentile so that another job's burst on a shared CI machine cannot fail it, and
-    // no probe may come near the kubelet's shortest timeout (1 s).
-    assert!(
-        outcome.probes.percentile(99.0) <= Duration::from_millis(100),
-        "{what}: probe p99 {:?}",
-        outcome.probes.percentile(99.0)
-    );
-    assert!(
-        outcome.probes.max() <= Duration::from_secs(1),
-        "{what}: slowest probe {:?}",
-        outcome.probes.max()
     );
     assert!(
         outcome.peak_rss_mib <= outcome.idle_rss_mib + MEMORY_BOUND_MIB as f64,
@@ -301,6 +323,41 @@ fn report_and_check(what: &str, outcome: &Outcome) {
         outcome.peak_rss_mib,
         outcome.idle_rss_mib
     );
+}
+
+/// The latency bars a run missed, if any. Every probe answers within 100 ms on a quiet machine
+/// (the slowest is ~25 ms); the bar is the 99th percentile so that one burst cannot fail it,
+/// and no probe may come near the kubelet's shortest timeout (1 s).
+fn latency_misses(outcome: &Outcome) -> Vec<String> {
+    let bars = [
+        ("webhook p99", outcome.webhooks.percentile(99.0), 1000),
+        ("probe p99", outcome.probes.percentile(99.0), 100),
+        ("slowest probe", outcome.probes.max(), 1000),
+    ];
+    bars.into_iter()
+        .filter(|(_, took, bar_ms)| *took > Duration::from_millis(*bar_ms))
+        .map(|(what, took, bar_ms)| format!("{what} {took:?} (bar {bar_ms} ms)"))
+        .collect()
+}
+
+/// Runs `measure` until one attempt meets every latency bar, asserting the other properties of
+/// every attempt; fails with every attempt's misses.
+fn check(what: &str, measure: impl Fn() -> Option<Outcome>) {
+    let mut misses = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let Some(outcome) = measure() else {
+            return;
+        };
+        let what = format!("{what} (attempt {attempt})");
+        report(&what, &outcome);
+        assert_properties(&what, &outcome);
+        let missed = latency_misses(&outcome);
+        if missed.is_empty() {
+            return;
+        }
+        misses.push(format!("{what}: {}", missed.join(", ")));
+    }
+    panic!("too slow in every attempt: {}", misses.join("; "));
 }
 
 /// Not a test: the body of a flood worker process (see `common::flood`).
@@ -314,9 +371,9 @@ fn one_address(window: Duration) {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(outcome) = run(vec![loopback(0, 2)], loopback(0, 3), window) {
-        report_and_check("one flooding address", &outcome);
-    }
+    check("one flooding address", || {
+        run(vec![loopback(0, 2)], loopback(0, 3), window)
+    });
 }
 
 fn hundred_addresses(window: Duration) {
@@ -324,9 +381,9 @@ fn hundred_addresses(window: Duration) {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let sources: Vec<IpAddr> = (1..=100).map(|n| loopback(1, n)).collect();
-    if let Some(outcome) = run(sources, loopback(0, 3), window) {
-        report_and_check("100 flooding addresses", &outcome);
-    }
+    check("100 flooding addresses", || {
+        run(sources.clone(), loopback(0, 3), window)
+    });
 }
 
 #[test]
@@ -382,7 +439,11 @@ fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
             .collect()
     });
     // Meanwhile, a sender's webhooks: every one answered, none shed for want of a slot.
-    let (webhooks, failures) = send_webhooks(http, loopback(0, 3), Duration::from_secs(8));
+    let Sent {
+        latencies: webhooks,
+        failures,
+        ..
+    } = send_webhooks(http, loopback(0, 3), Duration::from_secs(8));
     let held: Vec<(Duration, Option<u16>)> = runtime.block_on(async {
         let mut held = Vec::new();
         for upload in uploads {

@@ -350,6 +350,24 @@ pub fn worker_main() {
     println!("flood-worker: attempts={attempts} refused={refused} closed={closed}");
 }
 
+/// How many times a flood is measured before its latencies count as too slow: the machine is
+/// shared, so one burst from another job can land in one measured window alone; a server that
+/// the flood really slows fails every attempt.
+pub const ATTEMPTS: usize = 3;
+
+/// Connections the kernel dropped because a listener's accept queue was full, machine-wide
+/// (`TcpExt: ListenOverflows`); a dropped handshake costs its client a 1 s retransmit.
+pub fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|line| line.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+}
+
 /// Latencies, for percentiles.
 #[derive(Debug, Default, Clone)]
 pub struct Latencies(pub Vec<Duration>);
