@@ -1,4 +1,4 @@
-//! StreamEvents over real gRPC, the parts `event_log.rs` does not cover: a `since` start, live
+//! StreamEvents over real gRPC, the parts `event_log/` does not cover: a `since` start, live
 //! filtering by provider, source and resource, replays that deliver nothing beyond what
 //! matches, and retention by age (by the server's clock, not the caller's `received_at`).
 
