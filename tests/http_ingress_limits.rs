@@ -12,16 +12,12 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use common::hooked_log::{LogHooks, hooked};
 use common::http::*;
 use common::*;
-use hooknorm::log::{
-    AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
-    RetentionReport,
-};
-use hooknorm::proto::v1::{Event, ListEventsRequest};
+use hooknorm::log::{AppendRequest, Appended, EventLog, LogError};
+use hooknorm::proto::v1::ListEventsRequest;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -185,9 +181,8 @@ impl Switch {
     }
 }
 
-/// An event log that fails on purpose, as [`Switch`] says.
+/// Hooks that make the real log fail on purpose, as [`Switch`] says.
 struct FailingLog {
-    inner: Arc<dyn EventLog>,
     mode: Switch,
 }
 
@@ -207,18 +202,21 @@ impl FailingLog {
     }
 }
 
-/// A server whose log is a [`FailingLog`] behind `switch`.
+/// A server whose log runs [`FailingLog`] behind `switch`.
 async fn start_failing(toml: &str, dir: &std::path::Path, switch: &Switch) -> TestServer {
     let mode = switch.clone();
-    TestServer::start_wrapping_log(toml, dir, move |inner| Arc::new(FailingLog { inner, mode }))
-        .await
+    TestServer::start_wrapping_log(toml, dir, move |log| hooked(log, FailingLog { mode })).await
 }
 
 #[async_trait]
-impl EventLog for FailingLog {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
+impl LogHooks for FailingLog {
+    async fn append(
+        &self,
+        log: &dyn EventLog,
+        request: AppendRequest,
+    ) -> Result<Appended, LogError> {
         self.check()?;
-        let appended = self.inner.append(request).await?;
+        let appended = log.append(request).await?;
         match self.mode.get() {
             Mode::StoreThenFail => Err(disk_full()),
             Mode::StoreThenStall => {
@@ -228,54 +226,10 @@ impl EventLog for FailingLog {
             Mode::Healthy | Mode::Refuse => Ok(appended),
         }
     }
-    async fn read_after(
-        &self,
-        after: u64,
-        filter: &EventFilter,
-        limit: usize,
-    ) -> Result<Vec<Event>, LogError> {
-        self.inner.read_after(after, filter, limit).await
-    }
-    async fn list(
-        &self,
-        filter: &EventFilter,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Event>, LogError> {
-        self.inner.list(filter, before, limit).await
-    }
-    async fn get(&self, id: &str, view: hooknorm::log::View) -> Result<Option<Event>, LogError> {
-        self.inner.get(id, view).await
-    }
-    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
-        self.inner.cursor_at(time).await
-    }
-    async fn read_encoded_after(
-        &self,
-        after: u64,
-        filter: &EventFilter,
-        limit: usize,
-    ) -> Result<EncodedBatch, LogError> {
-        self.inner.read_encoded_after(after, filter, limit).await
-    }
-    async fn head(&self) -> Result<u64, LogError> {
-        self.inner.head().await
-    }
-    async fn subscribe(&self) -> Result<LiveSubscription, LogError> {
-        self.inner.subscribe().await
-    }
-    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
-        self.inner.live_pressure()
-    }
-    async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
-        self.inner.enforce_retention().await
-    }
-    async fn check_writable(&self) -> Result<(), LogError> {
+
+    async fn check_writable(&self, log: &dyn EventLog) -> Result<(), LogError> {
         self.check()?;
-        self.inner.check_writable().await
-    }
-    async fn close(&self) {
-        self.inner.close().await;
+        log.check_writable().await
     }
 }
 

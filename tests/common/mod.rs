@@ -6,6 +6,7 @@
 
 pub mod binary;
 pub mod flood;
+pub mod hooked_log;
 pub mod http;
 pub mod python;
 pub mod stream;

@@ -5,12 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use hooknorm::log::{
-    AppendRequest, Appended, EncodedBatch, EventLog, Live, LiveSubscription, LogError,
-    RetentionReport,
-};
-use tokio::sync::watch;
+use common::hooked_log::{LogHooks, hooked};
+use hooknorm::log::{AppendRequest, EncodedBatch, EventLog, Live, LiveSubscription, LogError};
 
 use super::*;
 
@@ -48,13 +44,13 @@ async fn the_catch_up_live_seam_loses_and_repeats_nothing() {
     server.shutdown().await;
 }
 
-/// A log that, once armed, commits a new event exactly in a subscriber's race windows: inside
+/// Hooks that, once armed, commit a new event exactly in a subscriber's race windows: inside
 /// `subscribe()`, just before and just after subscribing; then inside the next `head()` calls,
 /// after reading the head (so the caller acts on a head already stale); and inside the next
 /// `read_encoded_after` calls, before the read (the event is in the read and on the live feed)
 /// and after it (on the live feed only, past the head the caller read).
+#[derive(Default)]
 struct SeamLog {
-    inner: Arc<dyn EventLog>,
     armed: AtomicBool,
     subscribed: AtomicBool,
     head_injections: AtomicU64,
@@ -72,17 +68,13 @@ impl SeamLog {
     /// Two in `subscribe`, one per head, two per read.
     const INJECTIONS: u64 = 2 + Self::HEAD_INJECTIONS + 2 * Self::READ_INJECTIONS;
 
-    fn new(inner: Arc<dyn EventLog>) -> SeamLog {
-        SeamLog {
-            inner,
-            armed: AtomicBool::new(false),
-            subscribed: AtomicBool::new(false),
-            head_injections: AtomicU64::new(0),
-            read_injections: AtomicU64::new(0),
-            injected: AtomicU64::new(0),
-            skip_live: AtomicU64::new(0),
-            reads: AtomicU64::new(0),
-        }
+    /// A server whose log runs these hooks.
+    async fn serve(self: &Arc<Self>, dir: &std::path::Path) -> TestServer {
+        let hooks = self.clone();
+        TestServer::start_wrapping_log(&test_config_toml(1024 * 1024), dir, move |log| {
+            hooked(log, hooks)
+        })
+        .await
     }
 
     fn take(counter: &AtomicU64, most: u64) -> bool {
@@ -93,7 +85,7 @@ impl SeamLog {
             .is_ok()
     }
 
-    async fn inject(&self) {
+    async fn inject(&self, log: &dyn EventLog) {
         let n = self.injected.fetch_add(1, Ordering::SeqCst);
         let event = Event {
             id: format!("gigs:evt_seam{n}"),
@@ -102,8 +94,7 @@ impl SeamLog {
             r#type: "sim.updated".into(),
             ..Default::default()
         };
-        let appended = self
-            .inner
+        let appended = log
             .append(AppendRequest {
                 event,
                 identity: hooknorm::event::Identity::ProviderId,
@@ -116,20 +107,10 @@ impl SeamLog {
 }
 
 #[async_trait]
-impl EventLog for SeamLog {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
-        self.inner.append(request).await
-    }
-    async fn read_after(
-        &self,
-        after: u64,
-        filter: &hooknorm::log::EventFilter,
-        limit: usize,
-    ) -> Result<Vec<Event>, LogError> {
-        self.inner.read_after(after, filter, limit).await
-    }
+impl LogHooks for SeamLog {
     async fn read_encoded_after(
         &self,
+        log: &dyn EventLog,
         after: u64,
         filter: &hooknorm::log::EventFilter,
         limit: usize,
@@ -138,46 +119,34 @@ impl EventLog for SeamLog {
         let inject = self.subscribed.load(Ordering::SeqCst)
             && Self::take(&self.read_injections, Self::READ_INJECTIONS);
         if inject {
-            self.inject().await;
+            self.inject(log).await;
         }
-        let read = self.inner.read_encoded_after(after, filter, limit).await;
+        let read = log.read_encoded_after(after, filter, limit).await;
         if inject {
-            self.inject().await;
+            self.inject(log).await;
         }
         read
     }
-    async fn list(
-        &self,
-        filter: &hooknorm::log::EventFilter,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<Event>, LogError> {
-        self.inner.list(filter, before, limit).await
-    }
-    async fn get(&self, id: &str, view: hooknorm::log::View) -> Result<Option<Event>, LogError> {
-        self.inner.get(id, view).await
-    }
-    async fn cursor_at(&self, time: DateTime<Utc>) -> Result<u64, LogError> {
-        self.inner.cursor_at(time).await
-    }
-    async fn head(&self) -> Result<u64, LogError> {
-        let head = self.inner.head().await;
+
+    async fn head(&self, log: &dyn EventLog) -> Result<u64, LogError> {
+        let head = log.head().await;
         if self.subscribed.load(Ordering::SeqCst)
             && Self::take(&self.head_injections, Self::HEAD_INJECTIONS)
         {
-            self.inject().await;
+            self.inject(log).await;
         }
         head
     }
-    async fn subscribe(&self) -> Result<LiveSubscription, LogError> {
+
+    async fn subscribe(&self, log: &dyn EventLog) -> Result<LiveSubscription, LogError> {
         // Only the first subscription once armed.
         let window = self.armed.swap(false, Ordering::SeqCst);
         if window {
-            self.inject().await;
+            self.inject(log).await;
         }
-        let live = self.inner.subscribe().await;
+        let live = log.subscribe().await;
         if window {
-            self.inject().await;
+            self.inject(log).await;
             self.subscribed.store(true, Ordering::SeqCst);
         }
         let skip = self.skip_live.load(Ordering::SeqCst);
@@ -196,18 +165,6 @@ impl EventLog for SeamLog {
         });
         Ok(LiveSubscription::new(items))
     }
-    fn live_pressure(&self) -> Option<watch::Receiver<bool>> {
-        self.inner.live_pressure()
-    }
-    async fn enforce_retention(&self) -> Result<RetentionReport, LogError> {
-        self.inner.enforce_retention().await
-    }
-    async fn check_writable(&self) -> Result<(), LogError> {
-        self.inner.check_writable().await
-    }
-    async fn close(&self) {
-        self.inner.close().await;
-    }
 }
 
 /// A live feed that leaves an event out (the stream sees the next sequence jump) is filled in
@@ -215,16 +172,9 @@ impl EventLog for SeamLog {
 #[tokio::test]
 async fn an_event_the_live_feed_leaves_out_is_read_from_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
-    let wrapped = slot.clone();
-    let toml = test_config_toml(1024 * 1024);
-    let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
-        let log = Arc::new(SeamLog::new(inner));
-        log.skip_live.store(3, Ordering::SeqCst);
-        let _ = wrapped.set(log.clone());
-        log
-    })
-    .await;
+    let seam = Arc::new(SeamLog::default());
+    seam.skip_live.store(3, Ordering::SeqCst);
+    let mut server = seam.serve(dir.path()).await;
     let mut stream = open_stream(&mut server.client, EventFilter::default(), after(0)).await;
     for n in 0..5 {
         append(&mut server.client, n, "subscription.renewed").await;
@@ -234,7 +184,6 @@ async fn an_event_the_live_feed_leaves_out_is_read_from_the_log() {
         .await
         .expect("the event the live feed left out never arrived");
     assert_eq!(sequences, vec![1, 2, 3, 4, 5], "gap or disorder");
-    assert!(slot.get().is_some());
     server.shutdown().await;
 }
 
@@ -243,16 +192,11 @@ async fn an_event_the_live_feed_leaves_out_is_read_from_the_log() {
 #[tokio::test]
 async fn a_live_subscriber_is_fed_without_reading_the_log() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
-    let wrapped = slot.clone();
+    let log = Arc::new(SeamLog::default());
+    let hooks = log.clone();
     let toml = test_config_toml(1024 * 1024) + "\n[streams]\nheartbeat_seconds = 1\n";
-    let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
-        let log = Arc::new(SeamLog::new(inner));
-        let _ = wrapped.set(log.clone());
-        log
-    })
-    .await;
-    let log = slot.get().expect("wrapped").clone();
+    let mut server =
+        TestServer::start_wrapping_log(&toml, dir.path(), move |inner| hooked(inner, hooks)).await;
     let mut stream = open_stream(&mut server.client, EventFilter::default(), after(0)).await;
     // A heartbeat comes only from a producer that is following the live feed.
     let message = tokio::time::timeout(Duration::from_secs(5), stream.message())
@@ -289,16 +233,8 @@ async fn events_committed_in_the_seam_windows_arrive_exactly_once() {
 async fn seam_case(start: Option<hooknorm::proto::v1::stream_events_request::Start>, first: u64) {
     {
         let dir = tempfile::tempdir().expect("tempdir");
-        let slot: Arc<std::sync::OnceLock<Arc<SeamLog>>> = Arc::default();
-        let wrapped = slot.clone();
-        let toml = test_config_toml(1024 * 1024);
-        let mut server = TestServer::start_wrapping_log(&toml, dir.path(), move |inner| {
-            let log = Arc::new(SeamLog::new(inner));
-            let _ = wrapped.set(log.clone());
-            log
-        })
-        .await;
-        let seam = slot.get().expect("wrapped").clone();
+        let seam = Arc::new(SeamLog::default());
+        let mut server = seam.serve(dir.path()).await;
         for n in 0..5 {
             append(&mut server.client, n, "subscription.renewed").await;
         }
