@@ -332,6 +332,20 @@ fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut misses = Vec::new();
+    for attempt in 1..=ATTEMPTS {
+        let missed = trickled_bodies_beside_webhooks(attempt);
+        if missed.is_empty() {
+            return;
+        }
+        misses.push(format!("attempt {attempt}: {}", missed.join(", ")));
+    }
+    panic!("too slow in every attempt: {}", misses.join("; "));
+}
+
+/// One run of [`TRICKLED_BODIES`] uploads beside a webhook sender, asserting what must always
+/// hold; returns the timing bars it missed.
+fn trickled_bodies_beside_webhooks(attempt: usize) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = binary_config(dir.path(), "");
     let running = serve_binary(BIN, &config);
@@ -369,16 +383,13 @@ fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
         .iter()
         .filter(|(_, status)| *status == Some(503))
         .count();
+    let p99 = webhooks.percentile(99.0);
     eprintln!(
-        "{TRICKLED_BODIES} bodies trickled in: the longest held its connection {longest:?}, \
-         {answered_503} answered 503; beside them {} webhooks answered 200 (p99 {:?}), {} not",
+        "attempt {attempt}: {TRICKLED_BODIES} bodies trickled in: the longest held its connection \
+         {longest:?}, {answered_503} answered 503; beside them {} webhooks answered 200 (p99 \
+         {p99:?}), {} not",
         webhooks.len(),
-        webhooks.percentile(99.0),
         failures.len()
-    );
-    assert!(
-        longest <= deadline + Duration::from_secs(2),
-        "an upload held its connection for {longest:?}"
     );
     assert_eq!(answered_503, TRICKLED_BODIES, "{held:?}");
     assert!(
@@ -386,7 +397,14 @@ fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
         "{:?}",
         &failures[..failures.len().min(5)]
     );
-    assert!(webhooks.percentile(99.0) <= Duration::from_secs(1));
+    let mut missed = Vec::new();
+    if longest > deadline + Duration::from_secs(2) {
+        missed.push(format!("an upload held its connection for {longest:?}"));
+    }
+    if p99 > Duration::from_secs(1) {
+        missed.push(format!("webhook p99 {p99:?}"));
+    }
+    missed
 }
 
 /// Posts a valid Abowire head with a 1,000-byte body, then sends the body one byte a second;
