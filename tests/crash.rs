@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::stream::connect;
+use common::stream::{connect, list_all};
 use common::*;
-use hooknorm::proto::v1::ListEventsRequest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 const ROUNDS: u64 = 4;
@@ -124,25 +123,9 @@ async fn every_acknowledged_event_survives_sigkill_exactly_once() {
     // Stored events per provider event id: a second copy of a webhook would be stored under
     // another id (`<id>-<n>`), so ids alone being unique would not show it.
     let mut copies: HashMap<String, usize> = HashMap::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        for event in page.events {
-            *copies.entry(event.provider_event_id.clone()).or_default() += 1;
-            stored.push((event.id, event.sequence));
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
+    for event in list_all(&mut client).await {
+        *copies.entry(event.provider_event_id.clone()).or_default() += 1;
+        stored.push((event.id, event.sequence));
     }
     let twice: Vec<_> = copies.iter().filter(|(_, n)| **n != 1).collect();
     assert!(

@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::stream::connect;
+use common::stream::{connect, list_all};
 use common::*;
 use hooknorm::log::EventLog;
 use hooknorm::log::nats::NatsEventLog;
-use hooknorm::proto::v1::ListEventsRequest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 
@@ -22,28 +21,13 @@ const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
 async fn stored(addr: &str) -> HashMap<String, u64> {
     let mut client = connect(addr).await;
     let mut events = HashMap::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        for event in page.events {
-            assert!(
-                events.insert(event.id, event.sequence).is_none(),
-                "stored twice"
-            );
-        }
-        if page.next_page_token.is_empty() {
-            return events;
-        }
-        page_token = page.next_page_token;
+    for event in list_all(&mut client).await {
+        assert!(
+            events.insert(event.id, event.sequence).is_none(),
+            "stored twice"
+        );
     }
+    events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::http::{assert_accepted, post_webhook, readyz_becomes};
-use common::stream::{connect, open_stream, resume_after, stream_end};
+use common::stream::{connect, list_all, open_stream, resume_after, stream_end};
 use common::*;
-use hooknorm::proto::v1::{EventFilter, ListEventsRequest};
+use hooknorm::proto::v1::EventFilter;
 use nats_support::NatsServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -149,27 +149,11 @@ async fn a_nats_outage_refuses_with_503_and_everything_resumes_when_it_returns()
         }
     }
     let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        for event in page.events {
-            assert!(
-                stored.insert(event.id.clone(), event.sequence).is_none(),
-                "stored twice"
-            );
-        }
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
+    for event in list_all(&mut client).await {
+        assert!(
+            stored.insert(event.id.clone(), event.sequence).is_none(),
+            "stored twice"
+        );
     }
     for (id, sequence) in &seen.acknowledged {
         assert_eq!(

@@ -14,12 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::http::{assert_accepted, post_webhook};
-use common::stream::{connect, open_stream};
+use common::stream::{connect, list_all, open_stream};
 use common::*;
 use hooknorm::proto::v1::stream_events_response::Message;
-use hooknorm::proto::v1::{
-    EventFilter, EventView, GetEventRequest, ListEventsRequest, StartPosition,
-};
+use hooknorm::proto::v1::{EventFilter, EventView, GetEventRequest, StartPosition};
 use nats_support::NatsServer;
 
 const BIN: &str = env!("CARGO_BIN_EXE_hooknorm");
@@ -61,24 +59,11 @@ fn start_replicas(configs: &[PathBuf]) -> Vec<Running> {
 /// Every stored event of a replica, oldest first, as `(id, sequence)`.
 async fn history(addr: &str) -> Vec<(String, u64)> {
     let mut client = connect(addr).await;
-    let mut events = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        events.extend(page.events.into_iter().map(|e| (e.id, e.sequence)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let mut events: Vec<(String, u64)> = list_all(&mut client)
+        .await
+        .into_iter()
+        .map(|event| (event.id, event.sequence))
+        .collect();
     events.reverse();
     events
 }

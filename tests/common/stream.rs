@@ -6,7 +6,9 @@ use hooknorm::cli::connect::BearerKey;
 use hooknorm::proto::v1::normalizer_service_client::NormalizerServiceClient;
 use hooknorm::proto::v1::stream_events_request::Start;
 use hooknorm::proto::v1::stream_events_response::Message;
-use hooknorm::proto::v1::{EventFilter, StartPosition, StreamEventsRequest, StreamEventsResponse};
+use hooknorm::proto::v1::{
+    Event, EventFilter, ListEventsRequest, StartPosition, StreamEventsRequest, StreamEventsResponse,
+};
 use tonic::Streaming;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
@@ -16,6 +18,28 @@ use super::gigs_event_request;
 /// A client that sends the test config's key ([`super::TEST_API_KEY`]) on every call.
 pub type Client = NormalizerServiceClient<InterceptedService<Channel, BearerKey>>;
 pub type EventStream = Streaming<StreamEventsResponse>;
+
+/// Every stored event, newest first, read page by page with `ListEvents`.
+pub async fn list_all(client: &mut Client) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_events(ListEventsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        events.extend(page.events);
+        if page.next_page_token.is_empty() {
+            return events;
+        }
+        page_token = page.next_page_token;
+    }
+}
 
 /// A client on its own connection to `addr` (`host:port`).
 pub async fn connect(addr: &str) -> Client {

@@ -44,7 +44,7 @@ async fn sigterm_with_appends_in_flight_keeps_every_acknowledged_event() {
     use std::sync::{Arc, Mutex};
 
     use common::stream::*;
-    use hooknorm::proto::v1::{EventFilter, ListEventsRequest};
+    use hooknorm::proto::v1::EventFilter;
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = common::binary_config(dir.path(), "");
@@ -145,24 +145,11 @@ async fn sigterm_with_appends_in_flight_keeps_every_acknowledged_event() {
     assert!(acknowledged.len() >= 200);
     let running = serve(&config);
     let mut client = connect(&running.addr).await;
-    let mut stored: HashMap<String, u64> = HashMap::new();
-    let mut page_token = String::new();
-    loop {
-        let page = client
-            .list_events(ListEventsRequest {
-                page_size: 1000,
-                page_token,
-                ..Default::default()
-            })
-            .await
-            .expect("list")
-            .into_inner();
-        stored.extend(page.events.into_iter().map(|e| (e.id, e.sequence)));
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let stored: HashMap<String, u64> = list_all(&mut client)
+        .await
+        .into_iter()
+        .map(|event| (event.id, event.sequence))
+        .collect();
     for (id, sequence) in &acknowledged {
         assert_eq!(stored.get(id), Some(sequence), "acknowledged {id} lost");
     }
