@@ -452,9 +452,19 @@ fn binary_bodies_round_trip() {
 fn debug_and_errors_never_show_secrets_or_signatures() {
     let v = verifier(&[SECRET]);
     let signer = StandardWebhooksSigner::new(SECRET).unwrap();
-    let shown = format!("{v:?} {signer:?}");
+    let keys = StandardWebhooksKeys::decode(&secrets(&[SECRET]), &[]).unwrap();
+    let shown = format!("{v:?} {signer:?} {keys:?}");
     assert!(!shown.contains("MfKQ9r8"), "{shown}");
-    assert!(shown.contains("secrets: 1"), "{shown}");
+    // What they do show: counts, and where a key sits, that it is redacted.
+    assert!(
+        shown.contains("StandardWebhooksVerifier { secrets: 1"),
+        "{shown}"
+    );
+    assert!(shown.contains("HmacKey(<redacted>)"), "{shown}");
+    assert!(
+        shown.contains("StandardWebhooksKeys { secrets: 1, public_keys: 0 }"),
+        "{shown}"
+    );
     let ts = TIMESTAMP.to_string();
     for header in [OTHER_V1, &SIGNATURE[..20], "v1a,Ceo5qEr07ixe2NLpvHk3FH9bwy"] {
         let error = v.check(&signed(&ts, header)).unwrap_err().to_string();
