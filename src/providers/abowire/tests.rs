@@ -332,3 +332,20 @@ fn payloads_that_one_double_cannot_tell_apart_have_different_ids() {
         id(&other, r#"{"id":"inv_1","cents":9007199254740992}"#)
     );
 }
+
+#[test]
+fn unknown_envelope_fields_are_kept_in_both_formats() {
+    let keys = |event: &Event| {
+        detail(event)
+            .extensions
+            .as_ref()
+            .map(|extensions| extensions.fields.keys().cloned().collect::<Vec<_>>())
+    };
+    let current = run(r#"{"event":"customer.created","payload":{"id":"c1"},"brandNew":1}"#);
+    assert_eq!(keys(&current.unwrap()), Some(vec!["brandNew".to_owned()]));
+    let v1 = run(&v1_body(r#""action":"api-key:revoke","traceId":"t1""#));
+    assert_eq!(keys(&v1.unwrap()), Some(vec!["traceId".to_owned()]));
+    // None at all: unset, not an empty object.
+    let plain = run(r#"{"event":"customer.created","payload":{"id":"c1"}}"#);
+    assert_eq!(keys(&plain.unwrap()), None);
+}
