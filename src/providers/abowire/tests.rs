@@ -349,3 +349,17 @@ fn unknown_envelope_fields_are_kept_in_both_formats() {
     let plain = run(r#"{"event":"customer.created","payload":{"id":"c1"}}"#);
     assert_eq!(keys(&plain.unwrap()), None);
 }
+
+#[test]
+fn a_current_array_payload_relates_its_elements() {
+    let event =
+        run(r#"{"event":"subscription.bulkEnabled","payload":[{"id":"s1"},"s2",{"name":"x"},""]}"#)
+            .unwrap();
+    assert_eq!(
+        event.related,
+        vec![
+            reference("subscription", "s1"),
+            reference("subscription", "s2")
+        ]
+    );
+}
