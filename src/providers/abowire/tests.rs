@@ -71,6 +71,9 @@ fn every_documented_v1_event_maps_by_each_naming_route() {
             format!(r#""component":"{component}","action":"{action}""#),
             format!(r#""eventArn":"arn:abowire:eu-central-1:{name}""#),
             format!(r#""eventArn":"abowire/events/{component}/{action}","action":"""#),
+            // Half of `component` + `action` is no name: `eventArn` decides.
+            format!(r#""eventArn":"arn:abowire:eu-central-1:{name}","component":"{component}""#),
+            format!(r#""eventArn":"arn:abowire:eu-central-1:{name}","action":"{action}""#),
         ] {
             let event = run(&v1_body(&extra)).unwrap_or_else(|error| panic!("{extra}: {error}"));
             assert_eq!(event.r#type, canonical, "{extra}");
@@ -289,6 +292,11 @@ fn urls_never_keep_their_secrets() {
         "https://app.abowire.com"
     );
     assert_eq!(redact_url("d"), "d");
+    // An empty value has nothing to hide and stays empty.
+    assert_eq!(
+        redact_url("https://h.example/p?a=&b=1"),
+        "https://h.example/p?a=&b=REDACTED"
+    );
 }
 
 #[test]
