@@ -281,3 +281,21 @@ fn gigs_events_are_identified_by_their_provider_id() {
     assert_eq!(normalized.identity, Identity::ProviderId);
     assert!(normalized.event.id.starts_with("evt_"));
 }
+
+#[test]
+fn a_resource_referenced_twice_is_related_once() {
+    let event = with_data(
+        "com.gigs.thing.updated",
+        r#"{"object":"thing","id":"thg_1","plan":"pln_1","planAgain":{"object":"plan","id":"pln_1"},
+           "sim":"sim_1","sims":["sim_1","sim_2"]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        event.related,
+        vec![
+            reference("plan", "pln_1"),
+            reference("sim", "sim_1"),
+            reference("sim", "sim_2"),
+        ]
+    );
+}
