@@ -299,3 +299,16 @@ fn a_resource_referenced_twice_is_related_once() {
         ]
     );
 }
+
+#[test]
+fn the_data_s_own_id_is_its_subject_and_not_a_reference() {
+    // `prt_` names a porting, the object says more: the subject is the object, and its own id
+    // is not also a related porting.
+    let event = with_data(
+        "com.gigs.portingRequest.created",
+        r#"{"object":"portingRequest","id":"prt_1","subscription":"sub_1"}"#,
+    )
+    .unwrap();
+    assert_eq!(event.subject, Some(reference("porting_request", "prt_1")));
+    assert_eq!(event.related, vec![reference("subscription", "sub_1")]);
+}
