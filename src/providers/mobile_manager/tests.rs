@@ -197,6 +197,11 @@ fn unknown_types_and_states_pass_through() {
     assert_eq!((detail.state, detail.state_name.as_str()), (0, "9"));
     assert_eq!((detail.r#type, detail.type_name.as_str()), (0, "99"));
     assert_eq!(run(&order_body("\"9\"", "99")).unwrap().id, event.id);
+    // The first numbers past the tables are unknown too.
+    let event = run(&order_body("6", "15")).unwrap();
+    assert_eq!(event.r#type, "order.state_6");
+    let detail = order_detail(&event);
+    assert_eq!((detail.state, detail.r#type), (0, 0));
 
     let event = run(&order_body("\"OnHold\"", "\"Teleport\"")).unwrap();
     assert_eq!(event.r#type, "order.on_hold");
