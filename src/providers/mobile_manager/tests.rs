@@ -327,6 +327,18 @@ fn alert_thresholds_and_identity() {
         ),
         (None, None)
     );
+    // Alerts carry no time (the receive time stands in), and the whole body is the data.
+    assert_eq!(
+        numbers.occurred_at,
+        Some(event::timestamp(context().received_at))
+    );
+    assert!(
+        numbers
+            .data
+            .unwrap()
+            .fields
+            .contains_key("AlertTriggerValue")
+    );
     // The documented sample uses all-zero GUIDs: the alert reference is left out.
     let sample = alert_body("SIM", "On", "\"75\"", "\"85\"")
         .replace("3f7a2c9e-8b1d-4e65-a2f4-6c0d9e3b7a18", ZERO);
