@@ -355,6 +355,17 @@ mod tests {
                 .to_string(),
             "field `a`: required"
         );
+        // A string taken earlier is required the same way: present and not empty.
+        assert_eq!(
+            require_string(Some(String::new()), "data", "id")
+                .unwrap_err()
+                .to_string(),
+            "field `data.id`: must not be empty"
+        );
+        assert_eq!(
+            require_string(Some("x".to_owned()), "", "id"),
+            Ok("x".to_owned())
+        );
     }
 
     #[test]

@@ -201,3 +201,5 @@ impl ProviderKind {
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod tests;

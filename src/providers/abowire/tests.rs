@@ -71,6 +71,9 @@ fn every_documented_v1_event_maps_by_each_naming_route() {
             format!(r#""component":"{component}","action":"{action}""#),
             format!(r#""eventArn":"arn:abowire:eu-central-1:{name}""#),
             format!(r#""eventArn":"abowire/events/{component}/{action}","action":"""#),
+            // Half of `component` + `action` is no name: `eventArn` decides.
+            format!(r#""eventArn":"arn:abowire:eu-central-1:{name}","component":"{component}""#),
+            format!(r#""eventArn":"arn:abowire:eu-central-1:{name}","action":"{action}""#),
         ] {
             let event = run(&v1_body(&extra)).unwrap_or_else(|error| panic!("{extra}: {error}"));
             assert_eq!(event.r#type, canonical, "{extra}");
@@ -289,6 +292,11 @@ fn urls_never_keep_their_secrets() {
         "https://app.abowire.com"
     );
     assert_eq!(redact_url("d"), "d");
+    // An empty value has nothing to hide and stays empty.
+    assert_eq!(
+        redact_url("https://h.example/p?a=&b=1"),
+        "https://h.example/p?a=&b=REDACTED"
+    );
 }
 
 #[test]
@@ -330,5 +338,36 @@ fn payloads_that_one_double_cannot_tell_apart_have_different_ids() {
     assert_ne!(
         id(body, r#"{"id":"inv_1","cents":9007199254740993}"#),
         id(&other, r#"{"id":"inv_1","cents":9007199254740992}"#)
+    );
+}
+
+#[test]
+fn unknown_envelope_fields_are_kept_in_both_formats() {
+    let keys = |event: &Event| {
+        detail(event)
+            .extensions
+            .as_ref()
+            .map(|extensions| extensions.fields.keys().cloned().collect::<Vec<_>>())
+    };
+    let current = run(r#"{"event":"customer.created","payload":{"id":"c1"},"brandNew":1}"#);
+    assert_eq!(keys(&current.unwrap()), Some(vec!["brandNew".to_owned()]));
+    let v1 = run(&v1_body(r#""action":"api-key:revoke","traceId":"t1""#));
+    assert_eq!(keys(&v1.unwrap()), Some(vec!["traceId".to_owned()]));
+    // None at all: unset, not an empty object.
+    let plain = run(r#"{"event":"customer.created","payload":{"id":"c1"}}"#);
+    assert_eq!(keys(&plain.unwrap()), None);
+}
+
+#[test]
+fn a_current_array_payload_relates_its_elements() {
+    let event =
+        run(r#"{"event":"subscription.bulkEnabled","payload":[{"id":"s1"},"s2",{"name":"x"},""]}"#)
+            .unwrap();
+    assert_eq!(
+        event.related,
+        vec![
+            reference("subscription", "s1"),
+            reference("subscription", "s2")
+        ]
     );
 }

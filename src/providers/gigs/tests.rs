@@ -281,3 +281,129 @@ fn gigs_events_are_identified_by_their_provider_id() {
     assert_eq!(normalized.identity, Identity::ProviderId);
     assert!(normalized.event.id.starts_with("evt_"));
 }
+
+#[test]
+fn a_resource_referenced_twice_is_related_once() {
+    let event = with_data(
+        "com.gigs.thing.updated",
+        r#"{"object":"thing","id":"thg_1","plan":"pln_1","planAgain":{"object":"plan","id":"pln_1"},
+           "sim":"sim_1","sims":["sim_1","sim_2"]}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        event.related,
+        vec![
+            reference("plan", "pln_1"),
+            reference("sim", "sim_1"),
+            reference("sim", "sim_2"),
+        ]
+    );
+}
+
+#[test]
+fn the_data_s_own_id_is_its_subject_and_not_a_reference() {
+    // `prt_` names a porting, the object says more: the subject is the object, and its own id
+    // is not also a related porting.
+    let event = with_data(
+        "com.gigs.portingRequest.created",
+        r#"{"object":"portingRequest","id":"prt_1","subscription":"sub_1"}"#,
+    )
+    .unwrap();
+    assert_eq!(event.subject, Some(reference("porting_request", "prt_1")));
+    assert_eq!(event.related, vec![reference("subscription", "sub_1")]);
+}
+
+#[test]
+fn every_id_prefix_and_field_name_names_its_kind() {
+    for (prefix, kind) in [
+        ("sub", "subscription"),
+        ("pln", "plan"),
+        ("sim", "sim"),
+        ("dev", "device"),
+        ("usr", "user"),
+        ("adr", "user_address"),
+        ("prt", "porting"),
+        ("sch", "subscription_change"),
+        ("sad", "subscription_addon"),
+        ("add", "addon"),
+        ("ord", "order"),
+        ("pay", "payment"),
+        ("pm", "payment_method"),
+        ("inv", "invoice"),
+        ("crn", "credit_note"),
+        ("vou", "voucher"),
+        ("csn", "connect_session"),
+        ("ubl", "usage_balance"),
+        ("apk", "api_key"),
+        ("mbr", "member"),
+        ("svp", "service_provider"),
+        ("org", "organization"),
+    ] {
+        let id = format!("{prefix}_0SNlurA049");
+        assert_eq!(kind_of_id(&id), Some(kind), "{id}");
+    }
+    // Not ids: no `_` within the first four characters, nothing or more than base62 after it,
+    // a prefix no kind has.
+    for id in ["subscription_1", "sub_", "sub_a-b", "abc_123", "sub"] {
+        assert_eq!(kind_of_id(id), None, "{id}");
+    }
+    for (key, kind) in [
+        ("subscription", "subscription"),
+        ("plan", "plan"),
+        ("sim", "sim"),
+        ("device", "device"),
+        ("user", "user"),
+        ("userAddress", "user_address"),
+        ("user_address", "user_address"),
+        ("porting", "porting"),
+        ("subscriptionChange", "subscription_change"),
+        ("subscription_change", "subscription_change"),
+        ("subscriptionAddon", "subscription_addon"),
+        ("subscription_addon", "subscription_addon"),
+        ("addon", "addon"),
+        ("order", "order"),
+        ("payment", "payment"),
+        ("paymentMethod", "payment_method"),
+        ("payment_method", "payment_method"),
+        ("invoice", "invoice"),
+        ("creditNote", "credit_note"),
+        ("credit_note", "credit_note"),
+        ("voucher", "voucher"),
+        ("connectSession", "connect_session"),
+        ("connect_session", "connect_session"),
+        ("usageBalance", "usage_balance"),
+        ("usage_balance", "usage_balance"),
+        ("apiKey", "api_key"),
+        ("api_key", "api_key"),
+        ("member", "member"),
+        ("serviceProvider", "service_provider"),
+        ("service_provider", "service_provider"),
+        ("organization", "organization"),
+        ("project", "project"),
+        ("coverage", "coverage"),
+    ] {
+        assert_eq!(kind_of_field(key), Some(kind), "{key}");
+    }
+    assert_eq!(kind_of_field("status"), None);
+}
+
+#[test]
+fn unprefixed_ids_are_references_only_under_a_kind_s_name() {
+    let event = with_data(
+        "com.gigs.thing.updated",
+        r#"{"object":"thing","id":"thg_1","devices":["d1","d2"],"userAddresses":["a1"],
+           "plans":"basic","user":"","plan":"Basic plan","sim":{"object":"","id":"sim_9"}}"#,
+    )
+    .unwrap();
+    // A list names its kind in the plural (`-s` or `-es`); a single value in the singular. An
+    // empty id or one with spaces is a plain value; an empty `object` says nothing.
+    assert_eq!(
+        event.related,
+        vec![
+            reference("device", "d1"),
+            reference("device", "d2"),
+            reference("sim", "sim_9"),
+            reference("user_address", "a1"),
+        ]
+    );
+}

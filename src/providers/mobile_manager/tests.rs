@@ -197,6 +197,11 @@ fn unknown_types_and_states_pass_through() {
     assert_eq!((detail.state, detail.state_name.as_str()), (0, "9"));
     assert_eq!((detail.r#type, detail.type_name.as_str()), (0, "99"));
     assert_eq!(run(&order_body("\"9\"", "99")).unwrap().id, event.id);
+    // The first numbers past the tables are unknown too.
+    let event = run(&order_body("6", "15")).unwrap();
+    assert_eq!(event.r#type, "order.state_6");
+    let detail = order_detail(&event);
+    assert_eq!((detail.state, detail.r#type), (0, 0));
 
     let event = run(&order_body("\"OnHold\"", "\"Teleport\"")).unwrap();
     assert_eq!(event.r#type, "order.on_hold");
@@ -321,6 +326,18 @@ fn alert_thresholds_and_identity() {
             alert_detail(&odd).trigger_value
         ),
         (None, None)
+    );
+    // Alerts carry no time (the receive time stands in), and the whole body is the data.
+    assert_eq!(
+        numbers.occurred_at,
+        Some(event::timestamp(context().received_at))
+    );
+    assert!(
+        numbers
+            .data
+            .unwrap()
+            .fields
+            .contains_key("AlertTriggerValue")
     );
     // The documented sample uses all-zero GUIDs: the alert reference is left out.
     let sample = alert_body("SIM", "On", "\"75\"", "\"85\"")
