@@ -155,11 +155,8 @@ async fn calls(client: &mut common::stream::Client, count: usize) -> Latencies {
 /// Measures `jobs` beside a normal client until one attempt keeps the client's p99 within twice
 /// its unloaded p99, or fails with every attempt's figures.
 fn check(what: &str, jobs: &[FloodJob]) {
-    let mut misses = Vec::new();
-    for attempt in 1..=ATTEMPTS {
-        let Some(phases) = measure(jobs) else {
-            return;
-        };
+    within_attempts(what, |attempt| {
+        let phases = measure(jobs)?;
         let unloaded = phases.unloaded_p99();
         let loaded = phases.loaded.percentile(99.0);
         eprintln!(
@@ -173,14 +170,10 @@ fn check(what: &str, jobs: &[FloodJob]) {
             phases.after.percentile(99.0),
             phases.counts,
         );
-        if loaded <= unloaded * 2 {
-            return;
-        }
-        misses.push(format!(
-            "p99 {loaded:?} beside the flood, {unloaded:?} without"
-        ));
-    }
-    panic!("{what}: every attempt too slow: {}", misses.join("; "));
+        let missed = (loaded > unloaded * 2)
+            .then(|| format!("p99 {loaded:?} beside the flood, {unloaded:?} without"));
+        Some(missed.into_iter().collect())
+    });
 }
 
 #[test]

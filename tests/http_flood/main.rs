@@ -256,21 +256,13 @@ fn latency_misses(outcome: &Outcome) -> Vec<String> {
 /// Runs `measure` until one attempt meets every latency bar, asserting the other properties of
 /// every attempt; fails with every attempt's misses.
 fn check(what: &str, measure: impl Fn() -> Option<Outcome>) {
-    let mut misses = Vec::new();
-    for attempt in 1..=ATTEMPTS {
-        let Some(outcome) = measure() else {
-            return;
-        };
+    within_attempts(what, |attempt| {
+        let outcome = measure()?;
         let what = format!("{what} (attempt {attempt})");
         report(&what, &outcome);
         assert_properties(&what, &outcome);
-        let missed = latency_misses(&outcome);
-        if missed.is_empty() {
-            return;
-        }
-        misses.push(format!("{what}: {}", missed.join(", ")));
-    }
-    panic!("too slow in every attempt: {}", misses.join("; "));
+        Some(latency_misses(&outcome))
+    });
 }
 
 /// Not a test: the body of a flood worker process (see `common::flood`).
@@ -332,15 +324,9 @@ fn bodies_trickled_in_are_cut_off_at_the_deadline_and_starve_no_one() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut misses = Vec::new();
-    for attempt in 1..=ATTEMPTS {
-        let missed = trickled_bodies_beside_webhooks(attempt);
-        if missed.is_empty() {
-            return;
-        }
-        misses.push(format!("attempt {attempt}: {}", missed.join(", ")));
-    }
-    panic!("too slow in every attempt: {}", misses.join("; "));
+    within_attempts("trickled bodies", |attempt| {
+        Some(trickled_bodies_beside_webhooks(attempt))
+    });
 }
 
 /// One run of [`TRICKLED_BODIES`] uploads beside a webhook sender, asserting what must always
