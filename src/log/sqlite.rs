@@ -44,18 +44,24 @@
 //! [`crate::log::spawn_retention`] schedules it; callers may also call
 //! [`EventLog::enforce_retention`] themselves.
 //!
+//! Bodies are compressed with zstd dictionaries trained on the store's own first events
+//! (`codec`, `train`): JSON webhooks of a few providers share most of their bytes.
+//!
 //! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
-//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `read` (pool
-//! and filter -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index
-//! of a replicated stream, for the NATS backend).
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `codec` (how
+//! bodies are kept), `train` (their dictionaries), `read` (pool and filter -> SQL),
+//! `retention` (chunked deletes), `index` (the store as a replica's index of a replicated
+//! stream, for the NATS backend).
 
 mod batch;
+mod codec;
 mod index;
 mod lock;
 mod options;
 mod read;
 mod retention;
 mod schema;
+mod train;
 mod writer;
 
 #[cfg(test)]
@@ -83,7 +89,9 @@ pub use index::{
 };
 pub use lock::LOCK_FILE_NAME;
 use lock::lock_store;
-pub use options::{Clock, DEFAULT_LOCK_WAIT, DEFAULT_READ_CONNECTIONS, SqliteOptions};
+pub use options::{
+    Clock, DEFAULT_COMPRESS_AFTER, DEFAULT_LOCK_WAIT, DEFAULT_READ_CONNECTIONS, SqliteOptions,
+};
 use read::{Range, ReadPool};
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
@@ -107,6 +115,8 @@ pub struct SqliteEventLog {
     /// The live feed's pressure flag (see [`EventLog::live_pressure`]).
     pressure: watch::Receiver<bool>,
     reads: Arc<ReadPool>,
+    /// Compresses appends' bodies on the caller's thread.
+    codec: codec::Codec,
     clock: Clock,
     dedup_window_ms: i64,
     retention_max_age_ms: Option<i64>,
@@ -167,7 +177,13 @@ impl SqliteEventLog {
             true => Some(index::read_position(&conn).map_err(|error| cannot_open(&error))?),
             false => None,
         };
-        let reads = Arc::new(ReadPool::new(path.clone(), options.read_connections));
+        let codec = codec::Codec::new(options.compress_after.is_some());
+        codec.load(&conn).map_err(|error| cannot_open(&error))?;
+        let reads = Arc::new(ReadPool::new(
+            path.clone(),
+            options.read_connections,
+            codec.clone(),
+        ));
         // Fail at start-up, not on the first read, when readers cannot open the file.
         reads.warm().map_err(|error| cannot_open(&error))?;
 
@@ -194,6 +210,15 @@ impl SqliteEventLog {
             Arc::clone(&options.clock),
             dedup_window_ms,
             group_commit_max,
+        )
+        .with_codec(
+            codec.clone(),
+            train::Trainer::new(
+                path.clone(),
+                options.compress_after,
+                last_sequence,
+                commands.downgrade(),
+            ),
         );
         let (writer, index) = match index {
             Some(position) => {
@@ -228,6 +253,7 @@ impl SqliteEventLog {
             events,
             pressure,
             reads,
+            codec,
             clock: options.clock,
             dedup_window_ms,
             retention_max_age_ms: config.retention_max_age_seconds.map(seconds_to_ms),
@@ -301,7 +327,7 @@ impl SqliteEventLog {
 impl EventLog for SqliteEventLog {
     async fn append(&self, request: AppendRequest) -> Result<Appended, LogError> {
         // Encoded here, on the caller's thread: the writer thread is the serial part.
-        let request = batch::Prepared::new(request);
+        let request = batch::Prepared::new(request, &self.codec);
         let traced = writer::Traced::current();
         let outcome = self
             .ask(|reply| Command::Append {
@@ -323,7 +349,9 @@ impl EventLog for SqliteEventLog {
         let Some(query) = read::EventQuery::build(filter, Range::After(after), limit) else {
             return Ok(Vec::new());
         };
-        self.reads.run(move |conn| query.run(conn)).await
+        self.reads
+            .run(move |conn, codec| query.run(conn, codec))
+            .await
     }
 
     async fn read_encoded_after(
@@ -335,7 +363,7 @@ impl EventLog for SqliteEventLog {
         let query = read::EventQuery::build(filter, Range::After(after), limit);
         // The stored body is the encoding subscribers send, so it is passed on as read.
         self.reads
-            .run(move |conn| read::encoded_batch(conn, query.as_ref()))
+            .run(move |conn, codec| read::encoded_batch(conn, codec, query.as_ref()))
             .await
     }
 
@@ -348,13 +376,15 @@ impl EventLog for SqliteEventLog {
         let Some(query) = read::EventQuery::build(filter, Range::Before(before), limit) else {
             return Ok(Vec::new());
         };
-        self.reads.run(move |conn| query.run(conn)).await
+        self.reads
+            .run(move |conn, codec| query.run(conn, codec))
+            .await
     }
 
     async fn get(&self, id: &str, view: View) -> Result<Option<Event>, LogError> {
         let id = id.to_owned();
         self.reads
-            .run(move |conn| read::event_by_id(conn, &id, view))
+            .run(move |conn, codec| read::event_by_id(conn, codec, &id, view))
             .await
     }
 
@@ -364,7 +394,7 @@ impl EventLog for SqliteEventLog {
     ) -> Result<Option<HashMap<u64, u64>>, LogError> {
         let sequences = sequences.to_vec();
         self.reads
-            .run(move |conn| read::duplicate_counts(conn, &sequences))
+            .run(move |conn, _| read::duplicate_counts(conn, &sequences))
             .await
             .map(Some)
     }
@@ -376,7 +406,7 @@ impl EventLog for SqliteEventLog {
         let since_ms = time.timestamp_millis();
         let first = self
             .reads
-            .run(move |conn| read::first_sequence_received_since(conn, since_ms))
+            .run(move |conn, _| read::first_sequence_received_since(conn, since_ms))
             .await?;
         Ok(first.map_or(head, |sequence| sequence.saturating_sub(1)))
     }
@@ -406,7 +436,7 @@ impl EventLog for SqliteEventLog {
             // refuses a count of 0, so the newest event is always kept.)
             Some(keep) => {
                 self.reads
-                    .run(move |conn| read::sequence_ranked(conn, keep))
+                    .run(move |conn, _| read::sequence_ranked(conn, keep))
                     .await?
             }
         };

@@ -4,33 +4,36 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
 
-use super::read::decode;
+use super::codec::{Codec, PLAIN, PreEncoded, StoredBody};
+use super::read::{event_by_id, event_by_sequence};
 use super::schema::{sequence_column, sequence_to_sql};
 use crate::event::from_timestamp;
 use prost::Message;
 
 use crate::event::Identity;
-use crate::log::{AppendRequest, Appended, CommittedEvent, EncodedEvent, LogError};
+use crate::log::{AppendRequest, Appended, CommittedEvent, EncodedEvent, LogError, View};
 use crate::proto::v1::Event;
 
-/// An append as the writer receives it: the event and its delivery already encoded by the
-/// caller (on its own thread, not the writer's), the event without a sequence.
+/// An append as the writer receives it: the event and its delivery already encoded (and, once
+/// the store has dictionaries, compressed) by the caller, on its own thread rather than the
+/// writer's; the event without a sequence.
 pub(super) struct Prepared {
     event: Event,
     identity: Identity,
     encoded: PreEncoded,
-    delivery: Option<Vec<u8>>,
+    /// The event as its row keeps it, when compressed; a plain row is `encoded` with its
+    /// sequence, which the writer makes anyway for the live feed.
+    compressed: Option<StoredBody>,
+    delivery: Option<StoredBody>,
 }
 
 impl Prepared {
     /// Encodes `request.event` with sequence 0 (the field is left out) for the writer to splice
     /// the sequence into. A delivery on the event itself is never stored in its encoding: it is
     /// the request's `delivery` that is kept, apart.
-    pub fn new(request: AppendRequest) -> Prepared {
+    pub fn new(request: AppendRequest, codec: &Codec) -> Prepared {
         let AppendRequest {
             mut event,
             identity,
@@ -38,64 +41,29 @@ impl Prepared {
         } = request;
         event.sequence = 0;
         event.delivery = None;
-        let bytes = event.encode_to_vec();
-        let tail = string_field_len(TRACEPARENT_FIELD, &event.traceparent)
-            + string_field_len(DATA_JSON_FIELD, &event.data_json)
-            + string_field_len(PREVIOUS_DATA_JSON_FIELD, &event.previous_data_json);
+        let encoded = PreEncoded::new(&event);
         Prepared {
-            encoded: PreEncoded {
-                split: bytes.len() - tail,
-                bytes,
-            },
-            delivery: delivery.map(|delivery| delivery.encode_to_vec()),
+            compressed: encoded.compressed(codec),
+            encoded,
+            delivery: delivery.map(|delivery| codec.stored_delivery(delivery.encode_to_vec())),
             event,
             identity,
         }
     }
 
-    /// The bytes this append adds to the store: its event and its delivery, encoded.
+    /// The bytes this append adds to the store: its event and its delivery, as kept.
     pub(super) fn stored_bytes(&self) -> usize {
-        self.encoded.bytes.len() + self.delivery.as_ref().map_or(0, Vec::len)
+        let event = self
+            .compressed
+            .as_ref()
+            .map_or(self.encoded.len(), |stored| stored.bytes.len());
+        event
+            + self
+                .delivery
+                .as_ref()
+                .map_or(0, |stored| stored.bytes.len())
     }
 }
-
-/// The encoded length of a string field as prost writes it (nothing when empty).
-fn string_field_len(field: u32, value: &str) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        prost::encoding::key_len(field)
-            + prost::encoding::encoded_len_varint(value.len() as u64)
-            + value.len()
-    }
-}
-
-/// An event encoded without its sequence.
-struct PreEncoded {
-    bytes: Vec<u8>,
-    /// Where the sequence field goes: before the fields numbered after it.
-    split: usize,
-}
-
-impl PreEncoded {
-    /// The event's encoding with `sequence` set: what `encode_to_vec` gives for the event with
-    /// that sequence, at the cost of a copy.
-    fn with_sequence(&self, sequence: u64) -> Bytes {
-        let mut body = Vec::with_capacity(self.bytes.len() + 11);
-        body.extend_from_slice(&self.bytes[..self.split]);
-        prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, &mut body);
-        body.extend_from_slice(&self.bytes[self.split..]);
-        Bytes::from(body)
-    }
-}
-
-/// `Event.sequence` and the stored fields numbered after it (prost writes fields in number
-/// order; `prepared_encoding_matches_prost` checks the splice). `delivery` (21) is never in a
-/// stored encoding.
-const SEQUENCE_FIELD: u32 = 17;
-const TRACEPARENT_FIELD: u32 = 18;
-const DATA_JSON_FIELD: u32 = 19;
-const PREVIOUS_DATA_JSON_FIELD: u32 = 20;
 
 /// What one append did, as the writer reports it.
 pub(super) enum Outcome {
@@ -139,6 +107,7 @@ pub(super) struct Batch<'a> {
 /// statement cache for each append.
 pub(super) struct Statements<'c> {
     conn: &'c Connection,
+    codec: &'c Codec,
     dedup_entry: CachedStatement<'c>,
     insert_event_if_id_free: CachedStatement<'c>,
     insert_ref: CachedStatement<'c>,
@@ -147,9 +116,13 @@ pub(super) struct Statements<'c> {
 }
 
 impl<'c> Statements<'c> {
-    pub(super) fn prepare(conn: &'c Connection) -> rusqlite::Result<Statements<'c>> {
+    pub(super) fn prepare(
+        conn: &'c Connection,
+        codec: &'c Codec,
+    ) -> rusqlite::Result<Statements<'c>> {
         Ok(Statements {
             conn,
+            codec,
             dedup_entry: conn
                 .prepare_cached("SELECT sequence, id, created_at FROM dedup WHERE key = ?1")?,
             insert_event_if_id_free: conn.prepare_cached(INSERT_EVENT_IF_ID_FREE)?,
@@ -157,8 +130,9 @@ impl<'c> Statements<'c> {
             insert_ref: conn.prepare_cached(
                 "INSERT OR IGNORE INTO refs (kind, id, sequence) VALUES (?1, ?2, ?3)",
             )?,
-            insert_delivery: conn
-                .prepare_cached("INSERT INTO deliveries (sequence, body) VALUES (?1, ?2)")?,
+            insert_delivery: conn.prepare_cached(
+                "INSERT INTO deliveries (sequence, body, codec) VALUES (?1, ?2, ?3)",
+            )?,
             upsert_dedup: conn.prepare_cached(
                 "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (key) DO UPDATE SET sequence = excluded.sequence, \
@@ -172,13 +146,14 @@ impl<'c> Statements<'c> {
 /// transaction failed and rolled back.
 pub(super) fn write_batch(
     conn: &mut Connection,
+    codec: &Codec,
     requests: impl Iterator<Item = Prepared>,
     batch: &mut Batch<'_>,
 ) -> rusqlite::Result<Vec<Result<Outcome, LogError>>> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(requests.size_hint().0);
     {
-        let mut statements = Statements::prepare(&tx)?;
+        let mut statements = Statements::prepare(&tx, codec)?;
         for request in requests {
             outcomes.push(append_one(&mut statements, request, batch)?);
         }
@@ -221,10 +196,18 @@ pub(super) fn append_one(
         };
         // Within the window a duplicate is recognized even when retention has removed it.
         if same && known.created_at >= batch.fresh_since_ms {
-            return duplicate_of(statements.conn, known, batch);
+            return duplicate_of(statements.conn, statements.codec, known, batch);
         }
     }
     store(statements, prepared, &key, taken, batch)
+}
+
+/// The `(codec, body)` a row keeps: compressed, or else the plain encoding made for the live feed.
+fn row<'a>(compressed: &'a Option<StoredBody>, encoded: &'a EncodedEvent) -> (i64, &'a [u8]) {
+    match compressed {
+        Some(stored) => (stored.codec, stored.bytes.as_slice()),
+        None => (PLAIN, encoded.bytes.as_ref()),
+    }
 }
 
 /// What an id already held by a stored event means for a new append with that id.
@@ -237,13 +220,13 @@ enum IdTaken {
 }
 
 const INSERT_EVENT: &str = "INSERT INTO events \
-    (sequence, id, provider, source, type, received_at, body, appended_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// The same, doing nothing when the id is taken.
 const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
-    (sequence, id, provider, source, type, received_at, body, appended_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 /// Inserts the event, its delivery, its refs and its dedup key `key`; when its id is taken, what
 /// `taken` says.
@@ -257,6 +240,7 @@ fn store(
     let Prepared {
         mut event,
         encoded: pre_encoded,
+        compressed,
         delivery,
         ..
     } = prepared;
@@ -268,7 +252,7 @@ fn store(
         .as_ref()
         .and_then(from_timestamp)
         .map_or(batch.now_ms, |time| time.timestamp_millis());
-    let insert = |statement: &mut CachedStatement<'_>, event: &Event, body: &[u8]| {
+    let insert = |statement: &mut CachedStatement<'_>, event: &Event, body: (i64, &[u8])| {
         statement.execute((
             sql_sequence,
             &event.id,
@@ -276,12 +260,13 @@ fn store(
             &event.source,
             &event.r#type,
             received_at_ms,
-            body,
+            body.1,
             // The writer's clock, not the caller's: what retention by age goes by.
             batch.now_ms,
+            body.0,
         ))
     };
-    // Encoded once: the same bytes are the stored body and what every subscriber is sent.
+    // Encoded once: the same bytes are the plain stored body and what every subscriber is sent.
     let mut encoded = EncodedEvent {
         sequence,
         bytes: pre_encoded.with_sequence(sequence),
@@ -293,29 +278,40 @@ fn store(
     if insert(
         &mut statements.insert_event_if_id_free,
         &event,
-        &encoded.bytes,
+        row(&compressed, &encoded),
     )? == 0
     {
         match taken {
-            IdTaken::Duplicate => return duplicate_by_id(statements.conn, &event.id),
+            IdTaken::Duplicate => {
+                return duplicate_by_id(statements.conn, statements.codec, &event.id);
+            }
             IdTaken::Recurrence => {
                 // `<fingerprint>-<sequence>` is free: a fingerprint is hex after its source's
                 // name, so holds no `-`, and sequences are never reused.
                 let named = crate::event::join(&[&event.id, "-", &sequence.to_string()]);
                 fingerprint = Some(std::mem::replace(&mut event.id, named));
-                encoded = EncodedEvent::encode(&event);
+                event.sequence = 0;
+                let renamed = PreEncoded::new(&event);
+                event.sequence = sequence;
+                let compressed = renamed.compressed(statements.codec);
+                encoded = EncodedEvent {
+                    sequence,
+                    bytes: renamed.with_sequence(sequence),
+                };
                 insert(
                     &mut statements.conn.prepare_cached(INSERT_EVENT)?,
                     &event,
-                    &encoded.bytes,
+                    row(&compressed, &encoded),
                 )?;
             }
         }
     }
     if let Some(delivery) = &delivery {
-        statements
-            .insert_delivery
-            .execute((sql_sequence, delivery.as_slice()))?;
+        statements.insert_delivery.execute((
+            sql_sequence,
+            delivery.bytes.as_slice(),
+            delivery.codec,
+        ))?;
     }
     for resource in event.subject.iter().chain(&event.related) {
         statements
@@ -352,6 +348,7 @@ fn dedup_entry(statements: &mut Statements<'_>, key: &str) -> rusqlite::Result<O
 /// minimal event with the remembered id and sequence.
 fn duplicate_of(
     conn: &Connection,
+    codec: &Codec,
     known: DedupEntry,
     batch: &Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
@@ -364,36 +361,32 @@ fn duplicate_of(
         .and_then(|index| batch.stored.get(*index));
     let event = match in_batch {
         Some(committed) => committed.event.clone(),
-        None => {
-            let body: Option<Vec<u8>> = conn
-                .prepare_cached("SELECT body FROM events WHERE sequence = ?1")?
-                .query_row([sequence_to_sql(known.sequence)?], |row| row.get(0))
-                .optional()?;
-            match body {
-                Some(body) => {
-                    let sequence = i64::try_from(known.sequence).unwrap_or(i64::MAX);
-                    match decode(sequence, &body) {
-                        Ok(event) => event,
-                        Err(error) => return Ok(Err(error)),
-                    }
-                }
-                None => Event {
-                    id: known.id,
-                    sequence: known.sequence,
-                    ..Event::default()
-                },
-            }
-        }
+        None => match event_by_sequence(conn, codec, known.sequence) {
+            Ok(Some(event)) => event,
+            Ok(None) => Event {
+                id: known.id,
+                sequence: known.sequence,
+                ..Event::default()
+            },
+            Err(error) => return Ok(Err(error)),
+        },
     };
     Ok(Ok(Outcome::Duplicate(Box::new(event))))
 }
 
 /// The answer for a redelivery whose id a retained event holds: that event, as first stored.
-fn duplicate_by_id(conn: &Connection, id: &str) -> rusqlite::Result<Result<Outcome, LogError>> {
-    let (sequence, body): (i64, Vec<u8>) = conn
-        .prepare_cached("SELECT sequence, body FROM events WHERE id = ?1")?
-        .query_row([id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-    Ok(decode(sequence, &body).map(|event| Outcome::Duplicate(Box::new(event))))
+fn duplicate_by_id(
+    conn: &Connection,
+    codec: &Codec,
+    id: &str,
+) -> rusqlite::Result<Result<Outcome, LogError>> {
+    Ok(event_by_id(conn, codec, id, View::Basic).and_then(|event| {
+        event
+            .map(|event| Outcome::Duplicate(Box::new(event)))
+            .ok_or_else(|| LogError::Unavailable {
+                reason: format!("event {id} holds its id but cannot be read"),
+            })
+    }))
 }
 
 #[cfg(test)]
@@ -432,11 +425,14 @@ mod tests {
                 sequence: 99,
                 ..Event::default()
             };
-            let prepared = Prepared::new(AppendRequest {
-                event: event.clone(),
-                identity: Identity::ProviderId,
-                delivery: None,
-            });
+            let prepared = Prepared::new(
+                AppendRequest {
+                    event: event.clone(),
+                    identity: Identity::ProviderId,
+                    delivery: None,
+                },
+                &Codec::new(false),
+            );
             for sequence in [1, 127, 128, 1 << 40] {
                 event.sequence = sequence;
                 assert_eq!(
@@ -460,17 +456,23 @@ mod tests {
             request_path: "/webhooks/gigs".to_owned(),
             ..WebhookDelivery::default()
         };
-        let alone = Prepared::new(AppendRequest {
-            event: event.clone(),
-            identity: Identity::ProviderId,
-            delivery: None,
-        });
+        let alone = Prepared::new(
+            AppendRequest {
+                event: event.clone(),
+                identity: Identity::ProviderId,
+                delivery: None,
+            },
+            &Codec::new(false),
+        );
         assert_eq!(alone.stored_bytes(), event.encode_to_vec().len());
-        let with_delivery = Prepared::new(AppendRequest {
-            event: event.clone(),
-            identity: Identity::ProviderId,
-            delivery: Some(delivery.clone()),
-        });
+        let with_delivery = Prepared::new(
+            AppendRequest {
+                event: event.clone(),
+                identity: Identity::ProviderId,
+                delivery: Some(delivery.clone()),
+            },
+            &Codec::new(false),
+        );
         assert_eq!(
             with_delivery.stored_bytes(),
             event.encode_to_vec().len() + delivery.encode_to_vec().len()

@@ -20,7 +20,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::{oneshot, watch};
 
 use super::batch::{Batch, Outcome, Prepared, Statements, append_one};
-use super::read::{self, decode, unavailable};
+use super::codec::Codec;
+use super::read::{self, unavailable};
 use super::schema::{optional_sequence_column, sequence_column, sequence_to_sql};
 use super::{SqliteEventLog, SqliteOptions};
 use crate::config::StoreConfig;
@@ -127,7 +128,7 @@ impl SqliteEventLog {
     /// What the index says the stream it was built from is (empty for a new index).
     pub async fn binding(&self) -> Result<String, LogError> {
         self.reads
-            .run(|conn| meta_text(conn, BINDING_KEY).map_err(unavailable))
+            .run(|conn, _| meta_text(conn, BINDING_KEY).map_err(unavailable))
             .await
     }
 
@@ -155,7 +156,7 @@ impl SqliteEventLog {
         let (key, by_id) = dedup_key(request);
         let id = request.event.id.clone();
         self.reads
-            .run(move |conn| recognize(conn, &key, &id, by_id, fresh_since_ms))
+            .run(move |conn, codec| recognize(conn, codec, &key, &id, by_id, fresh_since_ms))
             .await
     }
 
@@ -168,7 +169,7 @@ impl SqliteEventLog {
         since_ms: Option<i64>,
     ) -> Result<RetentionView, LogError> {
         self.reads
-            .run(move |conn| retention_view(conn, keep, since_ms))
+            .run(move |conn, _| retention_view(conn, keep, since_ms))
             .await
     }
 
@@ -191,7 +192,7 @@ impl SqliteEventLog {
     /// How many events have a sequence below `below`.
     pub async fn count_below(&self, below: u64) -> Result<u64, LogError> {
         self.reads
-            .run(move |conn| {
+            .run(move |conn, _| {
                 let below = i64::try_from(below).unwrap_or(i64::MAX);
                 conn.query_row(
                     "SELECT COUNT(*) FROM events WHERE sequence < ?1",
@@ -268,6 +269,7 @@ fn dedup_key(request: &AppendRequest) -> (String, bool) {
 
 fn recognize(
     conn: &Connection,
+    codec: &Codec,
     key: &str,
     id: &str,
     by_id: bool,
@@ -279,21 +281,10 @@ fn recognize(
             duplicate: true,
         })
     };
-    let stored = |sequence: u64| -> Result<Option<Event>, LogError> {
-        let sql_sequence = sequence_to_sql(sequence).map_err(unavailable)?;
-        let body: Option<Vec<u8>> = conn
-            .query_row(
-                "SELECT body FROM events WHERE sequence = ?1",
-                [sql_sequence],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(unavailable)?;
-        body.map(|body| decode(sql_sequence, &body)).transpose()
-    };
+    let stored = |sequence: u64| read::event_by_sequence(conn, codec, sequence);
     if by_id {
         // A retained event with this id is the same event, whatever its age.
-        if let Some(event) = read::event_by_id(conn, id, crate::log::View::Basic)? {
+        if let Some(event) = read::event_by_id(conn, codec, id, crate::log::View::Basic)? {
             return Ok(duplicate(event));
         }
     }
@@ -361,6 +352,7 @@ pub(super) struct Applied {
 /// Applies `entries` in one transaction, moving `position` (only once committed).
 pub(super) fn apply_entries(
     conn: &mut Connection,
+    codec: &Codec,
     entries: Vec<IndexEntry>,
     position: &mut IndexPosition,
     dedup_window_ms: i64,
@@ -370,7 +362,7 @@ pub(super) fn apply_entries(
     let mut replies = Vec::new();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     {
-        let mut statements = Statements::prepare(&tx)?;
+        let mut statements = Statements::prepare(&tx, codec)?;
         let mut sequence_slot = 0;
         let mut batch = Batch {
             now_ms: next.time_ms,
@@ -396,7 +388,8 @@ pub(super) fn apply_entries(
                     batch.now_ms = next.time_ms;
                     batch.fresh_since_ms = next.time_ms.saturating_sub(dedup_window_ms);
                     *batch.next_sequence = entry.sequence;
-                    let outcome = append_one(&mut statements, Prepared::new(request), &mut batch)?;
+                    let outcome =
+                        append_one(&mut statements, Prepared::new(request, codec), &mut batch)?;
                     if let Some(reply) = reply {
                         replies.push((reply, outcome));
                     }

@@ -13,6 +13,10 @@ pub const DEFAULT_READ_CONNECTIONS: usize = 4;
 /// Long enough for a previous process on the same volume to finish its graceful shutdown.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(5);
 
+/// Events stored before the first dictionaries are trained (see [`SqliteOptions::compress_after`]):
+/// enough bodies to train on, few enough that a store soon stops growing at the plain rate.
+pub const DEFAULT_COMPRESS_AFTER: u64 = 1_000;
+
 /// The wall clock, injectable so tests can move time (dedup window, retention by age).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
@@ -30,6 +34,9 @@ pub struct SqliteOptions {
     pub clock: Clock,
     /// How long `open` waits for the store's lock before refusing.
     pub lock_wait: Duration,
+    /// Bodies are stored compressed once this many events were stored plain and dictionaries
+    /// were trained on them; `None` keeps new bodies plain (stored ones are read either way).
+    pub compress_after: Option<u64>,
 }
 
 impl Default for SqliteOptions {
@@ -43,6 +50,7 @@ impl Default for SqliteOptions {
             read_connections: DEFAULT_READ_CONNECTIONS,
             clock: Arc::new(Utc::now),
             lock_wait: DEFAULT_LOCK_WAIT,
+            compress_after: Some(DEFAULT_COMPRESS_AFTER),
         }
     }
 }
@@ -54,6 +62,7 @@ impl std::fmt::Debug for SqliteOptions {
             .field("live_bytes", &self.live_bytes)
             .field("read_connections", &self.read_connections)
             .field("lock_wait", &self.lock_wait)
+            .field("compress_after", &self.compress_after)
             .finish_non_exhaustive()
     }
 }

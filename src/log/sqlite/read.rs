@@ -1,6 +1,7 @@
 //! Reads: a small pool of read-only connections, used on blocking threads, and the translation
 //! of an [`EventFilter`] into SQL so the database, not Rust, skips what does not match.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -9,6 +10,7 @@ use prost::Message;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
+use super::codec::Codec;
 use super::schema;
 use crate::log::{EncodedBatch, EncodedEvent, EventFilter, LogError, TypePattern, View};
 use crate::proto::v1::{Event, WebhookDelivery};
@@ -25,12 +27,15 @@ pub(super) struct ReadPool {
     /// than each open a connection of its own (which parses the schema every time) and compete
     /// for the same few cores.
     running: tokio::sync::Semaphore,
+    /// Decompresses the bodies reads return.
+    codec: Codec,
 }
 
 impl ReadPool {
-    pub(super) fn new(path: PathBuf, size: usize) -> ReadPool {
+    pub(super) fn new(path: PathBuf, size: usize, codec: Codec) -> ReadPool {
         let size = size.max(1);
         ReadPool {
+            codec,
             path,
             idle: Mutex::new(Vec::with_capacity(size)),
             size,
@@ -49,7 +54,7 @@ impl ReadPool {
     pub(super) async fn run<T, F>(self: &Arc<Self>, read: F) -> Result<T, LogError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+        F: FnOnce(&Connection, &Codec) -> Result<T, LogError> + Send + 'static,
     {
         // Never closed, so this only waits. Holding a permit means an idle connection exists
         // or may be opened without passing `size`.
@@ -64,7 +69,7 @@ impl ReadPool {
 
     fn with_connection<T>(
         &self,
-        read: impl FnOnce(&Connection) -> Result<T, LogError>,
+        read: impl FnOnce(&Connection, &Codec) -> Result<T, LogError>,
     ) -> Result<T, LogError> {
         // The guarded `Vec` is valid whatever a panicking holder did, so poisoning is harmless.
         let pooled = self
@@ -76,7 +81,7 @@ impl ReadPool {
             Some(conn) => conn,
             None => schema::open_reader(&self.path).map_err(unavailable)?,
         };
-        let result = read(&conn);
+        let result = read(&conn, &self.codec);
         self.put_back(conn);
         result
     }
@@ -167,7 +172,7 @@ impl EventQuery {
         if let Some(types) = type_condition(&filter.types, &mut params) {
             conditions.push(types);
         }
-        let mut sql = format!("SELECT e.sequence, e.body FROM {from}");
+        let mut sql = format!("SELECT e.sequence, e.body, e.codec FROM {from}");
         if !conditions.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&conditions.join(" AND "));
@@ -177,33 +182,35 @@ impl EventQuery {
         Some(EventQuery { sql, params })
     }
 
-    pub(super) fn run(&self, conn: &Connection) -> Result<Vec<Event>, LogError> {
+    pub(super) fn run(&self, conn: &Connection, codec: &Codec) -> Result<Vec<Event>, LogError> {
         let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
         let mut rows = statement
             .query(params_from_iter(self.params.iter()))
             .map_err(unavailable)?;
         let mut events = Vec::new();
         while let Some(row) = rows.next().map_err(unavailable)? {
-            events.push(decode_row(row)?);
+            events.push(decode_row(row, codec)?);
         }
         Ok(events)
     }
 
-    /// As [`EventQuery::run`], returning each stored body as it is (one copy out of SQLite's
-    /// page, no decode): the writer stored exactly the encoding subscribers send.
-    fn run_encoded(&self, conn: &Connection) -> Result<Vec<EncodedEvent>, LogError> {
+    /// As [`EventQuery::run`], returning each event's encoding without decoding it: a plain
+    /// body is exactly what subscribers are sent (one copy out of SQLite's page), a compressed
+    /// one is decompressed into it.
+    fn run_encoded(&self, conn: &Connection, codec: &Codec) -> Result<Vec<EncodedEvent>, LogError> {
         let mut statement = conn.prepare_cached(&self.sql).map_err(unavailable)?;
         let mut rows = statement
             .query(params_from_iter(self.params.iter()))
             .map_err(unavailable)?;
         let mut events = Vec::new();
         while let Some(row) = rows.next().map_err(unavailable)? {
-            let sequence: i64 = row.get(0).map_err(unavailable)?;
-            let body = row.get_ref(1).map_err(unavailable)?;
-            let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
+            let (sequence, encoding) = stored_event(row, codec)?;
             events.push(EncodedEvent {
-                sequence: u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?,
-                bytes: Bytes::copy_from_slice(body),
+                sequence,
+                bytes: match encoding {
+                    Cow::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
+                    Cow::Owned(bytes) => Bytes::from(bytes),
+                },
             });
         }
         Ok(events)
@@ -214,11 +221,12 @@ impl EventQuery {
 /// transaction, how far retention had gone, so the two describe one state of the file.
 pub(super) fn encoded_batch(
     conn: &Connection,
+    codec: &Codec,
     query: Option<&EventQuery>,
 ) -> Result<EncodedBatch, LogError> {
     let snapshot = conn.unchecked_transaction().map_err(unavailable)?;
     let events = match query {
-        Some(query) => query.run_encoded(&snapshot)?,
+        Some(query) => query.run_encoded(&snapshot, codec)?,
         None => Vec::new(),
     };
     let removed_through = removed_through(&snapshot)?;
@@ -312,13 +320,14 @@ fn placeholders(count: usize) -> String {
 /// The stored event with this id; with `View::Full`, its delivery too (where one was kept).
 pub(super) fn event_by_id(
     conn: &Connection,
+    codec: &Codec,
     id: &str,
     view: View,
 ) -> Result<Option<Event>, LogError> {
     let sql = match view {
-        View::Basic => "SELECT sequence, body, NULL FROM events WHERE id = ?1",
+        View::Basic => "SELECT sequence, body, codec, NULL, NULL FROM events WHERE id = ?1",
         View::Full => {
-            "SELECT e.sequence, e.body, d.body FROM events e \
+            "SELECT e.sequence, e.body, e.codec, d.body, d.codec FROM events e \
              LEFT JOIN deliveries d ON d.sequence = e.sequence WHERE e.id = ?1"
         }
     };
@@ -327,15 +336,35 @@ pub(super) fn event_by_id(
     let Some(row) = rows.next().map_err(unavailable)? else {
         return Ok(None);
     };
-    let mut event = decode_row(row)?;
-    let delivery = row.get_ref(2).map_err(unavailable)?;
+    let mut event = decode_row(row, codec)?;
+    let delivery = row.get_ref(3).map_err(unavailable)?;
     if let Ok(delivery) = delivery.as_blob() {
-        event.delivery = Some(
-            WebhookDelivery::decode(delivery)
-                .map_err(|error| corrupt(i64::try_from(event.sequence).unwrap_or(0), &error))?,
-        );
+        let sequence = i64::try_from(event.sequence).unwrap_or(0);
+        let delivery_codec: i64 = row.get(4).map_err(unavailable)?;
+        let encoding = codec
+            .delivery_encoding(delivery_codec, delivery)
+            .map_err(|error| corrupt(sequence, &error))?;
+        event.delivery =
+            Some(WebhookDelivery::decode(&*encoding).map_err(|error| corrupt(sequence, &error))?);
     }
     Ok(Some(event))
+}
+
+/// The stored event with this sequence.
+pub(super) fn event_by_sequence(
+    conn: &Connection,
+    codec: &Codec,
+    sequence: u64,
+) -> Result<Option<Event>, LogError> {
+    let sql_sequence = schema::sequence_to_sql(sequence).map_err(unavailable)?;
+    let mut statement = conn
+        .prepare_cached("SELECT sequence, body, codec FROM events WHERE sequence = ?1")
+        .map_err(unavailable)?;
+    let mut rows = statement.query([sql_sequence]).map_err(unavailable)?;
+    match rows.next().map_err(unavailable)? {
+        Some(row) => decode_row(row, codec).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The redeliveries counted for each of these events, where there were any.
@@ -395,19 +424,33 @@ pub(super) fn sequence_ranked(conn: &Connection, rank: u64) -> Result<Option<u64
         .map_err(unavailable)
 }
 
-/// Decodes a `(sequence, body)` row.
-fn decode_row(row: &rusqlite::Row<'_>) -> Result<Event, LogError> {
+/// A `(sequence, body, codec)` row's event encoding, sequence included.
+fn stored_event<'r>(
+    row: &'r rusqlite::Row<'_>,
+    codec: &Codec,
+) -> Result<(u64, Cow<'r, [u8]>), LogError> {
     let sequence: i64 = row.get(0).map_err(unavailable)?;
     let body = row.get_ref(1).map_err(unavailable)?;
     let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
-    decode(sequence, body)
+    let body_codec: i64 = row.get(2).map_err(unavailable)?;
+    let stored_sequence = u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?;
+    let encoding = codec
+        .event_encoding(body_codec, stored_sequence, body)
+        .map_err(|error| corrupt(sequence, &error))?;
+    Ok((stored_sequence, encoding))
 }
 
-/// Decodes a stored event, with the sequence from its row.
-pub(super) fn decode(sequence: i64, body: &[u8]) -> Result<Event, LogError> {
-    let stored_sequence = u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?;
-    let mut event = Event::decode(body).map_err(|error| corrupt(sequence, &error))?;
-    event.sequence = stored_sequence;
+/// Decodes a `(sequence, body, codec)` row.
+fn decode_row(row: &rusqlite::Row<'_>, codec: &Codec) -> Result<Event, LogError> {
+    let (sequence, encoding) = stored_event(row, codec)?;
+    from_encoding(sequence, &encoding)
+}
+
+/// Decodes an event's encoding; the row's sequence is the one that counts.
+fn from_encoding(sequence: u64, encoding: &[u8]) -> Result<Event, LogError> {
+    let mut event = Event::decode(encoding)
+        .map_err(|error| corrupt(i64::try_from(sequence).unwrap_or(i64::MAX), &error))?;
+    event.sequence = sequence;
     Ok(event)
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -99,6 +99,30 @@ const SCHEMA_V5: &str = "
 ALTER TABLE events ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Version 6: bodies may be compressed (see `codec`). `codec` on `events` and `deliveries` names
+/// the dictionary a row's body was compressed with (0: kept as its prost encoding, as every row
+/// before this version is); `dictionaries` holds them, trained on the store's own events.
+/// Adding the columns rewrites no row.
+const SCHEMA_V6: &str = "
+ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+";
+
+/// Created by every version from 6 on (and harmless on older files).
+const DICTIONARIES: &str = "
+CREATE TABLE IF NOT EXISTS dictionaries (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    content BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+";
+
+/// The statements that made a version 5 file, for tests that make one as that build left it.
+#[cfg(test)]
+pub(super) const SCHEMA_V5_FOR_TESTS: [&str; 5] =
+    [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+
 /// The statements that made a version 3 file, for tests that make one as that build left it.
 #[cfg(test)]
 pub(super) const SCHEMA_V3_FOR_TESTS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
@@ -156,16 +180,20 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     tx.execute_batch(SCHEMA_V1)?;
     // A fresh file goes through the same steps as an old one. The column check, not only the
     // version, guards the `ALTER`, which SQLite cannot make conditional.
-    if !has_events_column(&tx, "appended_at")? {
+    if !has_column(&tx, "events", "appended_at")? {
         tx.execute_batch(SCHEMA_V2)?;
     }
     tx.execute_batch(SCHEMA_V3)?;
     if version < 4 {
         tx.execute_batch(SCHEMA_V4)?;
     }
-    if !has_events_column(&tx, "duplicates")? {
+    if !has_column(&tx, "events", "duplicates")? {
         tx.execute_batch(SCHEMA_V5)?;
     }
+    if !has_column(&tx, "events", "codec")? {
+        tx.execute_batch(SCHEMA_V6)?;
+    }
+    tx.execute_batch(DICTIONARIES)?;
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
@@ -173,11 +201,11 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     Ok(())
 }
 
-/// Whether the `events` table has this column yet.
-fn has_events_column(conn: &Connection, column: &str) -> rusqlite::Result<bool> {
+/// Whether `table` has this column yet.
+fn has_column(conn: &Connection, table: &str, column: &str) -> rusqlite::Result<bool> {
     conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('events') WHERE name = ?1",
-        [column],
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, column],
         |row| row.get(0),
     )
 }

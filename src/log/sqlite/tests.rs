@@ -1,6 +1,7 @@
 //! Tests over real SQLite files in temporary directories, with a manual clock.
 
 mod appends;
+mod compression;
 mod dedup;
 mod lifecycle;
 mod reads;

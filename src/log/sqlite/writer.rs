@@ -12,8 +12,10 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Clock;
 use super::batch::{Batch, Outcome, Prepared, write_batch};
+use super::codec::Codec;
 use super::index::{ApplyReply, IndexEntry, IndexState, apply_entries};
 use super::retention::{RetentionJob, RetentionPlan};
+use super::train::{Trained, Trainer};
 use crate::log::live::LiveFeed;
 use crate::log::{LogError, RetentionReport};
 
@@ -46,6 +48,8 @@ pub(super) enum Control {
         entries: Vec<IndexEntry>,
         reply: ApplyReply,
     },
+    /// Dictionaries a training thread trained, to store and compress with.
+    Dictionaries { trained: Trained },
     /// Sets a `meta` value.
     SetMeta {
         key: &'static str,
@@ -115,6 +119,9 @@ pub(super) struct Writer {
     /// none has succeeded since: the probe must find room for one that size before the store
     /// counts as writable again (see [`probe`]).
     failed_event_bytes: Option<usize>,
+    /// How bodies are compressed, and when to train the dictionaries that do it.
+    codec: Codec,
+    trainer: Option<Trainer>,
 }
 
 impl Writer {
@@ -137,7 +144,16 @@ impl Writer {
             group_commit_max,
             index: None,
             failed_event_bytes: None,
+            codec: Codec::new(false),
+            trainer: None,
         }
+    }
+
+    /// Compresses bodies with `codec`'s dictionaries, trained when `trainer` says.
+    pub(super) fn with_codec(mut self, codec: Codec, trainer: Trainer) -> Writer {
+        self.codec = codec;
+        self.trainer = Some(trainer);
+        self
     }
 
     /// Makes this writer an index's: it applies stream entries from `state.position` on.
@@ -248,6 +264,12 @@ impl Writer {
             Control::Apply { entries, reply } => {
                 let _ = reply.send(self.apply(entries));
             }
+            Control::Dictionaries { trained } => {
+                if let Some(trainer) = &mut self.trainer {
+                    let now_ms = (self.clock)().timestamp_millis();
+                    trainer.install(&mut self.conn, &self.codec, trained, now_ms);
+                }
+            }
             Control::SetMeta { key, value, reply } => {
                 let outcome = self
                     .conn
@@ -306,6 +328,7 @@ impl Writer {
         let mut stored = Vec::new();
         let result = write_batch(
             &mut self.conn,
+            &self.codec,
             requests.drain(..),
             &mut Batch {
                 now_ms,
@@ -326,6 +349,9 @@ impl Writer {
                     self.progress
                         .head
                         .store(self.next_sequence - 1, Ordering::Release);
+                }
+                if let Some(trainer) = &mut self.trainer {
+                    trainer.committed(&self.codec, stored.len());
                 }
                 for committed in stored {
                     self.live.publish(committed);
@@ -360,6 +386,7 @@ impl Writer {
         };
         let applied = apply_entries(
             &mut self.conn,
+            &self.codec,
             entries,
             &mut index.position,
             self.dedup_window_ms,
@@ -372,6 +399,9 @@ impl Writer {
             // As in a group commit: the head before the events go live.
             let newest = newest.encoded.sequence;
             self.progress.head.fetch_max(newest, Ordering::AcqRel);
+        }
+        if let Some(trainer) = &mut self.trainer {
+            trainer.committed(&self.codec, applied.stored.len());
         }
         for committed in applied.stored {
             self.live.publish(committed);

@@ -1,0 +1,336 @@
+//! How event and delivery bodies are kept on disk.
+//!
+//! A row's `codec` column says how its body is kept: [`PLAIN`] is the prost encoding as is (for
+//! an event, with its sequence; every row written before schema version 6 is plain), any other
+//! value is the id of the zstd dictionary (`dictionaries` table) its body was compressed with.
+//! A compressed event leaves its sequence out, since the row's key holds it, and starts with
+//! where the sequence field goes, so that reading it back gives exactly the bytes
+//! `Event::encode_to_vec` gives, which is what subscribers are sent.
+//!
+//! Webhooks of one provider share most of their bytes (field names, enumerations, URLs), but a
+//! single body is too small for a compressor to find that on its own: a dictionary trained on
+//! the store's own first events (see `train`) is what makes a 1 KiB body compress several
+//! times over. Rows stay plain until one exists, and keep their codec for life, so
+//! dictionaries are never changed or removed once rows name them.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use bytes::Bytes;
+use prost::Message;
+use zstd::dict::{DecoderDictionary, EncoderDictionary};
+use zstd::zstd_safe::{self, CCtx, DCtx};
+
+use crate::proto::v1::Event;
+
+/// The `codec` of a body kept as its prost encoding.
+pub(super) const PLAIN: i64 = 0;
+
+/// zstd's default level: with a dictionary, higher levels gain a few percent on bodies this
+/// small for several times the CPU, which the ingest path pays.
+const LEVEL: i32 = 3;
+
+/// The largest body a row may decompress to: far above any webhook the ingress accepts, so a
+/// damaged frame header cannot make a read allocate without bound.
+const MAX_PLAIN_BYTES: u64 = 64 * 1024 * 1024;
+
+/// `Event.sequence` and the stored fields numbered after it (prost writes fields in number
+/// order; `prepared_encoding_matches_prost` checks the splice). `delivery` (21) is never in a
+/// stored encoding.
+const SEQUENCE_FIELD: u32 = 17;
+const TRACEPARENT_FIELD: u32 = 18;
+const DATA_JSON_FIELD: u32 = 19;
+const PREVIOUS_DATA_JSON_FIELD: u32 = 20;
+
+/// Which table's bodies a dictionary is for (`dictionaries.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Event,
+    Delivery,
+}
+
+impl Kind {
+    pub(super) const ALL: [Kind; 2] = [Kind::Event, Kind::Delivery];
+
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Kind::Event => "event",
+            Kind::Delivery => "delivery",
+        }
+    }
+
+    fn parse(kind: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|known| known.as_str() == kind)
+    }
+}
+
+/// A body as a row keeps it.
+#[derive(Debug, Clone)]
+pub(super) struct StoredBody {
+    pub codec: i64,
+    pub bytes: Vec<u8>,
+}
+
+/// An event encoded without its sequence, and the splice that puts one in.
+pub(super) struct PreEncoded {
+    bytes: Vec<u8>,
+    /// Where the sequence field goes: before the fields numbered after it.
+    split: usize,
+}
+
+impl PreEncoded {
+    /// Encodes `event`, whose sequence is 0 (so left out) and which carries no delivery.
+    pub(super) fn new(event: &Event) -> PreEncoded {
+        let bytes = event.encode_to_vec();
+        let tail = string_field_len(TRACEPARENT_FIELD, &event.traceparent)
+            + string_field_len(DATA_JSON_FIELD, &event.data_json)
+            + string_field_len(PREVIOUS_DATA_JSON_FIELD, &event.previous_data_json);
+        PreEncoded {
+            split: bytes.len() - tail,
+            bytes,
+        }
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The event's encoding with `sequence` set: what `encode_to_vec` gives for the event with
+    /// that sequence, at the cost of a copy.
+    pub(super) fn with_sequence(&self, sequence: u64) -> Bytes {
+        Bytes::from(splice(&self.bytes, self.split, sequence))
+    }
+
+    /// This event compressed with the current dictionary, `None` when there is none (or it
+    /// failed): then the row keeps [`PreEncoded::with_sequence`], plain, as rows always did.
+    pub(super) fn compressed(&self, codec: &Codec) -> Option<StoredBody> {
+        let dictionary = codec.current(Kind::Event)?;
+        let mut plain = Vec::with_capacity(self.bytes.len() + 10);
+        prost::encoding::encode_varint(self.split as u64, &mut plain);
+        plain.extend_from_slice(&self.bytes);
+        match dictionary.compress(&plain) {
+            Ok(bytes) => Some(StoredBody {
+                codec: dictionary.id,
+                bytes,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot compress an event, storing it plain");
+                None
+            }
+        }
+    }
+}
+
+fn splice(bytes: &[u8], split: usize, sequence: u64) -> Vec<u8> {
+    let mut body = Vec::with_capacity(bytes.len() + 11);
+    body.extend_from_slice(&bytes[..split]);
+    prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, &mut body);
+    body.extend_from_slice(&bytes[split..]);
+    body
+}
+
+/// The encoded length of a string field as prost writes it (nothing when empty).
+fn string_field_len(field: u32, value: &str) -> usize {
+    if value.is_empty() {
+        0
+    } else {
+        prost::encoding::key_len(field)
+            + prost::encoding::encoded_len_varint(value.len() as u64)
+            + value.len()
+    }
+}
+
+/// One trained dictionary, prepared for both directions.
+struct Dictionary {
+    id: i64,
+    encoder: EncoderDictionary<'static>,
+    decoder: DecoderDictionary<'static>,
+}
+
+thread_local! {
+    // A context per thread: creating one per body would cost more than compressing it.
+    static COMPRESSOR: RefCell<CCtx<'static>> = RefCell::new(CCtx::create());
+    static DECOMPRESSOR: RefCell<DCtx<'static>> = RefCell::new(DCtx::create());
+}
+
+impl Dictionary {
+    fn new(id: i64, content: &[u8]) -> Dictionary {
+        Dictionary {
+            id,
+            encoder: EncoderDictionary::copy(content, LEVEL),
+            decoder: DecoderDictionary::copy(content),
+        }
+    }
+
+    fn compress(&self, plain: &[u8]) -> Result<Vec<u8>, String> {
+        let mut out = Vec::with_capacity(zstd_safe::compress_bound(plain.len()));
+        COMPRESSOR.with_borrow_mut(|context| {
+            context
+                .compress_using_cdict(&mut out, plain, self.encoder.as_cdict())
+                .map_err(|code| zstd_safe::get_error_name(code).to_owned())
+        })?;
+        Ok(out)
+    }
+
+    fn decompress(&self, stored: &[u8]) -> Result<Vec<u8>, String> {
+        let size = zstd_safe::get_frame_content_size(stored)
+            .map_err(|_| "not a zstd frame".to_owned())?
+            .ok_or("zstd frame without a content size")?;
+        if size > MAX_PLAIN_BYTES {
+            return Err(format!("zstd frame claims {size} bytes"));
+        }
+        let mut out = Vec::with_capacity(usize::try_from(size).map_err(|e| e.to_string())?);
+        DECOMPRESSOR.with_borrow_mut(|context| {
+            context
+                .decompress_using_ddict(&mut out, stored, self.decoder.as_ddict())
+                .map_err(|code| zstd_safe::get_error_name(code).to_owned())
+        })?;
+        if out.len() as u64 != size {
+            return Err(format!("zstd frame gave {} of its {size} bytes", out.len()));
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Default)]
+struct Dictionaries {
+    /// What new rows are compressed with, per kind.
+    current: HashMap<&'static str, Arc<Dictionary>>,
+    /// Every dictionary rows may name.
+    by_id: HashMap<i64, Arc<Dictionary>>,
+}
+
+/// The store's dictionaries, shared by the callers that compress, the writer that installs new
+/// ones, and the readers that decompress.
+#[derive(Clone)]
+pub(super) struct Codec {
+    /// Whether new rows are compressed at all (reads decompress either way).
+    pub(super) enabled: bool,
+    dictionaries: Arc<RwLock<Dictionaries>>,
+}
+
+impl Codec {
+    pub(super) fn new(enabled: bool) -> Codec {
+        Codec {
+            enabled,
+            dictionaries: Arc::default(),
+        }
+    }
+
+    /// Loads every dictionary of the store; the newest of each kind compresses new rows.
+    pub(super) fn load(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+        let mut statement =
+            conn.prepare("SELECT id, kind, content FROM dictionaries ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, kind, content) = row?;
+            match Kind::parse(&kind) {
+                Some(kind) => self.install(id, kind, &content),
+                None => tracing::warn!(id, kind, "dictionary of an unknown kind, ignored"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a stored dictionary known; it compresses new rows of its kind from now on.
+    pub(super) fn install(&self, id: i64, kind: Kind, content: &[u8]) {
+        let dictionary = Arc::new(Dictionary::new(id, content));
+        let mut dictionaries = self.write();
+        dictionaries.by_id.insert(id, Arc::clone(&dictionary));
+        if self.enabled {
+            dictionaries.current.insert(kind.as_str(), dictionary);
+        }
+    }
+
+    /// Whether new rows of `kind` would be stored plain for want of a dictionary.
+    pub(super) fn wants_dictionary(&self, kind: Kind) -> bool {
+        self.enabled && self.current(kind).is_none()
+    }
+
+    fn current(&self, kind: Kind) -> Option<Arc<Dictionary>> {
+        self.read().current.get(kind.as_str()).cloned()
+    }
+
+    /// How a row keeps a delivery's encoding.
+    pub(super) fn stored_delivery(&self, plain: Vec<u8>) -> StoredBody {
+        if let Some(dictionary) = self.current(Kind::Delivery) {
+            match dictionary.compress(&plain) {
+                Ok(bytes) => {
+                    return StoredBody {
+                        codec: dictionary.id,
+                        bytes,
+                    };
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot compress a delivery, storing it plain")
+                }
+            }
+        }
+        StoredBody {
+            codec: PLAIN,
+            bytes: plain,
+        }
+    }
+
+    /// A stored event's encoding, sequence included.
+    pub(super) fn event_encoding<'a>(
+        &self,
+        codec: i64,
+        sequence: u64,
+        stored: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>, String> {
+        if codec == PLAIN {
+            return Ok(Cow::Borrowed(stored));
+        }
+        let plain = self.decompress(codec, stored)?;
+        let mut header = plain.as_slice();
+        let split = prost::encoding::decode_varint(&mut header)
+            .map_err(|error| format!("compressed event without its header: {error}"))?;
+        let split = usize::try_from(split)
+            .ok()
+            .filter(|split| *split <= header.len())
+            .ok_or("compressed event's split is past its end")?;
+        Ok(Cow::Owned(splice(header, split, sequence)))
+    }
+
+    /// A stored delivery's encoding.
+    pub(super) fn delivery_encoding<'a>(
+        &self,
+        codec: i64,
+        stored: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>, String> {
+        if codec == PLAIN {
+            return Ok(Cow::Borrowed(stored));
+        }
+        self.decompress(codec, stored).map(Cow::Owned)
+    }
+
+    fn decompress(&self, codec: i64, stored: &[u8]) -> Result<Vec<u8>, String> {
+        let dictionary = self.read().by_id.get(&codec).cloned();
+        match dictionary {
+            Some(dictionary) => dictionary.decompress(stored),
+            None => Err(format!("no dictionary {codec}")),
+        }
+    }
+
+    // The guarded maps are only ever inserted into whole, so a poisoned lock is harmless.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Dictionaries> {
+        self.dictionaries
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Dictionaries> {
+        self.dictionaries
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}

@@ -1,0 +1,332 @@
+//! Compressed bodies: dictionaries trained on the store's own events, rows read back exactly,
+//! damage reported, and a version 5 store migrated in place.
+
+use prost::Message;
+
+use super::*;
+use crate::proto::v1::{Header, WebhookDelivery};
+
+/// Small, so tests train quickly; enough bodies for zstd to train on.
+const COMPRESS_AFTER: u64 = 200;
+
+fn open_compressing(fixture: &Fixture, compress_after: Option<u64>) -> SqliteEventLog {
+    let now_ms = Arc::clone(&fixture.now_ms);
+    let clock: Clock = Arc::new(move || time(now_ms.load(Ordering::SeqCst)));
+    SqliteEventLog::open_with(
+        &fixture.config,
+        SqliteOptions {
+            clock,
+            compress_after,
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A webhook-like event with its delivery: JSON sharing its shape with the others, ids and
+/// values of its own.
+fn webhook(n: u64) -> AppendRequest {
+    let data = format!(
+        r#"{{"object":"subscription","id":"sub_{n:08x}","plan":{{"object":"plan","id":"pln_{}"}},"status":"active","phoneNumber":"+49170{n:07}","createdAt":"2026-01-0{}T10:00:00Z"}}"#,
+        n % 7,
+        1 + n % 9
+    );
+    let body = format!(
+        r#"{{"object":"event","id":"evt_{n:016x}","type":"com.gigs.subscription.activated","specversion":"1.0","source":"https://api.gigs.com","data":{data}}}"#
+    );
+    let mut event = about(
+        event(&format!("gigs:evt_{n:016x}"), "subscription.activated"),
+        resource("subscription", format!("sub_{n:08x}")),
+        vec![resource("plan", format!("pln_{}", n % 7))],
+    );
+    event.data_json = data;
+    event.traceparent = format!("00-{n:032x}-{n:016x}-01");
+    AppendRequest {
+        event,
+        identity: Identity::ProviderId,
+        delivery: Some(WebhookDelivery {
+            body: body.into_bytes(),
+            headers: vec![
+                Header {
+                    name: "webhook-id".to_owned(),
+                    value: format!("msg_{n:024x}"),
+                },
+                Header {
+                    name: "content-type".to_owned(),
+                    value: "application/json".to_owned(),
+                },
+            ],
+            request_path: "/webhooks/gigs".to_owned(),
+            ..WebhookDelivery::default()
+        }),
+    }
+}
+
+/// Waits for the training thread's dictionaries to be stored (a real thread, so real time).
+async fn wait_for_dictionaries(fixture: &Fixture, count: i64) {
+    for _ in 0..500 {
+        if fixture.count("SELECT COUNT(*) FROM dictionaries") >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no dictionaries trained within 10 s");
+}
+
+/// Appends `range`'s webhooks; what each append answered, by number.
+async fn append_all(log: &SqliteEventLog, range: std::ops::Range<u64>) -> Vec<(u64, Event)> {
+    let mut appended = Vec::new();
+    for n in range {
+        let answer = log.append(webhook(n)).await.unwrap();
+        assert!(!answer.duplicate);
+        appended.push((n, answer.event));
+    }
+    appended
+}
+
+/// Every way a stored event is read gives back exactly what was appended.
+async fn assert_reads_back(log: &SqliteEventLog, appended: &[(u64, Event)]) {
+    let stored = log
+        .read_after(0, &EventFilter::default(), 10_000)
+        .await
+        .unwrap();
+    let expected: Vec<&Event> = appended.iter().map(|(_, event)| event).collect();
+    assert_eq!(stored.iter().collect::<Vec<_>>(), expected);
+    let encoded = log
+        .read_encoded_after(0, &EventFilter::default(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(encoded.events.len(), appended.len());
+    for (encoded, (_, event)) in encoded.events.iter().zip(appended) {
+        assert_eq!(encoded.sequence, event.sequence);
+        // Byte for byte what the live feed sends: subscribers cannot tell the two apart.
+        assert_eq!(encoded.bytes, event.encode_to_vec());
+    }
+    for (n, event) in appended.iter().step_by(37) {
+        let full = log.get(&event.id, View::Full).await.unwrap().unwrap();
+        assert_eq!(full.delivery, webhook(*n).delivery);
+        assert_eq!(
+            Event {
+                delivery: None,
+                ..full
+            },
+            *event
+        );
+    }
+}
+
+fn codecs(fixture: &Fixture, table: &str) -> Vec<i64> {
+    fixture
+        .raw()
+        .prepare(&format!("SELECT codec FROM {table} ORDER BY sequence"))
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bodies_are_compressed_once_trained_and_read_back_exactly() {
+    let fixture = Fixture::new();
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    let mut appended = append_all(&log, 0..COMPRESS_AFTER).await;
+    wait_for_dictionaries(&fixture, 2).await;
+    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 300).await);
+
+    for table in ["events", "deliveries"] {
+        let codecs = codecs(&fixture, table);
+        let plain = codecs.iter().filter(|codec| **codec == 0).count() as u64;
+        assert!(plain >= COMPRESS_AFTER, "{table}: {plain} plain rows");
+        assert!(
+            codecs[plain as usize..].iter().all(|codec| *codec > 0),
+            "{table}: rows after the first compressed one are compressed too"
+        );
+        assert!(codecs.len() as u64 - plain >= 300, "{table}");
+    }
+    // The point of it: the compressed rows are several times smaller than the plain ones.
+    let average = |codec: &str| -> f64 {
+        fixture
+            .raw()
+            .query_row(
+                &format!("SELECT AVG(LENGTH(body)) FROM events WHERE codec {codec}"),
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let (plain, compressed) = (average("= 0"), average("> 0"));
+    assert!(
+        compressed * 3.0 < plain,
+        "plain {plain} B, compressed {compressed} B"
+    );
+
+    assert_reads_back(&log, &appended).await;
+    // A redelivery of a compressed event is answered with it, as stored.
+    let (n, first) = &appended[COMPRESS_AFTER as usize + 5];
+    let again = log.append(webhook(*n)).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.event, *first);
+    log.close().await;
+
+    // Reopened, the dictionaries come from the file: old rows read, new rows compress at once.
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    appended.extend(append_all(&log, 1_000..1_010).await);
+    assert_reads_back(&log, &appended).await;
+    assert!(
+        codecs(&fixture, "events")
+            .iter()
+            .rev()
+            .take(10)
+            .all(|codec| *codec > 0)
+    );
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM dictionaries"), 2);
+    log.close().await;
+}
+
+/// A recurring state is stored under a new name; that re-encoding is compressed as well.
+#[tokio::test]
+async fn a_recurrence_renamed_in_the_writer_is_compressed_and_reads_back() {
+    let fixture = Fixture::new();
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    append_all(&log, 0..COMPRESS_AFTER).await;
+    wait_for_dictionaries(&fixture, 2).await;
+    let state = |id: &str| latest("sim_1", event(id, "sim.updated"));
+    log.append(state("gigs:state_a")).await.unwrap();
+    log.append(state("gigs:state_b")).await.unwrap();
+    let recurred = log.append(state("gigs:state_a")).await.unwrap();
+    assert!(!recurred.duplicate);
+    assert!(recurred.event.id.starts_with("gigs:state_a-"));
+    let stored = log.get(&recurred.event.id, View::Basic).await;
+    assert_eq!(stored.unwrap(), Some(recurred.event));
+    assert!(
+        codecs(&fixture, "events")
+            .iter()
+            .rev()
+            .take(3)
+            .all(|codec| *codec > 0)
+    );
+    log.close().await;
+}
+
+#[tokio::test]
+async fn without_compression_bodies_stay_plain() {
+    let fixture = Fixture::new();
+    let log = open_compressing(&fixture, None);
+    let appended = append_all(&log, 0..COMPRESS_AFTER + 50).await;
+    log.close().await;
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM dictionaries"), 0);
+    assert!(codecs(&fixture, "events").iter().all(|codec| *codec == 0));
+    let log = open_compressing(&fixture, None);
+    assert_reads_back(&log, &appended).await;
+    log.close().await;
+}
+
+/// A damaged compressed body, or one naming a dictionary the store lacks, is reported as
+/// corrupt with its sequence: never decoded into something else.
+#[tokio::test]
+async fn damaged_compressed_bodies_are_reported_corrupt() {
+    let fixture = Fixture::new();
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    append_all(&log, 0..COMPRESS_AFTER).await;
+    wait_for_dictionaries(&fixture, 2).await;
+    let appended = append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 3).await;
+    log.close().await;
+    let [first, second, _] = [0, 1, 2].map(|index| appended[index].1.sequence as i64);
+    let raw = fixture.raw();
+    raw.execute(
+        "UPDATE events SET body = substr(body, 1, length(body) - 8) WHERE sequence = ?1",
+        [first],
+    )
+    .unwrap();
+    raw.execute("UPDATE events SET codec = 99 WHERE sequence = ?1", [second])
+        .unwrap();
+    drop(raw);
+
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    for (sequence, reason) in [(first, ""), (second, "no dictionary 99")] {
+        let read = log
+            .read_after(sequence as u64 - 1, &EventFilter::default(), 1)
+            .await;
+        match read {
+            Err(LogError::Corrupt {
+                sequence: reported,
+                reason: said,
+            }) => {
+                assert_eq!(reported, sequence as u64);
+                assert!(said.contains(reason), "{said}");
+            }
+            other => panic!("sequence {sequence}: {other:?}"),
+        }
+    }
+    // The rows around them are unharmed.
+    let third = log
+        .read_after(second as u64, &EventFilter::default(), 1)
+        .await
+        .unwrap();
+    assert_eq!(third, [appended[2].1.clone()]);
+    log.close().await;
+}
+
+/// A store as version 5 left it (every body plain, no `codec` columns) opens in place: its
+/// rows read back as they were, it trains on them at the first commit, and new rows compress.
+#[tokio::test]
+async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
+    let fixture = Fixture::new();
+    std::fs::create_dir_all(&fixture.config.path).unwrap();
+    let mut old = Vec::new();
+    {
+        let raw = fixture.raw();
+        raw.pragma_update(None, "journal_mode", "wal").unwrap();
+        for ddl in schema::SCHEMA_V5_FOR_TESTS {
+            raw.execute_batch(ddl).unwrap();
+        }
+        raw.pragma_update(None, "user_version", 5).unwrap();
+        for n in 0..COMPRESS_AFTER {
+            let request = webhook(n);
+            let sequence = n + 1;
+            let event = request.event.with_sequence(sequence);
+            raw.execute(
+                "INSERT INTO events (sequence, id, provider, source, type, received_at, body, appended_at) \
+                 VALUES (?1, ?2, 1, 'gigs', ?3, ?4, ?5, ?4)",
+                (
+                    sequence as i64,
+                    &event.id,
+                    &event.r#type,
+                    T0_MS,
+                    event.encode_to_vec(),
+                ),
+            )
+            .unwrap();
+            raw.execute(
+                "INSERT INTO deliveries (sequence, body) VALUES (?1, ?2)",
+                (sequence as i64, request.delivery.unwrap().encode_to_vec()),
+            )
+            .unwrap();
+            old.push((n, event));
+        }
+    }
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    assert_eq!(
+        fixture
+            .raw()
+            .pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+            .unwrap(),
+        schema::SCHEMA_VERSION
+    );
+    assert_reads_back(&log, &old).await;
+    // The store already holds enough plain events: the first commit starts training.
+    let mut appended = old;
+    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
+    wait_for_dictionaries(&fixture, 2).await;
+    appended.extend(append_all(&log, 500..520).await);
+    assert_reads_back(&log, &appended).await;
+    let codecs = codecs(&fixture, "deliveries");
+    assert!(
+        codecs[..=COMPRESS_AFTER as usize]
+            .iter()
+            .all(|codec| *codec == 0)
+    );
+    assert!(codecs.iter().rev().take(20).all(|codec| *codec > 0));
+    log.close().await;
+}
