@@ -14,6 +14,7 @@ pub mod child;
 pub mod drive;
 pub mod echo_server;
 pub mod latency;
+pub mod mix;
 pub mod nats;
 pub mod payload;
 pub mod report;

@@ -277,7 +277,7 @@ async fn open_fds(pid: u32) -> f64 {
 }
 
 /// The process's CPU time so far (user + system), in ms (0 where `/proc` cannot say).
-async fn cpu_ms(pid: u32) -> f64 {
+pub async fn cpu_ms(pid: u32) -> f64 {
     let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await else {
         return 0.0;
     };

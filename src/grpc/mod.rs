@@ -11,6 +11,9 @@ mod decode_errors;
 pub mod health;
 mod stream_events;
 
+/// The webhook a `VerifyAndNormalize` request carries (benches feed the pipeline with it too).
+pub use convert::raw_webhook;
+
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
