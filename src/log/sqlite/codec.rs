@@ -23,7 +23,7 @@ use prost::Message;
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 use zstd::zstd_safe::{self, CCtx, DCtx};
 
-use crate::proto::v1::Event;
+use crate::proto::v1::{Event, ResourceRef};
 
 /// The `codec` of a body kept as its prost encoding.
 pub(super) const PLAIN: i64 = 0;
@@ -43,6 +43,17 @@ const SEQUENCE_FIELD: u32 = 17;
 const TRACEPARENT_FIELD: u32 = 18;
 const DATA_JSON_FIELD: u32 = 19;
 const PREVIOUS_DATA_JSON_FIELD: u32 = 20;
+
+/// The resources an event names (`Event.subject` and `Event.related`, same tags), decoded
+/// without the rest of the event: prost skips the other fields. Retention deletes an event's
+/// refs by them, since no index finds refs by sequence.
+#[derive(Clone, PartialEq, prost::Message)]
+struct EventRefs {
+    #[prost(message, optional, tag = "7")]
+    subject: Option<ResourceRef>,
+    #[prost(message, repeated, tag = "8")]
+    related: Vec<ResourceRef>,
+}
 
 /// Which table's bodies a dictionary is for (`dictionaries.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,6 +312,18 @@ impl Codec {
         Ok(Cow::Owned(splice(header, split, sequence)))
     }
 
+    /// The resources a stored event names (its subject first), as its refs rows hold them.
+    pub(super) fn event_refs(
+        &self,
+        codec: i64,
+        sequence: u64,
+        stored: &[u8],
+    ) -> Result<Vec<ResourceRef>, String> {
+        let encoding = self.event_encoding(codec, sequence, stored)?;
+        let refs = EventRefs::decode(&*encoding).map_err(|error| error.to_string())?;
+        Ok(refs.subject.into_iter().chain(refs.related).collect())
+    }
+
     /// A stored delivery's encoding.
     pub(super) fn delivery_encoding<'a>(
         &self,
@@ -332,5 +355,35 @@ impl Codec {
         self.dictionaries
             .write()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::resource;
+
+    /// `EventRefs` reads the subject and related resources of a whole event: its tags are the
+    /// event's.
+    #[test]
+    fn event_refs_are_the_events_subject_and_related() {
+        let event = Event {
+            id: "gigs:evt_1".to_owned(),
+            subject: Some(resource("subscription", "sub_1")),
+            related: vec![resource("plan", "pln_1"), resource("user", "usr_1")],
+            data_json: r#"{"id":"sub_1"}"#.to_owned(),
+            sequence: 7,
+            ..Event::default()
+        };
+        let refs = Codec::new(false)
+            .event_refs(PLAIN, 7, &event.encode_to_vec())
+            .unwrap();
+        let expected: Vec<ResourceRef> = event
+            .subject
+            .iter()
+            .chain(&event.related)
+            .cloned()
+            .collect();
+        assert_eq!(refs, expected);
     }
 }

@@ -395,7 +395,7 @@ pub(super) fn apply_entries(
                     }
                 }
                 IndexEntryKind::RemoveBelow { sequence } => {
-                    remove_below(&tx, sequence)?;
+                    remove_below(&tx, codec, sequence)?;
                     // Drop what was removed from the in-batch lookup too.
                     batch.stored_index.retain(|stored, _| *stored >= sequence);
                     tx.prepare_cached("DELETE FROM dedup WHERE created_at < ?1")?
@@ -418,16 +418,13 @@ pub(super) fn apply_entries(
 }
 
 /// Deletes the events below `below`, with their refs and deliveries.
-fn remove_below(conn: &Connection, below: u64) -> rusqlite::Result<()> {
+fn remove_below(conn: &Connection, codec: &Codec, below: u64) -> rusqlite::Result<()> {
     let below = i64::try_from(below).unwrap_or(i64::MAX);
-    for sql in [
-        "DELETE FROM refs WHERE sequence < ?1",
-        "DELETE FROM deliveries WHERE sequence < ?1",
-        "DELETE FROM events WHERE sequence < ?1",
-    ] {
-        conn.prepare_cached(sql)?.execute([below])?;
-    }
-    Ok(())
+    let sequences = conn
+        .prepare_cached("SELECT sequence FROM events WHERE sequence < ?1")?
+        .query_map([below], |row| row.get::<_, i64>(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    super::retention::delete_sequences(conn, codec, &sequences)
 }
 
 /// Wraps the writer's outcome for a caller of [`SqliteEventLog::apply`].

@@ -3,9 +3,10 @@
 //! the oldest events left, so what is kept never has a hole: the log's contract (and the
 //! `removed_through` that catch-up reads report) depends on it.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
+use super::codec::Codec;
 use crate::log::{LogError, RetentionReport};
 
 /// Rows removed per transaction: small enough to keep appends waiting only milliseconds.
@@ -58,13 +59,14 @@ impl RetentionJob {
     }
 
     /// Runs one chunk in its own transaction; `true` when the pass is complete.
-    pub(super) fn step(&mut self, conn: &mut Connection) -> rusqlite::Result<bool> {
+    pub(super) fn step(&mut self, conn: &mut Connection, codec: &Codec) -> rusqlite::Result<bool> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (events_removed, dedup_keys_removed, phase_done) = match self.phase {
             Phase::ByCount => match self.plan.below_sequence {
                 Some(below) => {
                     let removed = delete_events(
                         &tx,
+                        codec,
                         "SELECT sequence FROM events WHERE sequence < ?1 \
                          ORDER BY sequence LIMIT ?2",
                         below_to_sql(below),
@@ -75,7 +77,8 @@ impl RetentionJob {
             },
             Phase::ByAge => match self.plan.appended_before_ms {
                 Some(before) => {
-                    let (removed, reached_young) = delete_oldest_appended_before(&tx, before)?;
+                    let (removed, reached_young) =
+                        delete_oldest_appended_before(&tx, codec, before)?;
                     (removed, 0, reached_young || removed < CHUNK)
                 }
                 None => (0, 0, true),
@@ -122,12 +125,17 @@ fn below_to_sql(below: u64) -> i64 {
 
 /// Deletes up to [`CHUNK`] events chosen by `select` (`?1` = `bound`, `?2` = limit) together
 /// with their refs; returns how many.
-fn delete_events(conn: &Connection, select: &str, bound: i64) -> rusqlite::Result<usize> {
+fn delete_events(
+    conn: &Connection,
+    codec: &Codec,
+    select: &str,
+    bound: i64,
+) -> rusqlite::Result<usize> {
     let sequences = conn
         .prepare_cached(select)?
         .query_map((bound, CHUNK as i64), |row| row.get::<_, i64>(0))?
         .collect::<rusqlite::Result<Vec<i64>>>()?;
-    delete_sequences(conn, &sequences)?;
+    delete_sequences(conn, codec, &sequences)?;
     Ok(sequences.len())
 }
 
@@ -136,6 +144,7 @@ fn delete_events(conn: &Connection, select: &str, bound: i64) -> rusqlite::Resul
 /// returns how many, and whether it stopped at such an event.
 fn delete_oldest_appended_before(
     conn: &Connection,
+    codec: &Codec,
     before_ms: i64,
 ) -> rusqlite::Result<(usize, bool)> {
     let oldest = conn
@@ -152,17 +161,45 @@ fn delete_oldest_appended_before(
         .iter()
         .map(|(sequence, _)| *sequence)
         .collect();
-    delete_sequences(conn, &sequences)?;
+    delete_sequences(conn, codec, &sequences)?;
     Ok((old, old < oldest.len()))
 }
 
-/// Deletes these events and their refs.
-fn delete_sequences(conn: &Connection, sequences: &[i64]) -> rusqlite::Result<()> {
-    let mut delete_refs = conn.prepare_cached("DELETE FROM refs WHERE sequence = ?1")?;
+/// Deletes these events, their deliveries and their refs. Refs are found by the resources each
+/// event names (read from its body), by their primary key: an index of refs by sequence would
+/// cost every append a B-tree insert per resource, and more disk than the refs themselves.
+pub(super) fn delete_sequences(
+    conn: &Connection,
+    codec: &Codec,
+    sequences: &[i64],
+) -> rusqlite::Result<()> {
+    let mut body = conn.prepare_cached("SELECT body, codec FROM events WHERE sequence = ?1")?;
+    let mut delete_ref =
+        conn.prepare_cached("DELETE FROM refs WHERE kind = ?1 AND id = ?2 AND sequence = ?3")?;
     let mut delete_delivery = conn.prepare_cached("DELETE FROM deliveries WHERE sequence = ?1")?;
     let mut delete_event = conn.prepare_cached("DELETE FROM events WHERE sequence = ?1")?;
     for sequence in sequences {
-        delete_refs.execute([sequence])?;
+        let stored = body
+            .query_row([sequence], |row| {
+                Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?))
+            })
+            .optional()?;
+        if let Some((stored, body_codec)) = stored {
+            let unsigned = u64::try_from(*sequence).unwrap_or(0);
+            match codec.event_refs(body_codec, unsigned, &stored) {
+                Ok(refs) => {
+                    for resource in refs {
+                        delete_ref.execute((&resource.kind, &resource.id, sequence))?;
+                    }
+                }
+                // Its refs stay behind, unreachable: resource reads join them to events.
+                Err(reason) => tracing::warn!(
+                    sequence,
+                    %reason,
+                    "cannot read a removed event's resources, its refs stay"
+                ),
+            }
+        }
         delete_delivery.execute([sequence])?;
         delete_event.execute([sequence])?;
     }

@@ -25,7 +25,8 @@ const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 ///   never reused, even after retention deletes the newest rows. The index on `type` ends in
 ///   the rowid, so it also orders by sequence.
 /// - `refs`: one row per distinct subject or related resource of an event; its primary key
-///   `(kind, id, sequence)` is the index resource filters walk in sequence order.
+///   `(kind, id, sequence)` is the index resource filters walk in sequence order. (Versions 1
+///   to 5 also indexed it by sequence: see version 6.)
 /// - `dedup`: keys recognizing redeliveries; `id` is the event id (fingerprint) as received.
 /// - `meta`: small key-value state (the writability probe's heartbeat).
 const SCHEMA_V1: &str = "
@@ -46,7 +47,6 @@ CREATE TABLE IF NOT EXISTS refs (
     sequence INTEGER NOT NULL,
     PRIMARY KEY (kind, id, sequence)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS refs_sequence ON refs (sequence);
 CREATE TABLE IF NOT EXISTS dedup (
     key TEXT PRIMARY KEY,
     sequence INTEGER NOT NULL,
@@ -60,9 +60,13 @@ CREATE TABLE IF NOT EXISTS meta (
 ) WITHOUT ROWID;
 ";
 
+/// What versions 1 to 5 also created: refs by sequence, for retention (see version 6).
+#[cfg(test)]
+const REFS_SEQUENCE: &str = "CREATE INDEX IF NOT EXISTS refs_sequence ON refs (sequence);";
+
 /// The version 1 schema, for tests that make a file as an older build left it.
 #[cfg(test)]
-pub(super) const SCHEMA_V1_FOR_TESTS: &str = SCHEMA_V1;
+pub(super) const SCHEMA_V1_FOR_TESTS: [&str; 2] = [SCHEMA_V1, REFS_SEQUENCE];
 
 /// Version 2: `events.appended_at`, the writer's clock when the event was committed (unix ms),
 /// which retention by age goes by. `received_at` is what the caller says, and a caller may say
@@ -102,10 +106,13 @@ ALTER TABLE events ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
 /// Version 6: bodies may be compressed (see `codec`). `codec` on `events` and `deliveries` names
 /// the dictionary a row's body was compressed with (0: kept as its prost encoding, as every row
 /// before this version is); `dictionaries` holds them, trained on the store's own events.
-/// Adding the columns rewrites no row.
+/// Adding the columns rewrites no row. And no `refs_sequence` index: it cost every append an
+/// insert per resource and more disk than the refs themselves, for retention alone, which now
+/// finds an event's refs by the resources its body names.
 const SCHEMA_V6: &str = "
 ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+DROP INDEX IF EXISTS refs_sequence;
 ";
 
 /// Created by every version from 6 on (and harmless on older files).
@@ -120,12 +127,18 @@ CREATE TABLE IF NOT EXISTS dictionaries (
 
 /// The statements that made a version 5 file, for tests that make one as that build left it.
 #[cfg(test)]
-pub(super) const SCHEMA_V5_FOR_TESTS: [&str; 5] =
-    [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+pub(super) const SCHEMA_V5_FOR_TESTS: [&str; 6] = [
+    SCHEMA_V1,
+    REFS_SEQUENCE,
+    SCHEMA_V2,
+    SCHEMA_V3,
+    SCHEMA_V4,
+    SCHEMA_V5,
+];
 
 /// The statements that made a version 3 file, for tests that make one as that build left it.
 #[cfg(test)]
-pub(super) const SCHEMA_V3_FOR_TESTS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+pub(super) const SCHEMA_V3_FOR_TESTS: [&str; 4] = [SCHEMA_V1, REFS_SEQUENCE, SCHEMA_V2, SCHEMA_V3];
 
 /// Why the file cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -223,7 +223,7 @@ impl Writer {
                 self.serve(control, &mut retention);
             }
             if let Some(mut job) = retention.take() {
-                match job.step(&mut self.conn) {
+                match job.step(&mut self.conn, &self.codec) {
                     Ok(false) => retention = Some(job),
                     Ok(true) => job.finish(Ok(())),
                     Err(error) => {

@@ -214,6 +214,37 @@ async fn a_recurrence_renamed_in_the_writer_is_compressed_and_reads_back() {
     log.close().await;
 }
 
+/// Retention finds a removed event's refs by the resources its body names, plain or
+/// compressed: none is left behind, none of a kept event is touched.
+#[tokio::test]
+async fn retention_removes_the_refs_of_plain_and_compressed_events() {
+    let fixture = Fixture::with(|config| config.retention_max_count = Some(100));
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    append_all(&log, 0..COMPRESS_AFTER).await;
+    wait_for_dictionaries(&log).await;
+    let appended = append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 200).await;
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 2 * 400);
+    // Removes the 200 plain events and 100 compressed ones.
+    let report = log.enforce_retention().await.unwrap();
+    assert_eq!(report.events_removed, 300);
+    let oldest = appended[100].1.sequence;
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 2 * 100);
+    assert_eq!(
+        fixture.count(&format!(
+            "SELECT COUNT(*) FROM refs WHERE sequence < {oldest}"
+        )),
+        0
+    );
+    let (_, kept) = &appended[150];
+    let subject = kept.subject.clone();
+    let filter = EventFilter::new(Vec::new(), Vec::new(), &[], subject).unwrap();
+    assert_eq!(
+        log.list(&filter, None, 10).await.unwrap(),
+        std::slice::from_ref(kept)
+    );
+    log.close().await;
+}
+
 #[tokio::test]
 async fn without_compression_bodies_stay_plain() {
     let fixture = Fixture::new();
