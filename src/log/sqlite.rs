@@ -48,13 +48,14 @@
 //! (`codec`, `train`): JSON webhooks of a few providers share most of their bytes.
 //!
 //! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
-//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `codec` (how
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its keys), `codec` (how
 //! bodies are kept), `train` (their dictionaries), `read` (pool and filter -> SQL),
 //! `retention` (chunked deletes), `index` (the store as a replica's index of a replicated
 //! stream, for the NATS backend).
 
 mod batch;
 mod codec;
+mod dedup;
 mod index;
 mod lock;
 mod options;

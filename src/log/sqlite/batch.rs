@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use rusqlite::{CachedStatement, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 
 use super::codec::{Codec, PLAIN, PreEncoded, StoredBody};
+use super::dedup;
 use super::read::{event_by_id, event_by_sequence};
-use super::schema::{sequence_column, sequence_to_sql};
+use super::schema::sequence_to_sql;
 use crate::event::from_timestamp;
 use prost::Message;
 
@@ -123,8 +124,7 @@ impl<'c> Statements<'c> {
         Ok(Statements {
             conn,
             codec,
-            dedup_entry: conn
-                .prepare_cached("SELECT sequence, id, created_at FROM dedup WHERE key = ?1")?,
+            dedup_entry: conn.prepare_cached(dedup::SELECT)?,
             insert_event_if_id_free: conn.prepare_cached(INSERT_EVENT_IF_ID_FREE)?,
             // OR IGNORE: the same resource as subject and related is one ref.
             insert_ref: conn.prepare_cached(
@@ -133,11 +133,7 @@ impl<'c> Statements<'c> {
             insert_delivery: conn.prepare_cached(
                 "INSERT INTO deliveries (sequence, body, codec) VALUES (?1, ?2, ?3)",
             )?,
-            upsert_dedup: conn.prepare_cached(
-                "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT (key) DO UPDATE SET sequence = excluded.sequence, \
-                 id = excluded.id, created_at = excluded.created_at",
-            )?,
+            upsert_dedup: conn.prepare_cached(dedup::UPSERT)?,
         })
     }
 }
@@ -163,14 +159,6 @@ pub(super) fn write_batch(
     Ok(outcomes)
 }
 
-/// A row of the dedup table.
-struct DedupEntry {
-    sequence: u64,
-    /// The event id (fingerprint) as received.
-    id: String,
-    created_at: i64,
-}
-
 /// Stores one event unless it is a duplicate. The outer `Err` is a database error that dooms
 /// the batch; the inner one concerns this append only.
 pub(super) fn append_one(
@@ -179,24 +167,17 @@ pub(super) fn append_one(
     batch: &mut Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
     // Earlier appends of this batch are visible here: the transaction reads its own writes.
-    let (key, taken) = match &prepared.identity {
-        Identity::ProviderId | Identity::Fingerprint => (
-            crate::event::join(&["id:", &prepared.event.id]),
-            IdTaken::Duplicate,
-        ),
-        Identity::LatestState(entity) => (
-            crate::event::join(&["latest:", entity.as_str()]),
-            IdTaken::Recurrence,
-        ),
+    let key = dedup::Key::of(&prepared.identity, &prepared.event.id);
+    let taken = if key.latest {
+        IdTaken::Recurrence
+    } else {
+        IdTaken::Duplicate
     };
-    if let Some(known) = dedup_entry(statements, &key)? {
-        let same = match taken {
-            IdTaken::Duplicate => true,
-            IdTaken::Recurrence => known.id == prepared.event.id,
-        };
+    if let Some(known) = dedup::entry(&mut statements.dedup_entry, &key)? {
         // Within the window a duplicate is recognized even when retention has removed it.
-        if same && known.created_at >= batch.fresh_since_ms {
-            return duplicate_of(statements.conn, statements.codec, known, batch);
+        if known.same_event(&key, &prepared.event.id) && known.created_at >= batch.fresh_since_ms {
+            let id = prepared.event.id;
+            return duplicate_of(statements.conn, statements.codec, known, id, batch);
         }
     }
     store(statements, prepared, &key, taken, batch)
@@ -233,7 +214,7 @@ const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
 fn store(
     statements: &mut Statements<'_>,
     prepared: Prepared,
-    key: &str,
+    key: &dedup::Key,
     taken: IdTaken,
     batch: &mut Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
@@ -318,12 +299,13 @@ fn store(
             .insert_ref
             .execute((&resource.kind, &resource.id, sql_sequence))?;
     }
-    statements.upsert_dedup.execute((
+    dedup::remember(
+        &mut statements.upsert_dedup,
         key,
         sql_sequence,
         fingerprint.as_deref().unwrap_or(&event.id),
         batch.now_ms,
-    ))?;
+    )?;
     *batch.next_sequence += 1;
     batch.stored_index.insert(sequence, batch.stored.len());
     let committed = Arc::new(CommittedEvent { event, encoded });
@@ -331,25 +313,14 @@ fn store(
     Ok(Ok(Outcome::Stored(committed)))
 }
 
-fn dedup_entry(statements: &mut Statements<'_>, key: &str) -> rusqlite::Result<Option<DedupEntry>> {
-    statements
-        .dedup_entry
-        .query_row([key], |row| {
-            Ok(DedupEntry {
-                sequence: sequence_column(row, 0)?,
-                id: row.get(1)?,
-                created_at: row.get(2)?,
-            })
-        })
-        .optional()
-}
-
 /// The answer for a duplicate: the event as first stored or, when retention has removed it, a
-/// minimal event with the remembered id and sequence.
+/// minimal event with its id (`id`, the redelivery's: the same, or it would be no duplicate) and
+/// sequence.
 fn duplicate_of(
     conn: &Connection,
     codec: &Codec,
-    known: DedupEntry,
+    known: dedup::Entry,
+    id: String,
     batch: &Batch<'_>,
 ) -> rusqlite::Result<Result<Outcome, LogError>> {
     // Counted in the same transaction; nothing to count once retention removed the event.
@@ -364,7 +335,7 @@ fn duplicate_of(
         None => match event_by_sequence(conn, codec, known.sequence) {
             Ok(Some(event)) => event,
             Ok(None) => Event {
-                id: known.id,
+                id,
                 sequence: known.sequence,
                 ..Event::default()
             },

@@ -21,11 +21,11 @@ use tokio::sync::{oneshot, watch};
 
 use super::batch::{Batch, Outcome, Prepared, Statements, append_one};
 use super::codec::Codec;
+use super::dedup;
 use super::read::{self, unavailable};
 use super::schema::{optional_sequence_column, sequence_column, sequence_to_sql};
 use super::{SqliteEventLog, SqliteOptions};
 use crate::config::StoreConfig;
-use crate::event::Identity;
 use crate::log::{AppendRequest, Appended, CommittedEvent, LogError};
 use crate::proto::v1::Event;
 
@@ -153,10 +153,10 @@ impl SqliteEventLog {
         now_ms: i64,
     ) -> Result<Option<Appended>, LogError> {
         let fresh_since_ms = now_ms.saturating_sub(self.dedup_window_ms);
-        let (key, by_id) = dedup_key(request);
+        let key = dedup::Key::of(&request.identity, &request.event.id);
         let id = request.event.id.clone();
         self.reads
-            .run(move |conn, codec| recognize(conn, codec, &key, &id, by_id, fresh_since_ms))
+            .run(move |conn, codec| recognize(conn, codec, &key, &id, fresh_since_ms))
             .await
     }
 
@@ -258,21 +258,11 @@ fn retention_view(
     })
 }
 
-fn dedup_key(request: &AppendRequest) -> (String, bool) {
-    match &request.identity {
-        Identity::ProviderId | Identity::Fingerprint => {
-            (crate::event::join(&["id:", &request.event.id]), true)
-        }
-        Identity::LatestState(entity) => (crate::event::join(&["latest:", entity.as_str()]), false),
-    }
-}
-
 fn recognize(
     conn: &Connection,
     codec: &Codec,
-    key: &str,
+    key: &dedup::Key,
     id: &str,
-    by_id: bool,
     fresh_since_ms: i64,
 ) -> Result<Option<Appended>, LogError> {
     let duplicate = |event: Event| {
@@ -281,36 +271,22 @@ fn recognize(
             duplicate: true,
         })
     };
-    let stored = |sequence: u64| read::event_by_sequence(conn, codec, sequence);
-    if by_id {
+    if !key.latest {
         // A retained event with this id is the same event, whatever its age.
         if let Some(event) = read::event_by_id(conn, codec, id, crate::log::View::Basic)? {
             return Ok(duplicate(event));
         }
     }
-    let entry = conn
-        .query_row(
-            "SELECT sequence, id, created_at FROM dedup WHERE key = ?1",
-            [key],
-            |row| {
-                Ok((
-                    sequence_column(row, 0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
-            },
-        )
-        .optional()
-        .map_err(unavailable)?;
-    let Some((sequence, known_id, created_at)) = entry else {
+    let mut select = conn.prepare_cached(dedup::SELECT).map_err(unavailable)?;
+    let Some(known) = dedup::entry(&mut select, key).map_err(unavailable)? else {
         return Ok(None);
     };
-    if created_at < fresh_since_ms || (!by_id && known_id != id) {
+    if known.created_at < fresh_since_ms || !known.same_event(key, id) {
         return Ok(None);
     }
-    let event = stored(sequence)?.unwrap_or(Event {
-        id: known_id,
-        sequence,
+    let event = read::event_by_sequence(conn, codec, known.sequence)?.unwrap_or(Event {
+        id: id.to_owned(),
+        sequence: known.sequence,
         ..Event::default()
     });
     Ok(duplicate(event))

@@ -28,6 +28,7 @@ const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 ///   `(kind, id, sequence)` is the index resource filters walk in sequence order. (Versions 1
 ///   to 5 also indexed it by sequence: see version 6.)
 /// - `dedup`: keys recognizing redeliveries; `id` is the event id (fingerprint) as received.
+///   (Version 6 keeps digests instead: see `dedup`.)
 /// - `meta`: small key-value state (the writability probe's heartbeat).
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -106,9 +107,10 @@ ALTER TABLE events ADD COLUMN duplicates INTEGER NOT NULL DEFAULT 0;
 /// Version 6: bodies may be compressed (see `codec`). `codec` on `events` and `deliveries` names
 /// the dictionary a row's body was compressed with (0: kept as its prost encoding, as every row
 /// before this version is); `dictionaries` holds them, trained on the store's own events.
-/// Adding the columns rewrites no row. And no `refs_sequence` index: it cost every append an
-/// insert per resource and more disk than the refs themselves, for retention alone, which now
-/// finds an event's refs by the resources its body names.
+/// Adding the columns rewrites no row. No `refs_sequence` index: it cost every append an insert
+/// per resource and more disk than the refs themselves, for retention alone, which now finds an
+/// event's refs by the resources its body names. And dedup keys become digests (see `dedup`):
+/// the table is rewritten, every key kept.
 const SCHEMA_V6: &str = "
 ALTER TABLE events ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
@@ -205,6 +207,7 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     }
     if !has_column(&tx, "events", "codec")? {
         tx.execute_batch(SCHEMA_V6)?;
+        super::dedup::rewrite_text_keys(&tx)?;
     }
     tx.execute_batch(DICTIONARIES)?;
     if version != SCHEMA_VERSION {

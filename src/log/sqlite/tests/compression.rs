@@ -4,6 +4,7 @@
 use prost::Message;
 
 use super::*;
+use crate::event::EntityKey;
 use crate::log::sqlite::codec::Kind;
 use crate::proto::v1::{Header, WebhookDelivery};
 
@@ -341,6 +342,19 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
             .unwrap();
             old.push((n, event));
         }
+        // Text keys as version 5 kept them: one of an event retention has removed since, and
+        // an entity's latest state.
+        let entity = EntityKey::new("test").part("sim_1");
+        for (key, sequence, id) in [
+            ("id:gigs:evt_removed".to_owned(), 0, "gigs:evt_removed"),
+            (format!("latest:{}", entity.as_str()), 1, "gigs:state_a"),
+        ] {
+            raw.execute(
+                "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4)",
+                (key, sequence, id, T0_MS),
+            )
+            .unwrap();
+        }
     }
     let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
     assert_eq!(
@@ -351,6 +365,26 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
         schema::SCHEMA_VERSION
     );
     assert_reads_back(&log, &old).await;
+    // Every text key became a digest and is still recognized.
+    let removed = log
+        .append(by_id(event("gigs:evt_removed", "t.x")))
+        .await
+        .unwrap();
+    assert!(removed.duplicate);
+    assert_eq!(
+        (removed.event.id.as_str(), removed.event.sequence),
+        ("gigs:evt_removed", 0)
+    );
+    let same_state = log
+        .append(latest("sim_1", event("gigs:state_a", "t.x")))
+        .await
+        .unwrap();
+    assert!(same_state.duplicate);
+    assert_eq!(same_state.event, old[0].1);
+    assert_eq!(
+        fixture.count("SELECT COUNT(*) FROM dedup WHERE typeof(key) = 'blob'"),
+        2
+    );
     // The store already holds enough plain events: the first commit starts training.
     let mut appended = old;
     appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);

@@ -95,10 +95,8 @@ async fn retention_by_age_expires_dedup_keys_by_the_window_not_with_their_events
             dedup_keys_removed: 1
         }
     );
-    assert_eq!(
-        fixture.count("SELECT COUNT(*) FROM dedup WHERE key = 'id:new'"),
-        1
-    );
+    // The other key, `new`'s: the redelivery below is still recognized by it.
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM dedup"), 1);
     assert!(
         log.append(by_id(event("new", "t.x")))
             .await
