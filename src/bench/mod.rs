@@ -32,6 +32,10 @@ use drive::{Bound, RunResult};
 use payload::Payloads;
 use report::{Report, ScenarioReport};
 
+/// The fixed-rate scenario's default rate: the figure, twice Convoy's default
+/// per-instance ingest cap (1,000/s).
+const FIXED_RATE: f64 = 2_000.0;
+
 /// Why a bench run could not be carried out (failed requests are counted, not errors).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -98,7 +102,8 @@ pub struct BenchArgs {
     /// Requests in flight (closed-loop scenarios).
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Rate for fixed-rate, requests/s [default: half the durable unary maximum].
+    /// Rate for fixed-rate, requests/s [default: 2000, twice Convoy's default per-instance cap;
+    /// for the soak: half the durable maximum].
     #[arg(long)]
     pub rate: Option<f64>,
     /// How long each load phase runs (`10s`, `500ms`, `2m`).
@@ -238,11 +243,8 @@ impl Bench {
         let wants =
             |scenario| self.args.scenario == Scenario::All || self.args.scenario == scenario;
         let mut report = Report::default();
-        let mut durable_rate = None;
         if wants(Scenario::Unary) {
-            let durable = self.unary(Unary::Durable).await?;
-            durable_rate = Some(durable.per_second);
-            report.scenarios.push(durable);
+            report.scenarios.push(self.unary(Unary::Durable).await?);
             report
                 .scenarios
                 .push(self.unary(Unary::DurableBasicView).await?);
@@ -258,7 +260,7 @@ impl Bench {
             report.scenarios.push(self.http().await?);
         }
         if wants(Scenario::FixedRate) {
-            report.scenarios.push(self.fixed_rate(durable_rate).await?);
+            report.scenarios.push(self.fixed_rate().await?);
         }
         if wants(Scenario::Fanout) {
             report.scenarios.push(streams::fanout(self).await?);
@@ -361,12 +363,15 @@ impl Bench {
         Ok(server.finish("http ingress", result, note).await)
     }
 
-    async fn fixed_rate(&self, durable_rate: Option<f64>) -> Result<ScenarioReport, BenchError> {
+    async fn fixed_rate(&self) -> Result<ScenarioReport, BenchError> {
         let server = Server::start(&self.exe, "fixed-rate").await?;
         let channel = callers::channel(&server.child.grpc_addr)
             .await
             .map_err(BenchError::Client)?;
-        let (rate, how) = self.rate_or_half_max(&channel, durable_rate).await;
+        let (rate, how) = match self.args.rate {
+            Some(rate) => (rate.max(1.0), "as asked"),
+            None => (FIXED_RATE, "twice Convoy's default per-instance cap"),
+        };
         let duration = match self.args.requests {
             Some(requests) => Duration::from_secs_f64(requests as f64 / rate),
             None => self.args.duration,
@@ -378,18 +383,12 @@ impl Bench {
         Ok(server.finish("fixed-rate", result, note).await)
     }
 
-    /// The fixed rate to load at, and how it was chosen: `--rate`, else half of `durable_rate`
-    /// (from this run's unary scenario), else half the maximum measured first on `channel`'s
-    /// server (its ids below 2^40).
-    async fn rate_or_half_max(
-        &self,
-        channel: &tonic::transport::Channel,
-        durable_rate: Option<f64>,
-    ) -> (f64, String) {
-        let (rate, how) = match (self.args.rate, durable_rate) {
-            (Some(rate), _) => (rate, "as asked".to_owned()),
-            (None, Some(max)) => (max / 2.0, format!("50% of {max:.0}/s")),
-            (None, None) => {
+    /// The rate to load at, and how it was chosen: `--rate`, else half the maximum measured
+    /// first on `channel`'s server (its ids below 2^40).
+    async fn rate_or_half_max(&self, channel: &tonic::transport::Channel) -> (f64, String) {
+        let (rate, how) = match self.args.rate {
+            Some(rate) => (rate, "as asked".to_owned()),
+            None => {
                 let callers = (0..self.concurrency())
                     .map(|_| UnaryCaller::new(channel.clone(), self.payloads.clone(), false, 0))
                     .collect();

@@ -171,7 +171,7 @@ pub(super) async fn soak(bench: &Bench, report: &mut Report) -> Result<(), Bench
     let channel = callers::channel(&server.child.grpc_addr)
         .await
         .map_err(BenchError::Client)?;
-    let (rate, how) = bench.rate_or_half_max(&channel, None).await;
+    let (rate, how) = bench.rate_or_half_max(&channel).await;
     let store = server.child.store_dir();
     let pid = server.child.pid();
     let every = bench.args.sample_every.max(Duration::from_secs(1));
