@@ -6,6 +6,7 @@ use prost::Message;
 use super::*;
 use crate::event::EntityKey;
 use crate::log::sqlite::codec::Kind;
+use crate::log::sqlite::{IndexEntry, IndexEntryKind};
 use crate::proto::v1::{Header, WebhookDelivery};
 
 /// Small, so tests train quickly; enough bodies for zstd to train on.
@@ -399,4 +400,92 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
     );
     assert!(codecs.iter().rev().take(20).all(|codec| *codec > 0));
     log.close().await;
+}
+
+/// A replica's index of a stream (the NATS backend) compresses the entries it applies, reads
+/// them back, removes compressed events with their refs, and still recognizes a redelivery.
+#[tokio::test]
+async fn a_replica_index_compresses_what_it_applies() {
+    let fixture = Fixture::new();
+    let now_ms = Arc::clone(&fixture.now_ms);
+    let clock: Clock = Arc::new(move || time(now_ms.load(Ordering::SeqCst)));
+    let index = SqliteEventLog::open_index(
+        &fixture.config.path,
+        &fixture.config,
+        SqliteOptions {
+            clock,
+            compress_after: Some(COMPRESS_AFTER),
+            ..SqliteOptions::default()
+        },
+    )
+    .unwrap();
+    let apply = |range: std::ops::Range<u64>| {
+        range
+            .map(|n| IndexEntry {
+                sequence: n + 1,
+                kind: IndexEntryKind::Append {
+                    request: webhook(n),
+                    accepted_at_ms: T0_MS,
+                    reply: None,
+                },
+            })
+            .collect::<Vec<_>>()
+    };
+    for start in (0..COMPRESS_AFTER).step_by(50) {
+        index.apply(apply(start..start + 50)).await.unwrap();
+    }
+    wait_for_dictionaries(&index).await;
+    index
+        .apply(apply(COMPRESS_AFTER..COMPRESS_AFTER + 100))
+        .await
+        .unwrap();
+    let stored = index
+        .read_after(0, &EventFilter::default(), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(stored.len() as u64, COMPRESS_AFTER + 100);
+    let expected: Vec<(u64, Event)> = stored
+        .iter()
+        .enumerate()
+        .map(|(n, event)| (n as u64, event.clone()))
+        .collect();
+    for (n, event) in &expected {
+        let mut sent = webhook(*n).event;
+        sent.sequence = event.sequence;
+        assert_eq!(*event, sent);
+    }
+    assert_reads_back(&index, &expected).await;
+    assert!(
+        codecs(&fixture, "events")
+            .iter()
+            .rev()
+            .take(100)
+            .all(|codec| *codec > 0)
+    );
+
+    // Removing everything below the last 50 takes every compressed and plain event's refs.
+    let keep_from = COMPRESS_AFTER + 51;
+    index
+        .apply(vec![IndexEntry {
+            sequence: COMPRESS_AFTER + 101,
+            kind: IndexEntryKind::RemoveBelow {
+                sequence: keep_from,
+            },
+        }])
+        .await
+        .unwrap();
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM refs"), 2 * 50);
+    assert_eq!(
+        fixture.count(&format!(
+            "SELECT COUNT(*) FROM refs WHERE sequence < {keep_from}"
+        )),
+        0
+    );
+    // A redelivery of a kept, compressed event is recognized as it.
+    let (n, kept) = &expected[(COMPRESS_AFTER + 60) as usize];
+    let known = index.recognize(&webhook(*n), T0_MS).await.unwrap();
+    let known = known.expect("recognized");
+    assert!(known.duplicate);
+    assert_eq!(known.event, *kept);
+    index.close().await;
 }
