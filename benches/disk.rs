@@ -24,25 +24,24 @@ use hooknorm::log::sqlite::{DB_FILE_NAME, SqliteEventLog, SqliteOptions};
 use hooknorm::log::{EventFilter, EventLog};
 use hooknorm::pipeline::Pipeline;
 
+#[path = "common/store_args.rs"]
+mod store_args;
+
+use store_args::StoreArgs;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Appends in flight while filling (as many as the server's group commit takes at once).
 const IN_FLIGHT: u64 = 256;
 
 fn main() -> Result<(), Error> {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
     let compressed_only = std::env::args().any(|a| a == "--compressed-only");
-    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
-    let total: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(if benchmarking { 1_000_000 } else { 3_000 });
-    let temporary = tempfile::tempdir()?;
-    let dir = args
-        .next()
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| temporary.path().to_owned());
+    let StoreArgs {
+        benchmarking,
+        total,
+        ref dir,
+        ..
+    } = StoreArgs::parse(1_000_000, 3_000)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

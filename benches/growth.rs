@@ -15,7 +15,7 @@
 //! kept. Under `cargo test` a 1,000-event smoke pass runs in a temporary dir, so the bench
 //! cannot rot.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,11 @@ use hooknorm::log::{EventFilter, EventLog, View};
 use hooknorm::pipeline::Pipeline;
 use hooknorm::webhook::RawWebhook;
 
+#[path = "common/store_args.rs"]
+mod store_args;
+
+use store_args::StoreArgs;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// Appends in flight while filling (as many as the server's group commit takes at once).
@@ -37,24 +42,13 @@ const FILL_IN_FLIGHT: usize = 256;
 const LATENCY_IN_FLIGHT: usize = 64;
 
 fn main() -> Result<(), Error> {
-    let benchmarking = std::env::args().any(|a| a == "--bench");
-    let mut args = std::env::args().skip(1).filter(|a| !a.starts_with('-'));
-    let total: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(if benchmarking { 10_000_000 } else { 1_000 });
-    let temporary = tempfile::tempdir()?;
-    let dir = args
-        .next()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| temporary.path().to_owned());
-    std::fs::create_dir_all(&dir)?;
+    let StoreArgs { total, ref dir, .. } = StoreArgs::parse(10_000_000, 1_000)?;
+    std::fs::create_dir_all(dir)?;
     let chunk = (total / 20).clamp(250, 200_000);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run(total, chunk, &dir))
+    runtime.block_on(run(total, chunk, dir))
 }
 
 async fn run(total: u64, chunk: u64, dir: &Path) -> Result<(), Error> {

@@ -218,7 +218,7 @@ struct Dictionaries {
 #[derive(Clone)]
 pub(super) struct Codec {
     /// Whether new rows are compressed at all (reads decompress either way).
-    pub(super) enabled: bool,
+    enabled: bool,
     dictionaries: Arc<RwLock<Dictionaries>>,
 }
 
