@@ -48,10 +48,10 @@
 //! (`codec`, `train`): JSON webhooks of a few providers share most of their bytes.
 //!
 //! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
-//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its keys), `codec` (how
-//! bodies are kept), `train` (their dictionaries), `read` (pool and filter -> SQL),
-//! `retention` (chunked deletes), `index` (the store as a replica's index of a replicated
-//! stream, for the NATS backend).
+//! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its
+//! keys), `codec` (how bodies are kept), `train` (their dictionaries), `read` (pool and filter
+//! -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index of a
+//! replicated stream, for the NATS backend).
 
 mod batch;
 mod codec;
@@ -362,7 +362,8 @@ impl EventLog for SqliteEventLog {
         limit: usize,
     ) -> Result<EncodedBatch, LogError> {
         let query = read::EventQuery::build(filter, Range::After(after), limit);
-        // The stored body is the encoding subscribers send, so it is passed on as read.
+        // A plain body is the encoding subscribers send, passed on as read; a compressed one is
+        // decompressed into exactly that encoding.
         self.reads
             .run(move |conn, codec| read::encoded_batch(conn, codec, query.as_ref()))
             .await
