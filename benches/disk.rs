@@ -189,7 +189,7 @@ async fn catch_up(log: &Arc<dyn EventLog>, head: u64) -> Result<f64, Error> {
 }
 
 /// Bytes on disk per event (WAL checkpointed) and their ratio to the raw body, where they are,
-/// and the average `events` body, plain and compressed.
+/// and the average `events` body, plain and compressed (a record: event and delivery).
 fn disk(dir: &Path, events: u64, raw_average: f64) -> Result<(f64, [Option<f64>; 2]), Error> {
     let conn = rusqlite::Connection::open(dir.join(DB_FILE_NAME))?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -223,6 +223,7 @@ fn disk(dir: &Path, events: u64, raw_average: f64) -> Result<(f64, [Option<f64>;
                 |row| row.get::<_, Option<f64>>(0),
             )?;
         }
+        // A compressed `events` body is a record: the event and its delivery.
         println!(
             "  {table} bodies: plain {} B, compressed {} B on average",
             averages[0].map_or("-".to_owned(), |bytes| format!("{bytes:.0}")),

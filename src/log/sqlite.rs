@@ -44,18 +44,21 @@
 //! [`crate::log::spawn_retention`] schedules it; callers may also call
 //! [`EventLog::enforce_retention`] themselves.
 //!
-//! Bodies are compressed with zstd dictionaries trained on the store's own first events
-//! (`codec`, `train`): JSON webhooks of a few providers share most of their bytes.
+//! An event and its delivery are compressed together, as one record in the event's row, with a
+//! zstd dictionary trained on the store's own first events (`codec`, `frame`, `train`): JSON
+//! webhooks of a few providers share most of their bytes, and a delivery repeats its event's.
 //!
 //! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
 //! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its
-//! keys), `codec` (how bodies are kept), `train` (their dictionaries), `read` (pool and filter
+//! keys), `codec` (how bodies are kept), `frame` (what a compressed body holds), `train` (the
+//! dictionaries), `read` (pool and filter
 //! -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index of a
 //! replicated stream, for the NATS backend).
 
 mod batch;
 mod codec;
 mod dedup;
+mod frame;
 mod index;
 mod lock;
 mod options;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use rusqlite::{CachedStatement, Connection, TransactionBehavior};
 
-use super::codec::{Codec, PLAIN, PreEncoded, StoredBody};
+use super::codec::{Codec, PLAIN, StoredBody};
 use super::dedup;
+use super::frame::PreEncoded;
 use super::read::{event_by_id, event_by_sequence};
 use super::schema::sequence_to_sql;
 use crate::event::from_timestamp;
@@ -18,22 +19,24 @@ use crate::log::{AppendRequest, Appended, CommittedEvent, EncodedEvent, LogError
 use crate::proto::v1::Event;
 
 /// An append as the writer receives it: the event and its delivery already encoded (and, once
-/// the store has dictionaries, compressed) by the caller, on its own thread rather than the
-/// writer's; the event without a sequence.
+/// the store has a dictionary, compressed together as one record) by the caller, on its own
+/// thread rather than the writer's; the event without a sequence.
 pub(super) struct Prepared {
     event: Event,
     identity: Identity,
     encoded: PreEncoded,
-    /// The event as its row keeps it, when compressed; a plain row is `encoded` with its
-    /// sequence, which the writer makes anyway for the live feed.
+    /// The event and its delivery as their row keeps them, when compressed; a plain row is
+    /// `encoded` with its sequence, which the writer makes anyway for the live feed.
     compressed: Option<StoredBody>,
-    delivery: Option<StoredBody>,
+    /// The delivery's encoding: a `deliveries` row of its own beside a plain event, and kept
+    /// for compressing again a recurrence the writer renames.
+    delivery: Option<Vec<u8>>,
 }
 
 impl Prepared {
     /// Encodes `request.event` with sequence 0 (the field is left out) for the writer to splice
     /// the sequence into. A delivery on the event itself is never stored in its encoding: it is
-    /// the request's `delivery` that is kept, apart.
+    /// the request's `delivery` that is kept, beside it.
     pub fn new(request: AppendRequest, codec: &Codec) -> Prepared {
         let AppendRequest {
             mut event,
@@ -43,10 +46,11 @@ impl Prepared {
         event.sequence = 0;
         event.delivery = None;
         let encoded = PreEncoded::new(&event);
+        let delivery = delivery.map(|delivery| delivery.encode_to_vec());
         Prepared {
-            compressed: encoded.compressed(codec),
+            compressed: codec.record(&encoded, delivery.as_deref()),
             encoded,
-            delivery: delivery.map(|delivery| codec.stored_delivery(delivery.encode_to_vec())),
+            delivery,
             event,
             identity,
         }
@@ -54,15 +58,10 @@ impl Prepared {
 
     /// The bytes this append adds to the store: its event and its delivery, as kept.
     pub(super) fn stored_bytes(&self) -> usize {
-        let event = self
-            .compressed
-            .as_ref()
-            .map_or(self.encoded.len(), |stored| stored.bytes.len());
-        event
-            + self
-                .delivery
-                .as_ref()
-                .map_or(0, |stored| stored.bytes.len())
+        match &self.compressed {
+            Some(stored) => stored.bytes.len(),
+            None => self.encoded.len() + self.delivery.as_ref().map_or(0, Vec::len),
+        }
     }
 }
 
@@ -221,7 +220,7 @@ fn store(
     let Prepared {
         mut event,
         encoded: pre_encoded,
-        compressed,
+        mut compressed,
         delivery,
         ..
     } = prepared;
@@ -274,7 +273,7 @@ fn store(
                 event.sequence = 0;
                 let renamed = PreEncoded::new(&event);
                 event.sequence = sequence;
-                let compressed = renamed.compressed(statements.codec);
+                compressed = statements.codec.record(&renamed, delivery.as_deref());
                 encoded = EncodedEvent {
                     sequence,
                     bytes: renamed.with_sequence(sequence),
@@ -287,12 +286,11 @@ fn store(
             }
         }
     }
-    if let Some(delivery) = &delivery {
-        statements.insert_delivery.execute((
-            sql_sequence,
-            delivery.bytes.as_slice(),
-            delivery.codec,
-        ))?;
+    // A record holds its delivery; a plain event's is a row of its own.
+    if let (None, Some(delivery)) = (&compressed, &delivery) {
+        statements
+            .insert_delivery
+            .execute((sql_sequence, delivery.as_slice(), PLAIN))?;
     }
     for resource in event.subject.iter().chain(&event.related) {
         statements

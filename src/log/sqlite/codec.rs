@@ -3,9 +3,9 @@
 //! A row's `codec` column says how its body is kept: [`PLAIN`] is the prost encoding as is (for
 //! an event, with its sequence; every row written before schema version 6 is plain), any other
 //! value is the id of the zstd dictionary (`dictionaries` table) its body was compressed with.
-//! A compressed event leaves its sequence out, since the row's key holds it, and starts with
-//! where the sequence field goes, so that reading it back gives exactly the bytes
-//! `Event::encode_to_vec` gives, which is what subscribers are sent.
+//! The dictionary's kind says what the frame holds (see `frame`): new rows are **records**, an
+//! event and its delivery in one frame in the `events` row; schema version 6 compressed events
+//! and deliveries apart, and those rows read as they are.
 //!
 //! Webhooks of one provider share most of their bytes (field names, enumerations, URLs), but a
 //! single body is too small for a compressor to find that on its own: a dictionary trained on
@@ -18,12 +18,12 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use bytes::Bytes;
 use prost::Message;
 use zstd::dict::{DecoderDictionary, EncoderDictionary};
 use zstd::zstd_safe::{self, CCtx, DCtx};
 
-use crate::proto::v1::{Event, ResourceRef};
+use super::frame::{self, PreEncoded, Record};
+use crate::proto::v1::ResourceRef;
 
 /// The `codec` of a body kept as its prost encoding.
 pub(super) const PLAIN: i64 = 0;
@@ -36,14 +36,6 @@ const LEVEL: i32 = 3;
 /// damaged frame header cannot make a read allocate without bound.
 const MAX_PLAIN_BYTES: u64 = 64 * 1024 * 1024;
 
-/// `Event.sequence` and the stored fields numbered after it (prost writes fields in number
-/// order; `prepared_encoding_matches_prost` checks the splice). `delivery` (21) is never in a
-/// stored encoding.
-const SEQUENCE_FIELD: u32 = 17;
-const TRACEPARENT_FIELD: u32 = 18;
-const DATA_JSON_FIELD: u32 = 19;
-const PREVIOUS_DATA_JSON_FIELD: u32 = 20;
-
 /// The resources an event names (`Event.subject` and `Event.related`, same tags), decoded
 /// without the rest of the event: prost skips the other fields. Retention deletes an event's
 /// refs by them, since no index finds refs by sequence.
@@ -55,18 +47,23 @@ struct EventRefs {
     related: Vec<ResourceRef>,
 }
 
-/// Which table's bodies a dictionary is for (`dictionaries.kind`).
+/// What a dictionary's frames hold (`dictionaries.kind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
+    /// An event and its delivery (what new rows are).
+    Record,
+    /// An event alone (schema version 6).
     Event,
+    /// A delivery alone, in `deliveries` (schema version 6).
     Delivery,
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 2] = [Kind::Event, Kind::Delivery];
+    const ALL: [Kind; 3] = [Kind::Record, Kind::Event, Kind::Delivery];
 
     pub(super) fn as_str(self) -> &'static str {
         match self {
+            Kind::Record => "record",
             Kind::Event => "event",
             Kind::Delivery => "delivery",
         }
@@ -84,78 +81,10 @@ pub(super) struct StoredBody {
     pub bytes: Vec<u8>,
 }
 
-/// An event encoded without its sequence, and the splice that puts one in.
-pub(super) struct PreEncoded {
-    bytes: Vec<u8>,
-    /// Where the sequence field goes: before the fields numbered after it.
-    split: usize,
-}
-
-impl PreEncoded {
-    /// Encodes `event`, whose sequence is 0 (so left out) and which carries no delivery.
-    pub(super) fn new(event: &Event) -> PreEncoded {
-        let bytes = event.encode_to_vec();
-        let tail = string_field_len(TRACEPARENT_FIELD, &event.traceparent)
-            + string_field_len(DATA_JSON_FIELD, &event.data_json)
-            + string_field_len(PREVIOUS_DATA_JSON_FIELD, &event.previous_data_json);
-        PreEncoded {
-            split: bytes.len() - tail,
-            bytes,
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    /// The event's encoding with `sequence` set: what `encode_to_vec` gives for the event with
-    /// that sequence, at the cost of a copy.
-    pub(super) fn with_sequence(&self, sequence: u64) -> Bytes {
-        Bytes::from(splice(&self.bytes, self.split, sequence))
-    }
-
-    /// This event compressed with the current dictionary, `None` when there is none (or it
-    /// failed): then the row keeps [`PreEncoded::with_sequence`], plain, as rows always did.
-    pub(super) fn compressed(&self, codec: &Codec) -> Option<StoredBody> {
-        let dictionary = codec.current(Kind::Event)?;
-        let mut plain = Vec::with_capacity(self.bytes.len() + 10);
-        prost::encoding::encode_varint(self.split as u64, &mut plain);
-        plain.extend_from_slice(&self.bytes);
-        match dictionary.compress(&plain) {
-            Ok(bytes) => Some(StoredBody {
-                codec: dictionary.id,
-                bytes,
-            }),
-            Err(error) => {
-                tracing::warn!(%error, "cannot compress an event, storing it plain");
-                None
-            }
-        }
-    }
-}
-
-fn splice(bytes: &[u8], split: usize, sequence: u64) -> Vec<u8> {
-    let mut body = Vec::with_capacity(bytes.len() + 11);
-    body.extend_from_slice(&bytes[..split]);
-    prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, &mut body);
-    body.extend_from_slice(&bytes[split..]);
-    body
-}
-
-/// The encoded length of a string field as prost writes it (nothing when empty).
-fn string_field_len(field: u32, value: &str) -> usize {
-    if value.is_empty() {
-        0
-    } else {
-        prost::encoding::key_len(field)
-            + prost::encoding::encoded_len_varint(value.len() as u64)
-            + value.len()
-    }
-}
-
 /// One trained dictionary, prepared for both directions.
 struct Dictionary {
     id: i64,
+    kind: Kind,
     encoder: EncoderDictionary<'static>,
     decoder: DecoderDictionary<'static>,
 }
@@ -167,9 +96,10 @@ thread_local! {
 }
 
 impl Dictionary {
-    fn new(id: i64, content: &[u8]) -> Dictionary {
+    fn new(id: i64, kind: Kind, content: &[u8]) -> Dictionary {
         Dictionary {
             id,
+            kind,
             encoder: EncoderDictionary::copy(content, LEVEL),
             decoder: DecoderDictionary::copy(content),
         }
@@ -207,8 +137,8 @@ impl Dictionary {
 
 #[derive(Default)]
 struct Dictionaries {
-    /// What new rows are compressed with, per kind.
-    current: HashMap<&'static str, Arc<Dictionary>>,
+    /// What new rows are compressed with: the newest record dictionary.
+    current: Option<Arc<Dictionary>>,
     /// Every dictionary rows may name.
     by_id: HashMap<i64, Arc<Dictionary>>,
 }
@@ -230,7 +160,7 @@ impl Codec {
         }
     }
 
-    /// Loads every dictionary of the store; the newest of each kind compresses new rows.
+    /// Loads every dictionary of the store; the newest record one compresses new rows.
     pub(super) fn load(&self, conn: &rusqlite::Connection) -> rusqlite::Result<()> {
         let mut statement =
             conn.prepare("SELECT id, kind, content FROM dictionaries ORDER BY id")?;
@@ -251,43 +181,35 @@ impl Codec {
         Ok(())
     }
 
-    /// Makes a stored dictionary known; it compresses new rows of its kind from now on.
+    /// Makes a stored dictionary known; a record dictionary compresses new rows from now on.
     pub(super) fn install(&self, id: i64, kind: Kind, content: &[u8]) {
-        let dictionary = Arc::new(Dictionary::new(id, content));
+        let dictionary = Arc::new(Dictionary::new(id, kind, content));
         let mut dictionaries = self.write();
         dictionaries.by_id.insert(id, Arc::clone(&dictionary));
-        if self.enabled {
-            dictionaries.current.insert(kind.as_str(), dictionary);
+        if self.enabled && kind == Kind::Record {
+            dictionaries.current = Some(dictionary);
         }
     }
 
-    /// Whether new rows of `kind` would be stored plain for want of a dictionary.
-    pub(super) fn wants_dictionary(&self, kind: Kind) -> bool {
-        self.enabled && self.current(kind).is_none()
+    /// Whether new rows would be stored plain for want of a dictionary.
+    pub(super) fn wants_dictionary(&self) -> bool {
+        self.enabled && self.read().current.is_none()
     }
 
-    fn current(&self, kind: Kind) -> Option<Arc<Dictionary>> {
-        self.read().current.get(kind.as_str()).cloned()
-    }
-
-    /// How a row keeps a delivery's encoding.
-    pub(super) fn stored_delivery(&self, plain: Vec<u8>) -> StoredBody {
-        if let Some(dictionary) = self.current(Kind::Delivery) {
-            match dictionary.compress(&plain) {
-                Ok(bytes) => {
-                    return StoredBody {
-                        codec: dictionary.id,
-                        bytes,
-                    };
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "cannot compress a delivery, storing it plain")
-                }
+    /// `event` and the encoding of its delivery compressed as one record with the current
+    /// dictionary, `None` when there is none (or it failed): then the row keeps the event
+    /// plain, and its delivery goes to `deliveries`, as rows always did.
+    pub(super) fn record(&self, event: &PreEncoded, delivery: Option<&[u8]>) -> Option<StoredBody> {
+        let dictionary = self.read().current.clone()?;
+        match dictionary.compress(&event.record(delivery)) {
+            Ok(bytes) => Some(StoredBody {
+                codec: dictionary.id,
+                bytes,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot compress an event, storing it plain");
+                None
             }
-        }
-        StoredBody {
-            codec: PLAIN,
-            bytes: plain,
         }
     }
 
@@ -301,15 +223,26 @@ impl Codec {
         if codec == PLAIN {
             return Ok(Cow::Borrowed(stored));
         }
-        let plain = self.decompress(codec, stored)?;
-        let mut header = plain.as_slice();
-        let split = prost::encoding::decode_varint(&mut header)
-            .map_err(|error| format!("compressed event without its header: {error}"))?;
-        let split = usize::try_from(split)
-            .ok()
-            .filter(|split| *split <= header.len())
-            .ok_or("compressed event's split is past its end")?;
-        Ok(Cow::Owned(splice(header, split, sequence)))
+        let (kind, plain) = self.decompress(codec, stored)?;
+        match kind {
+            Kind::Record => Ok(Record::parse(&plain)?.event_with_sequence(sequence)),
+            Kind::Event => frame::event_frame_with_sequence(&plain, sequence),
+            Kind::Delivery => Err(format!("event names delivery dictionary {codec}")),
+        }
+        .map(Cow::Owned)
+    }
+
+    /// The encoding of the delivery kept in an event's row, when the row is a record with one.
+    pub(super) fn record_delivery(
+        &self,
+        codec: i64,
+        stored: &[u8],
+    ) -> Result<Option<Vec<u8>>, String> {
+        if codec == PLAIN || self.kind(codec) != Some(Kind::Record) {
+            return Ok(None);
+        }
+        let (_, plain) = self.decompress(codec, stored)?;
+        Ok(Record::parse(&plain)?.delivery.map(<[u8]>::to_vec))
     }
 
     /// The resources a stored event names (its subject first), as its refs rows hold them.
@@ -324,7 +257,7 @@ impl Codec {
         Ok(refs.subject.into_iter().chain(refs.related).collect())
     }
 
-    /// A stored delivery's encoding.
+    /// A `deliveries` row's encoding.
     pub(super) fn delivery_encoding<'a>(
         &self,
         codec: i64,
@@ -333,13 +266,26 @@ impl Codec {
         if codec == PLAIN {
             return Ok(Cow::Borrowed(stored));
         }
-        self.decompress(codec, stored).map(Cow::Owned)
+        match self.decompress(codec, stored)? {
+            (Kind::Delivery, plain) => Ok(Cow::Owned(plain)),
+            (kind, _) => Err(format!(
+                "delivery names {} dictionary {codec}",
+                kind.as_str()
+            )),
+        }
     }
 
-    fn decompress(&self, codec: i64, stored: &[u8]) -> Result<Vec<u8>, String> {
+    fn kind(&self, codec: i64) -> Option<Kind> {
+        self.read()
+            .by_id
+            .get(&codec)
+            .map(|dictionary| dictionary.kind)
+    }
+
+    fn decompress(&self, codec: i64, stored: &[u8]) -> Result<(Kind, Vec<u8>), String> {
         let dictionary = self.read().by_id.get(&codec).cloned();
         match dictionary {
-            Some(dictionary) => dictionary.decompress(stored),
+            Some(dictionary) => Ok((dictionary.kind, dictionary.decompress(stored)?)),
             None => Err(format!("no dictionary {codec}")),
         }
     }
@@ -362,6 +308,7 @@ impl Codec {
 mod tests {
     use super::*;
     use crate::event::resource;
+    use crate::proto::v1::Event;
 
     /// `EventRefs` reads the subject and related resources of a whole event: its tags are the
     /// event's.

@@ -337,17 +337,43 @@ pub(super) fn event_by_id(
         return Ok(None);
     };
     let mut event = decode_row(row, codec)?;
-    let delivery = row.get_ref(3).map_err(unavailable)?;
-    if let Ok(delivery) = delivery.as_blob() {
-        let sequence = i64::try_from(event.sequence).unwrap_or(0);
-        let delivery_codec: i64 = row.get(4).map_err(unavailable)?;
-        let encoding = codec
-            .delivery_encoding(delivery_codec, delivery)
-            .map_err(|error| corrupt(sequence, &error))?;
-        event.delivery =
-            Some(WebhookDelivery::decode(&*encoding).map_err(|error| corrupt(sequence, &error))?);
+    if matches!(view, View::Full) {
+        event.delivery = delivery_of(row, codec)?;
     }
     Ok(Some(event))
+}
+
+/// The delivery of a `(sequence, body, codec, delivery body, delivery codec)` row: the
+/// `deliveries` row beside a plain event (or one schema version 6 compressed apart), or the
+/// one kept in the event's record.
+fn delivery_of(
+    row: &rusqlite::Row<'_>,
+    codec: &Codec,
+) -> Result<Option<WebhookDelivery>, LogError> {
+    let sequence: i64 = row.get(0).map_err(unavailable)?;
+    let apart = row.get_ref(3).map_err(unavailable)?;
+    let encoding = match apart.as_blob() {
+        Ok(apart) => {
+            let apart_codec: i64 = row.get(4).map_err(unavailable)?;
+            Some(
+                codec
+                    .delivery_encoding(apart_codec, apart)
+                    .map(Cow::into_owned),
+            )
+        }
+        Err(_) => {
+            let body = row.get_ref(1).map_err(unavailable)?;
+            let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
+            let body_codec: i64 = row.get(2).map_err(unavailable)?;
+            codec.record_delivery(body_codec, body).transpose()
+        }
+    };
+    encoding
+        .transpose()
+        .map_err(|error| corrupt(sequence, &error))?
+        .map(|encoding| WebhookDelivery::decode(encoding.as_slice()))
+        .transpose()
+        .map_err(|error| corrupt(sequence, &error))
 }
 
 /// The stored event with this sequence.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 /// The schema this build writes; a file with a newer version is refused rather than misread.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// How long a connection waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,6 +117,10 @@ ALTER TABLE deliveries ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS refs_sequence;
 ";
 
+// Version 7 changes no table: new rows are records, an event and its delivery compressed
+// together in the `events` row with a dictionary of kind `record` (see `codec`). The version
+// says so, so that a version 6 build, which cannot read them, refuses the file.
+
 /// Created by every version from 6 on (and harmless on older files).
 const DICTIONARIES: &str = "
 CREATE TABLE IF NOT EXISTS dictionaries (
@@ -137,6 +141,16 @@ pub(super) const SCHEMA_V5_FOR_TESTS: [&str; 6] = [
     SCHEMA_V4,
     SCHEMA_V5,
 ];
+
+/// Makes a file as version 6 left it, for tests.
+#[cfg(test)]
+pub(super) fn create_version_6_for_tests(conn: &Connection) -> rusqlite::Result<()> {
+    for ddl in SCHEMA_V5_FOR_TESTS.into_iter().chain([SCHEMA_V6, DICTIONARIES]) {
+        conn.execute_batch(ddl)?;
+    }
+    super::dedup::rewrite_text_keys(conn)?;
+    conn.pragma_update(None, "user_version", 6)
+}
 
 /// The statements that made a version 3 file, for tests that make one as that build left it.
 #[cfg(test)]

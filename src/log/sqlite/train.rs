@@ -1,9 +1,12 @@
-//! Training the store's dictionaries (see `codec`) from its own bodies, off the writer thread.
+//! Training the store's record dictionary (see `codec`) from its own events, off the writer
+//! thread.
 //!
-//! Once enough events are stored plain, the writer starts a thread that reads the newest plain
-//! bodies over a read-only connection and trains one dictionary per table; the result comes
-//! back as a writer command, and the writer stores the dictionaries before any row may name
-//! them. A failed attempt (too few or too uniform bodies) is tried again after as many events.
+//! Once enough events are stored without one, the writer starts a thread that reads the newest
+//! events and their deliveries over a read-only connection and trains a dictionary on them as
+//! records; the result comes back as a writer command, and the writer stores the dictionary
+//! before any row may name it. Rows of any codec are samples (a store that schema version 6
+//! compressed apart trains on those), read through the codec. A failed attempt (too few or too
+//! uniform events) is tried again after as many events.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,19 +14,20 @@ use std::time::Instant;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
-use super::codec::{Codec, Kind, PLAIN};
+use super::codec::{Codec, Kind};
+use super::frame;
 use super::schema;
 use super::writer::{Command, Control};
 
-/// The most bodies a dictionary is trained on: zstd advises about a hundred times the
+/// The most events a dictionary is trained on: zstd advises about a hundred times the
 /// dictionary's size in samples, and reading more only makes training slower.
 const SAMPLES: i64 = 4_000;
 
 /// The largest dictionary: enough for several providers' field names and fixed values.
 const DICTIONARY_BYTES: usize = 32 * 1024;
 
-/// What a training thread found, per kind: the dictionary, or why there is none.
-pub(super) type Trained = Vec<(Kind, Result<Vec<u8>, String>)>;
+/// What a training thread found: the dictionary, or why there is none.
+pub(super) type Trained = Result<Vec<u8>, String>;
 
 /// The writer's side: when to train, and whether a training thread is out.
 pub(super) struct Trainer {
@@ -55,14 +59,11 @@ impl Trainer {
         }
     }
 
-    /// Counts `stored` more events and starts a training thread when enough were stored plain.
+    /// Counts `stored` more events and starts a training thread when enough were stored
+    /// without a dictionary.
     pub(super) fn committed(&mut self, codec: &Codec, stored: usize) {
         let Some(after) = self.after else { return };
-        let wanted: Vec<Kind> = Kind::ALL
-            .into_iter()
-            .filter(|kind| codec.wants_dictionary(*kind))
-            .collect();
-        if wanted.is_empty() {
+        if !codec.wants_dictionary() {
             return;
         }
         self.since = self.since.saturating_add(stored as u64);
@@ -72,14 +73,15 @@ impl Trainer {
         self.since = 0;
         let path = self.path.clone();
         let commands = self.commands.clone();
+        let codec = codec.clone();
         let spawned = std::thread::Builder::new()
             .name("hooknorm-sqlite-train".to_owned())
             .spawn(move || {
-                let trained = train(&path, &wanted);
+                let trained = train(&path, &codec);
                 // Gone when the log was closed meanwhile: nothing is left to install into.
                 if let Some(commands) = commands.upgrade() {
                     let _ =
-                        commands.blocking_send(Command::Control(Control::Dictionaries { trained }));
+                        commands.blocking_send(Command::Control(Control::Dictionary { trained }));
                 }
             });
         match spawned {
@@ -97,96 +99,81 @@ impl Trainer {
         now_ms: i64,
     ) {
         self.running = false;
-        let mut dictionaries = Vec::new();
-        for (kind, outcome) in trained {
-            match outcome {
-                Ok(content) => dictionaries.push((kind, content)),
-                Err(reason) => {
-                    tracing::info!(kind = kind.as_str(), %reason, "no dictionary trained yet");
-                }
+        let content = match trained {
+            Ok(content) => content,
+            Err(reason) => {
+                tracing::info!(%reason, "no dictionary trained yet");
+                return;
             }
-        }
-        if dictionaries.is_empty() {
-            return;
-        }
-        match store(conn, &dictionaries, now_ms) {
-            Ok(ids) => {
-                for ((kind, content), id) in dictionaries.iter().zip(ids) {
-                    codec.install(id, *kind, content);
-                    tracing::info!(
-                        kind = kind.as_str(),
-                        id,
-                        bytes = content.len(),
-                        "bodies are compressed with a trained dictionary from now on"
-                    );
-                }
+        };
+        match store(conn, Kind::Record, &content, now_ms) {
+            Ok(id) => {
+                codec.install(id, Kind::Record, &content);
+                tracing::info!(
+                    id,
+                    bytes = content.len(),
+                    "events are compressed with a trained dictionary from now on"
+                );
             }
-            Err(error) => tracing::warn!(%error, "cannot store trained dictionaries"),
+            Err(error) => tracing::warn!(%error, "cannot store a trained dictionary"),
         }
     }
 }
 
-/// Inserts the dictionaries in one transaction; their ids, in order.
-fn store(
-    conn: &mut Connection,
-    dictionaries: &[(Kind, Vec<u8>)],
-    now_ms: i64,
-) -> rusqlite::Result<Vec<i64>> {
-    let tx = conn.transaction()?;
-    let mut ids = Vec::with_capacity(dictionaries.len());
-    for (kind, content) in dictionaries {
-        tx.execute(
-            "INSERT INTO dictionaries (kind, content, created_at) VALUES (?1, ?2, ?3)",
-            (kind.as_str(), content, now_ms),
-        )?;
-        ids.push(tx.last_insert_rowid());
-    }
-    tx.commit()?;
-    Ok(ids)
+/// Inserts a dictionary; its id.
+fn store(conn: &Connection, kind: Kind, content: &[u8], now_ms: i64) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT INTO dictionaries (kind, content, created_at) VALUES (?1, ?2, ?3)",
+        (kind.as_str(), content, now_ms),
+    )?;
+    Ok(conn.last_insert_rowid())
 }
 
-/// Trains one dictionary per kind from the newest plain bodies of its table.
-fn train(path: &std::path::Path, kinds: &[Kind]) -> Trained {
-    let conn = match schema::open_reader(path) {
-        Ok(conn) => conn,
-        Err(error) => {
-            let reason = format!("cannot read samples: {error}");
-            return kinds
-                .iter()
-                .map(|kind| (*kind, Err(reason.clone())))
-                .collect();
+/// Trains a record dictionary on the newest events.
+fn train(path: &std::path::Path, codec: &Codec) -> Trained {
+    let started = Instant::now();
+    let conn =
+        schema::open_reader(path).map_err(|error| format!("cannot read samples: {error}"))?;
+    let samples = samples(&conn, codec)?;
+    let trained = zstd::dict::from_samples(&samples, DICTIONARY_BYTES)
+        .map_err(|error| format!("training on {} samples failed: {error}", samples.len()));
+    tracing::debug!(
+        ok = trained.is_ok(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "dictionary training"
+    );
+    trained
+}
+
+/// The newest events with their deliveries, each as the record a row would hold (the event
+/// with its sequence, which makes no difference to training).
+fn samples(conn: &Connection, codec: &Codec) -> Result<Vec<Vec<u8>>, String> {
+    let read = |error: rusqlite::Error| format!("cannot read samples: {error}");
+    let mut statement = conn
+        .prepare(
+            "SELECT e.sequence, e.body, e.codec, d.body, d.codec FROM events e \
+             LEFT JOIN deliveries d ON d.sequence = e.sequence \
+             ORDER BY e.sequence DESC LIMIT ?1",
+        )
+        .map_err(read)?;
+    let mut rows = statement.query([SAMPLES]).map_err(read)?;
+    let mut samples = Vec::new();
+    while let Some(row) = rows.next().map_err(read)? {
+        let sequence: i64 = row.get(0).map_err(read)?;
+        let body: Vec<u8> = row.get(1).map_err(read)?;
+        let event = codec.event_encoding(row.get(2).map_err(read)?, sequence as u64, &body);
+        let delivery = match row.get::<_, Option<Vec<u8>>>(3).map_err(read)? {
+            Some(apart) => Some(
+                codec
+                    .delivery_encoding(row.get(4).map_err(read)?, &apart)
+                    .map(|encoding| encoding.into_owned()),
+            ),
+            None => None,
+        };
+        // A damaged row is no sample, and reads report it where it matters.
+        if let (Ok(event), Ok(delivery)) = (event, delivery.transpose()) {
+            samples.push(frame::record(0, &event, delivery.as_deref()));
         }
-    };
-    kinds
-        .iter()
-        .map(|kind| {
-            let started = Instant::now();
-            let outcome = samples(&conn, *kind)
-                .map_err(|error| format!("cannot read samples: {error}"))
-                .and_then(|samples| {
-                    zstd::dict::from_samples(&samples, DICTIONARY_BYTES).map_err(|error| {
-                        format!("training on {} samples failed: {error}", samples.len())
-                    })
-                });
-            tracing::debug!(
-                kind = kind.as_str(),
-                ok = outcome.is_ok(),
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "dictionary training"
-            );
-            (*kind, outcome)
-        })
-        .collect()
-}
-
-fn samples(conn: &Connection, kind: Kind) -> rusqlite::Result<Vec<Vec<u8>>> {
-    let table = match kind {
-        Kind::Event => "events",
-        Kind::Delivery => "deliveries",
-    };
-    conn.prepare(&format!(
-        "SELECT body FROM {table} WHERE codec = {PLAIN} ORDER BY sequence DESC LIMIT ?1"
-    ))?
-    .query_map([SAMPLES], |row| row.get(0))?
-    .collect()
+    }
+    Ok(samples)
 }

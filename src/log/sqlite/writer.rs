@@ -48,8 +48,8 @@ pub(super) enum Control {
         entries: Vec<IndexEntry>,
         reply: ApplyReply,
     },
-    /// Dictionaries a training thread trained, to store and compress with.
-    Dictionaries { trained: Trained },
+    /// What a training thread trained, to store and compress with.
+    Dictionary { trained: Trained },
     /// Sets a `meta` value.
     SetMeta {
         key: &'static str,
@@ -264,7 +264,7 @@ impl Writer {
             Control::Apply { entries, reply } => {
                 let _ = reply.send(self.apply(entries));
             }
-            Control::Dictionaries { trained } => {
+            Control::Dictionary { trained } => {
                 if let Some(trainer) = &mut self.trainer {
                     let now_ms = (self.clock)().timestamp_millis();
                     trainer.install(&mut self.conn, &self.codec, trained, now_ms);

@@ -5,7 +5,7 @@ use prost::Message;
 
 use super::*;
 use crate::event::EntityKey;
-use crate::log::sqlite::codec::Kind;
+use crate::log::sqlite::frame::PreEncoded;
 use crate::log::sqlite::{IndexEntry, IndexEntryKind};
 use crate::proto::v1::{Header, WebhookDelivery};
 
@@ -65,19 +65,16 @@ fn webhook(n: u64) -> AppendRequest {
     }
 }
 
-/// Waits until the training thread's dictionaries compress new rows (a real thread, so real
+/// Waits until the training thread's dictionary compresses new rows (a real thread, so real
 /// time).
 async fn wait_for_dictionaries(log: &SqliteEventLog) {
     for _ in 0..500 {
-        if Kind::ALL
-            .into_iter()
-            .all(|kind| !log.codec.wants_dictionary(kind))
-        {
+        if !log.codec.wants_dictionary() {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no dictionaries trained within 10 s");
+    panic!("no dictionary trained within 10 s");
 }
 
 /// Appends `range`'s webhooks; what each append answered, by number.
@@ -141,17 +138,18 @@ async fn bodies_are_compressed_once_trained_and_read_back_exactly() {
     wait_for_dictionaries(&log).await;
     appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 300).await);
 
-    for table in ["events", "deliveries"] {
-        let codecs = codecs(&fixture, table);
-        let plain = codecs.iter().filter(|codec| **codec == 0).count() as u64;
-        assert!(plain >= COMPRESS_AFTER, "{table}: {plain} plain rows");
-        assert!(
-            codecs[plain as usize..].iter().all(|codec| *codec > 0),
-            "{table}: rows after the first compressed one are compressed too"
-        );
-        assert!(codecs.len() as u64 - plain >= 300, "{table}");
-    }
-    // The point of it: the compressed rows are several times smaller than the plain ones.
+    let events = codecs(&fixture, "events");
+    let plain = events.iter().filter(|codec| **codec == 0).count();
+    assert!(plain as u64 >= COMPRESS_AFTER, "{plain} plain rows");
+    assert!(
+        events[plain..].iter().all(|codec| *codec > 0),
+        "rows after the first compressed one are compressed too"
+    );
+    assert!(events.len() - plain >= 300);
+    // A record holds its delivery: only plain events have a `deliveries` row.
+    assert_eq!(codecs(&fixture, "deliveries"), vec![0; plain]);
+    // The point of it: a record, event and delivery, is several times smaller than the event
+    // alone kept plain.
     let average = |codec: &str| -> f64 {
         fixture
             .raw()
@@ -187,7 +185,7 @@ async fn bodies_are_compressed_once_trained_and_read_back_exactly() {
             .take(10)
             .all(|codec| *codec > 0)
     );
-    assert_eq!(fixture.count("SELECT COUNT(*) FROM dictionaries"), 2);
+    assert_eq!(fixture.count("SELECT COUNT(*) FROM dictionaries"), 1);
     log.close().await;
 }
 
@@ -392,13 +390,101 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
     wait_for_dictionaries(&log).await;
     appended.extend(append_all(&log, 500..520).await);
     assert_reads_back(&log, &appended).await;
-    let codecs = codecs(&fixture, "deliveries");
-    assert!(
-        codecs[..=COMPRESS_AFTER as usize]
-            .iter()
-            .all(|codec| *codec == 0)
+    // The old deliveries stay where they were; the new events are records holding theirs.
+    assert_eq!(
+        codecs(&fixture, "deliveries"),
+        vec![0; COMPRESS_AFTER as usize + 1]
     );
-    assert!(codecs.iter().rev().take(20).all(|codec| *codec > 0));
+    assert!(
+        codecs(&fixture, "events")
+            .iter()
+            .rev()
+            .take(20)
+            .all(|codec| *codec > 0)
+    );
+    log.close().await;
+}
+
+/// A store as version 6 left it (events and deliveries compressed apart, each with a
+/// dictionary of its own) opens in place: its rows read back, it trains a record dictionary on
+/// them, and new events are records.
+#[tokio::test]
+async fn a_version_6_store_keeps_its_rows_and_trains_a_record_dictionary_on_them() {
+    let fixture = Fixture::new();
+    std::fs::create_dir_all(&fixture.config.path).unwrap();
+    let requests: Vec<AppendRequest> = (0..COMPRESS_AFTER).map(webhook).collect();
+    let frames: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|request| PreEncoded::new(&request.event).event_frame())
+        .collect();
+    let deliveries: Vec<Vec<u8>> = requests
+        .iter()
+        .map(|request| request.delivery.as_ref().unwrap().encode_to_vec())
+        .collect();
+    let mut old = Vec::new();
+    {
+        let raw = fixture.raw();
+        raw.pragma_update(None, "journal_mode", "wal").unwrap();
+        schema::create_version_6_for_tests(&raw).unwrap();
+        let mut compressors = Vec::new();
+        for (id, kind, samples) in [(1, "event", &frames), (2, "delivery", &deliveries)] {
+            let content = zstd::dict::from_samples(samples, 16 * 1024).unwrap();
+            raw.execute(
+                "INSERT INTO dictionaries (id, kind, content, created_at) VALUES (?1, ?2, ?3, ?4)",
+                (id, kind, &content, T0_MS),
+            )
+            .unwrap();
+            compressors.push(zstd::bulk::Compressor::with_dictionary(3, &content).unwrap());
+        }
+        for (n, request) in requests.iter().enumerate() {
+            let sequence = n as u64 + 1;
+            let event = request.event.clone().with_sequence(sequence);
+            raw.execute(
+                "INSERT INTO events (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
+                 VALUES (?1, ?2, 1, 'gigs', ?3, ?4, ?5, ?4, 1)",
+                (
+                    sequence as i64,
+                    &event.id,
+                    &event.r#type,
+                    T0_MS,
+                    compressors[0].compress(&frames[n]).unwrap(),
+                ),
+            )
+            .unwrap();
+            raw.execute(
+                "INSERT INTO deliveries (sequence, body, codec) VALUES (?1, ?2, 2)",
+                (
+                    sequence as i64,
+                    compressors[1].compress(&deliveries[n]).unwrap(),
+                ),
+            )
+            .unwrap();
+            old.push((n as u64, event));
+        }
+    }
+    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
+    assert_reads_back(&log, &old).await;
+    // Its rows are all compressed, so the first commit trains on them, read through the codec.
+    let mut appended = old;
+    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
+    wait_for_dictionaries(&log).await;
+    appended.extend(append_all(&log, 500..520).await);
+    assert_reads_back(&log, &appended).await;
+    assert_eq!(
+        fixture.count("SELECT COUNT(*) FROM dictionaries WHERE kind = 'record'"),
+        1
+    );
+    let events = codecs(&fixture, "events");
+    assert!(
+        events[..COMPRESS_AFTER as usize]
+            .iter()
+            .all(|codec| *codec == 1)
+    );
+    assert!(events.iter().rev().take(20).all(|codec| *codec > 2));
+    assert_eq!(
+        fixture.count("SELECT COUNT(*) FROM deliveries"),
+        COMPRESS_AFTER as i64 + 1
+    );
     log.close().await;
 }
 
