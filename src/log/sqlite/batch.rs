@@ -112,6 +112,7 @@ pub(super) struct Statements<'c> {
     insert_event_if_id_free: CachedStatement<'c>,
     insert_ref: CachedStatement<'c>,
     insert_delivery: CachedStatement<'c>,
+    insert_names: CachedStatement<'c>,
     upsert_dedup: CachedStatement<'c>,
 }
 
@@ -132,6 +133,7 @@ impl<'c> Statements<'c> {
             insert_delivery: conn.prepare_cached(
                 "INSERT INTO deliveries (sequence, body, codec) VALUES (?1, ?2, ?3)",
             )?,
+            insert_names: conn.prepare_cached(INSERT_NAMES)?,
             upsert_dedup: conn.prepare_cached(dedup::UPSERT)?,
         })
     }
@@ -199,14 +201,22 @@ enum IdTaken {
     Recurrence,
 }
 
+/// Source and type go in as names and are stored as the ids `names` gives them, which
+/// [`INSERT_NAMES`] makes sure exist.
 const INSERT_EVENT: &str = "INSERT INTO events \
-    (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    (sequence, id, provider, source_id, type_id, received_at, body, appended_at, codec) \
+    VALUES (?1, ?2, ?3, (SELECT id FROM names WHERE name = ?4), \
+    (SELECT id FROM names WHERE name = ?5), ?6, ?7, ?8, ?9)";
 
 /// The same, doing nothing when the id is taken.
 const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
-    (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    (sequence, id, provider, source_id, type_id, received_at, body, appended_at, codec) \
+    VALUES (?1, ?2, ?3, (SELECT id FROM names WHERE name = ?4), \
+    (SELECT id FROM names WHERE name = ?5), ?6, ?7, ?8, ?9)";
+
+/// An event's source and type, named where they are new. In the batch's transaction, so a
+/// rolled-back batch leaves no name behind and no event names one that is missing.
+const INSERT_NAMES: &str = "INSERT OR IGNORE INTO names (name) VALUES (?1), (?2)";
 
 /// Inserts the event, its delivery, its refs and its dedup key `key`; when its id is taken, what
 /// `taken` says.
@@ -255,6 +265,9 @@ fn store(
     // inserting, saving a separate lookup per append.
     // The id a redelivery repeats: a recurrence's fingerprint, not the name it is stored by.
     let mut fingerprint = None;
+    statements
+        .insert_names
+        .execute((&event.source, &event.r#type))?;
     if insert(
         &mut statements.insert_event_if_id_free,
         &event,

@@ -162,9 +162,10 @@ impl EventQuery {
                     .map(|provider| Value::Integer(i64::from(*provider))),
             );
         }
+        // Sources and types are stored as the ids of their names.
         if !filter.sources.is_empty() {
             conditions.push(format!(
-                "e.source IN ({})",
+                "e.source_id IN (SELECT id FROM names WHERE name IN ({}))",
                 placeholders(filter.sources.len())
             ));
             params.extend(filter.sources.iter().cloned().map(Value::Text));
@@ -254,10 +255,11 @@ fn removed_through(conn: &Connection) -> Result<u64, LogError> {
     }
 }
 
-/// `(type = ? OR (type >= ? AND type < ?) ...)`, or `None` when any type matches.
+/// `e.type_id IN (SELECT id FROM names WHERE name = ? OR (name >= ? AND name < ?) ...)`, or
+/// `None` when any type matches.
 ///
 /// A prefix is matched as a range of strings rather than with `LIKE`: the range is exact (`LIKE`
-/// folds ASCII case and would need `%` and `_` escaped), and it walks the `type` index.
+/// folds ASCII case and would need `%` and `_` escaped), and it walks the names' index.
 fn type_condition(types: &[TypePattern], params: &mut Vec<Value>) -> Option<String> {
     let matches_all =
         |pattern: &TypePattern| matches!(pattern, TypePattern::Prefix(p) if p.is_empty());
@@ -268,22 +270,25 @@ fn type_condition(types: &[TypePattern], params: &mut Vec<Value>) -> Option<Stri
     for pattern in types {
         match pattern {
             TypePattern::Exact(name) => {
-                alternatives.push("e.type = ?");
+                alternatives.push("name = ?");
                 params.push(Value::Text(name.clone()));
             }
             TypePattern::Prefix(prefix) => {
                 params.push(Value::Text(prefix.clone()));
                 match prefix_upper_bound(prefix) {
                     Some(upper) => {
-                        alternatives.push("(e.type >= ? AND e.type < ?)");
+                        alternatives.push("(name >= ? AND name < ?)");
                         params.push(Value::Text(upper));
                     }
-                    None => alternatives.push("e.type >= ?"),
+                    None => alternatives.push("name >= ?"),
                 }
             }
         }
     }
-    Some(format!("({})", alternatives.join(" OR ")))
+    Some(format!(
+        "e.type_id IN (SELECT id FROM names WHERE {})",
+        alternatives.join(" OR ")
+    ))
 }
 
 /// The least string greater than every string starting with `prefix` (`order.` -> `order/`), or

@@ -117,9 +117,31 @@ ALTER TABLE deliveries ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
 DROP INDEX IF EXISTS refs_sequence;
 ";
 
-// Version 7 changes no table: new rows are records, an event and its delivery compressed
-// together in the `events` row with a dictionary of kind `record` (see `codec`). The version
-// says so, so that a version 6 build, which cannot read them, refuses the file.
+/// Version 7: sources and types as small integers naming a row of `names`, and new rows are
+/// records, an event and its delivery compressed together in the `events` row with a
+/// dictionary of kind `record` (see `codec`, which version 6 builds cannot read).
+///
+/// An event's source and type were text in its row and again in the `type` index, some 40 B an
+/// event for a few dozen distinct values; filters now match names and look their ids up. The
+/// columns are added, filled and the old ones dropped in place (each `DROP COLUMN` rewrites
+/// the table once), so sequences and `sqlite_sequence` stay as they were.
+const SCHEMA_V7: &str = "
+CREATE TABLE IF NOT EXISTS names (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+INSERT OR IGNORE INTO names (name) SELECT DISTINCT source FROM events;
+INSERT OR IGNORE INTO names (name) SELECT DISTINCT type FROM events;
+ALTER TABLE events ADD COLUMN source_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE events ADD COLUMN type_id INTEGER NOT NULL DEFAULT 0;
+UPDATE events SET
+    source_id = (SELECT id FROM names WHERE name = events.source),
+    type_id = (SELECT id FROM names WHERE name = events.type);
+DROP INDEX IF EXISTS events_type;
+ALTER TABLE events DROP COLUMN source;
+ALTER TABLE events DROP COLUMN type;
+CREATE INDEX IF NOT EXISTS events_type_id ON events (type_id);
+";
 
 /// Created by every version from 6 on (and harmless on older files).
 const DICTIONARIES: &str = "
@@ -145,7 +167,10 @@ pub(super) const SCHEMA_V5_FOR_TESTS: [&str; 6] = [
 /// Makes a file as version 6 left it, for tests.
 #[cfg(test)]
 pub(super) fn create_version_6_for_tests(conn: &Connection) -> rusqlite::Result<()> {
-    for ddl in SCHEMA_V5_FOR_TESTS.into_iter().chain([SCHEMA_V6, DICTIONARIES]) {
+    for ddl in SCHEMA_V5_FOR_TESTS
+        .into_iter()
+        .chain([SCHEMA_V6, DICTIONARIES])
+    {
         conn.execute_batch(ddl)?;
     }
     super::dedup::rewrite_text_keys(conn)?;
@@ -206,7 +231,11 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
     if version > SCHEMA_VERSION {
         return Err(SchemaError::TooNew(version));
     }
-    tx.execute_batch(SCHEMA_V1)?;
+    // Version 1's statements are idempotent, but its `type` index names a column version 7
+    // drops: they run on a new file only, and every older one already has what they make.
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
     // A fresh file goes through the same steps as an old one. The column check, not only the
     // version, guards the `ALTER`, which SQLite cannot make conditional.
     if !has_column(&tx, "events", "appended_at")? {
@@ -224,6 +253,9 @@ fn migrate(conn: &mut Connection) -> Result<(), SchemaError> {
         super::dedup::rewrite_text_keys(&tx)?;
     }
     tx.execute_batch(DICTIONARIES)?;
+    if !has_column(&tx, "events", "type_id")? {
+        tx.execute_batch(SCHEMA_V7)?;
+    }
     if version != SCHEMA_VERSION {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }

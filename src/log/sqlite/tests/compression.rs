@@ -464,6 +464,25 @@ async fn a_version_6_store_keeps_its_rows_and_trains_a_record_dictionary_on_them
     }
     let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
     assert_reads_back(&log, &old).await;
+    // Sources and types became names, which filters find the old rows by.
+    let filtered = |source: &str, types: &[&str]| {
+        let types: Vec<String> = types.iter().map(|pattern| (*pattern).to_owned()).collect();
+        EventFilter::new(Vec::new(), vec![source.to_owned()], &types, None).unwrap()
+    };
+    let found = log
+        .read_after(0, &filtered("gigs", &["subscription.*"]), 10_000)
+        .await
+        .unwrap();
+    assert_eq!(found.len() as u64, COMPRESS_AFTER);
+    let exact = filtered("gigs", &["plan.updated", "subscription.activated"]);
+    assert_eq!(log.list(&exact, None, 3).await.unwrap().len(), 3);
+    for (source, types) in [
+        ("other", &["subscription.*"][..]),
+        ("gigs", &["plan.*"][..]),
+    ] {
+        let none = log.read_after(0, &filtered(source, types), 10).await;
+        assert_eq!(none.unwrap(), []);
+    }
     // Its rows are all compressed, so the first commit trains on them, read through the codec.
     let mut appended = old;
     appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);

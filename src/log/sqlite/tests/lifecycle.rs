@@ -229,7 +229,7 @@ async fn a_version_3_store_loses_the_appended_at_index_and_keeps_its_events() {
         assert_eq!(version, schema::SCHEMA_VERSION);
         assert_eq!(
             indexes(&raw),
-            ["dedup_created_at", "events_received_at", "events_type",]
+            ["dedup_created_at", "events_received_at", "events_type_id",]
         );
     }
     let log = fixture.open();
