@@ -130,6 +130,13 @@ fn codecs(fixture: &Fixture, table: &str) -> Vec<i64> {
         .unwrap()
 }
 
+/// The newest `count` events are compressed.
+fn assert_newest_compressed(fixture: &Fixture, count: usize) {
+    let codecs = codecs(fixture, "events");
+    let newest = &codecs[codecs.len() - count..];
+    assert!(newest.iter().all(|codec| *codec > 0), "{newest:?}");
+}
+
 #[tokio::test]
 async fn bodies_are_compressed_once_trained_and_read_back_exactly() {
     let fixture = Fixture::new();
@@ -178,13 +185,7 @@ async fn bodies_are_compressed_once_trained_and_read_back_exactly() {
     let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
     appended.extend(append_all(&log, 1_000..1_010).await);
     assert_reads_back(&log, &appended).await;
-    assert!(
-        codecs(&fixture, "events")
-            .iter()
-            .rev()
-            .take(10)
-            .all(|codec| *codec > 0)
-    );
+    assert_newest_compressed(&fixture, 10);
     assert_eq!(fixture.count("SELECT COUNT(*) FROM dictionaries"), 1);
     log.close().await;
 }
@@ -204,13 +205,7 @@ async fn a_recurrence_renamed_in_the_writer_is_compressed_and_reads_back() {
     assert!(recurred.event.id.starts_with("gigs:state_a-"));
     let stored = log.get(&recurred.event.id, View::Basic).await;
     assert_eq!(stored.unwrap(), Some(recurred.event));
-    assert!(
-        codecs(&fixture, "events")
-            .iter()
-            .rev()
-            .take(3)
-            .all(|codec| *codec > 0)
-    );
+    assert_newest_compressed(&fixture, 3);
     log.close().await;
 }
 
@@ -395,13 +390,7 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
         codecs(&fixture, "deliveries"),
         vec![0; COMPRESS_AFTER as usize + 1]
     );
-    assert!(
-        codecs(&fixture, "events")
-            .iter()
-            .rev()
-            .take(20)
-            .all(|codec| *codec > 0)
-    );
+    assert_newest_compressed(&fixture, 20);
     log.close().await;
 }
 
@@ -560,13 +549,7 @@ async fn a_replica_index_compresses_what_it_applies() {
         assert_eq!(*event, sent);
     }
     assert_reads_back(&index, &expected).await;
-    assert!(
-        codecs(&fixture, "events")
-            .iter()
-            .rev()
-            .take(100)
-            .all(|codec| *codec > 0)
-    );
+    assert_newest_compressed(&fixture, 100);
 
     // Removing everything below the last 50 takes every compressed and plain event's refs.
     let keep_from = COMPRESS_AFTER + 51;
