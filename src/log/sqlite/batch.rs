@@ -201,18 +201,25 @@ enum IdTaken {
     Recurrence,
 }
 
-/// Source and type go in as names and are stored as the ids `names` gives them, which
-/// [`INSERT_NAMES`] makes sure exist.
-const INSERT_EVENT: &str = "INSERT INTO events \
-    (sequence, id, provider, source_id, type_id, received_at, body, appended_at, codec) \
-    VALUES (?1, ?2, ?3, (SELECT id FROM names WHERE name = ?4), \
-    (SELECT id FROM names WHERE name = ?5), ?6, ?7, ?8, ?9)";
+/// An insert of an event row, `$verb` being `INSERT` or a variant of it. Source and type go in
+/// as names and are stored as the ids `names` gives them, which [`INSERT_NAMES`] makes sure
+/// exist.
+macro_rules! insert_event {
+    ($verb:literal) => {
+        concat!(
+            $verb,
+            " INTO events \
+            (sequence, id, provider, source_id, type_id, received_at, body, appended_at, codec) \
+            VALUES (?1, ?2, ?3, (SELECT id FROM names WHERE name = ?4), \
+            (SELECT id FROM names WHERE name = ?5), ?6, ?7, ?8, ?9)"
+        )
+    };
+}
+
+const INSERT_EVENT: &str = insert_event!("INSERT");
 
 /// The same, doing nothing when the id is taken.
-const INSERT_EVENT_IF_ID_FREE: &str = "INSERT OR IGNORE INTO events \
-    (sequence, id, provider, source_id, type_id, received_at, body, appended_at, codec) \
-    VALUES (?1, ?2, ?3, (SELECT id FROM names WHERE name = ?4), \
-    (SELECT id FROM names WHERE name = ?5), ?6, ?7, ?8, ?9)";
+const INSERT_EVENT_IF_ID_FREE: &str = insert_event!("INSERT OR IGNORE");
 
 /// An event's source and type, named where they are new. In the batch's transaction, so a
 /// rolled-back batch leaves no name behind and no event names one that is missing.
