@@ -5,6 +5,7 @@ mod compression;
 mod dedup;
 mod lifecycle;
 mod reads;
+mod upgrades;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 

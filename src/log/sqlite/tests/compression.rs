@@ -1,18 +1,16 @@
-//! Compressed bodies: dictionaries trained on the store's own events, rows read back exactly,
-//! damage reported, and a version 5 store migrated in place.
+//! Compressed bodies: a dictionary trained on the store's own events, rows read back exactly,
+//! damage reported. The helpers are shared with `upgrades`.
 
 use prost::Message;
 
 use super::*;
-use crate::event::EntityKey;
-use crate::log::sqlite::frame::PreEncoded;
 use crate::log::sqlite::{IndexEntry, IndexEntryKind};
 use crate::proto::v1::{Header, WebhookDelivery};
 
 /// Small, so tests train quickly; enough bodies for zstd to train on.
-const COMPRESS_AFTER: u64 = 200;
+pub(super) const COMPRESS_AFTER: u64 = 200;
 
-fn open_compressing(fixture: &Fixture, compress_after: Option<u64>) -> SqliteEventLog {
+pub(super) fn open_compressing(fixture: &Fixture, compress_after: Option<u64>) -> SqliteEventLog {
     let now_ms = Arc::clone(&fixture.now_ms);
     let clock: Clock = Arc::new(move || time(now_ms.load(Ordering::SeqCst)));
     SqliteEventLog::open_with(
@@ -28,7 +26,7 @@ fn open_compressing(fixture: &Fixture, compress_after: Option<u64>) -> SqliteEve
 
 /// A webhook-like event with its delivery: JSON sharing its shape with the others, ids and
 /// values of its own.
-fn webhook(n: u64) -> AppendRequest {
+pub(super) fn webhook(n: u64) -> AppendRequest {
     let data = format!(
         r#"{{"object":"subscription","id":"sub_{n:08x}","plan":{{"object":"plan","id":"pln_{}"}},"status":"active","phoneNumber":"+49170{n:07}","createdAt":"2026-01-0{}T10:00:00Z"}}"#,
         n % 7,
@@ -67,7 +65,7 @@ fn webhook(n: u64) -> AppendRequest {
 
 /// Waits until the training thread's dictionary compresses new rows (a real thread, so real
 /// time).
-async fn wait_for_dictionaries(log: &SqliteEventLog) {
+pub(super) async fn wait_for_dictionaries(log: &SqliteEventLog) {
     for _ in 0..500 {
         if !log.codec.wants_dictionary() {
             return;
@@ -78,7 +76,10 @@ async fn wait_for_dictionaries(log: &SqliteEventLog) {
 }
 
 /// Appends `range`'s webhooks; what each append answered, by number.
-async fn append_all(log: &SqliteEventLog, range: std::ops::Range<u64>) -> Vec<(u64, Event)> {
+pub(super) async fn append_all(
+    log: &SqliteEventLog,
+    range: std::ops::Range<u64>,
+) -> Vec<(u64, Event)> {
     let mut appended = Vec::new();
     for n in range {
         let answer = log.append(webhook(n)).await.unwrap();
@@ -89,7 +90,7 @@ async fn append_all(log: &SqliteEventLog, range: std::ops::Range<u64>) -> Vec<(u
 }
 
 /// Every way a stored event is read gives back exactly what was appended.
-async fn assert_reads_back(log: &SqliteEventLog, appended: &[(u64, Event)]) {
+pub(super) async fn assert_reads_back(log: &SqliteEventLog, appended: &[(u64, Event)]) {
     let stored = log
         .read_after(0, &EventFilter::default(), 10_000)
         .await
@@ -119,7 +120,7 @@ async fn assert_reads_back(log: &SqliteEventLog, appended: &[(u64, Event)]) {
     }
 }
 
-fn codecs(fixture: &Fixture, table: &str) -> Vec<i64> {
+pub(super) fn codecs(fixture: &Fixture, table: &str) -> Vec<i64> {
     fixture
         .raw()
         .prepare(&format!("SELECT codec FROM {table} ORDER BY sequence"))
@@ -131,7 +132,7 @@ fn codecs(fixture: &Fixture, table: &str) -> Vec<i64> {
 }
 
 /// The newest `count` events are compressed.
-fn assert_newest_compressed(fixture: &Fixture, count: usize) {
+pub(super) fn assert_newest_compressed(fixture: &Fixture, count: usize) {
     let codecs = codecs(fixture, "events");
     let newest = &codecs[codecs.len() - count..];
     assert!(newest.iter().all(|codec| *codec > 0), "{newest:?}");
@@ -296,203 +297,6 @@ async fn damaged_compressed_bodies_are_reported_corrupt() {
         .await
         .unwrap();
     assert_eq!(third, [appended[2].1.clone()]);
-    log.close().await;
-}
-
-/// A store as version 5 left it (every body plain, no `codec` columns) opens in place: its
-/// rows read back as they were, it trains on them at the first commit, and new rows compress.
-#[tokio::test]
-async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
-    let fixture = Fixture::new();
-    std::fs::create_dir_all(&fixture.config.path).unwrap();
-    let mut old = Vec::new();
-    {
-        let raw = fixture.raw();
-        raw.pragma_update(None, "journal_mode", "wal").unwrap();
-        for ddl in schema::SCHEMA_V5_FOR_TESTS {
-            raw.execute_batch(ddl).unwrap();
-        }
-        raw.pragma_update(None, "user_version", 5).unwrap();
-        for n in 0..COMPRESS_AFTER {
-            let request = webhook(n);
-            let sequence = n + 1;
-            let event = request.event.with_sequence(sequence);
-            raw.execute(
-                "INSERT INTO events (sequence, id, provider, source, type, received_at, body, appended_at) \
-                 VALUES (?1, ?2, 1, 'gigs', ?3, ?4, ?5, ?4)",
-                (
-                    sequence as i64,
-                    &event.id,
-                    &event.r#type,
-                    T0_MS,
-                    event.encode_to_vec(),
-                ),
-            )
-            .unwrap();
-            raw.execute(
-                "INSERT INTO deliveries (sequence, body) VALUES (?1, ?2)",
-                (sequence as i64, request.delivery.unwrap().encode_to_vec()),
-            )
-            .unwrap();
-            old.push((n, event));
-        }
-        // Text keys as version 5 kept them: one of an event retention has removed since, and
-        // an entity's latest state.
-        let entity = EntityKey::new("test").part("sim_1");
-        for (key, sequence, id) in [
-            ("id:gigs:evt_removed".to_owned(), 0, "gigs:evt_removed"),
-            (format!("latest:{}", entity.as_str()), 1, "gigs:state_a"),
-        ] {
-            raw.execute(
-                "INSERT INTO dedup (key, sequence, id, created_at) VALUES (?1, ?2, ?3, ?4)",
-                (key, sequence, id, T0_MS),
-            )
-            .unwrap();
-        }
-    }
-    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
-    assert_eq!(
-        fixture
-            .raw()
-            .pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
-            .unwrap(),
-        schema::SCHEMA_VERSION
-    );
-    assert_reads_back(&log, &old).await;
-    // Every text key became a digest and is still recognized.
-    let removed = log
-        .append(by_id(event("gigs:evt_removed", "t.x")))
-        .await
-        .unwrap();
-    assert!(removed.duplicate);
-    assert_eq!(
-        (removed.event.id.as_str(), removed.event.sequence),
-        ("gigs:evt_removed", 0)
-    );
-    let same_state = log
-        .append(latest("sim_1", event("gigs:state_a", "t.x")))
-        .await
-        .unwrap();
-    assert!(same_state.duplicate);
-    assert_eq!(same_state.event, old[0].1);
-    assert_eq!(
-        fixture.count("SELECT COUNT(*) FROM dedup WHERE typeof(key) = 'blob'"),
-        2
-    );
-    // The store already holds enough plain events: the first commit starts training.
-    let mut appended = old;
-    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
-    wait_for_dictionaries(&log).await;
-    appended.extend(append_all(&log, 500..520).await);
-    assert_reads_back(&log, &appended).await;
-    // The old deliveries stay where they were; the new events are records holding theirs.
-    assert_eq!(
-        codecs(&fixture, "deliveries"),
-        vec![0; COMPRESS_AFTER as usize + 1]
-    );
-    assert_newest_compressed(&fixture, 20);
-    log.close().await;
-}
-
-/// A store as version 6 left it (events and deliveries compressed apart, each with a
-/// dictionary of its own) opens in place: its rows read back, it trains a record dictionary on
-/// them, and new events are records.
-#[tokio::test]
-async fn a_version_6_store_keeps_its_rows_and_trains_a_record_dictionary_on_them() {
-    let fixture = Fixture::new();
-    std::fs::create_dir_all(&fixture.config.path).unwrap();
-    let requests: Vec<AppendRequest> = (0..COMPRESS_AFTER).map(webhook).collect();
-    let frames: Vec<Vec<u8>> = requests
-        .iter()
-        .map(|request| PreEncoded::new(&request.event).event_frame())
-        .collect();
-    let deliveries: Vec<Vec<u8>> = requests
-        .iter()
-        .map(|request| request.delivery.as_ref().unwrap().encode_to_vec())
-        .collect();
-    let mut old = Vec::new();
-    {
-        let raw = fixture.raw();
-        raw.pragma_update(None, "journal_mode", "wal").unwrap();
-        schema::create_version_6_for_tests(&raw).unwrap();
-        let mut compressors = Vec::new();
-        for (id, kind, samples) in [(1, "event", &frames), (2, "delivery", &deliveries)] {
-            let content = zstd::dict::from_samples(samples, 16 * 1024).unwrap();
-            raw.execute(
-                "INSERT INTO dictionaries (id, kind, content, created_at) VALUES (?1, ?2, ?3, ?4)",
-                (id, kind, &content, T0_MS),
-            )
-            .unwrap();
-            compressors.push(zstd::bulk::Compressor::with_dictionary(3, &content).unwrap());
-        }
-        for (n, request) in requests.iter().enumerate() {
-            let sequence = n as u64 + 1;
-            let event = request.event.clone().with_sequence(sequence);
-            raw.execute(
-                "INSERT INTO events (sequence, id, provider, source, type, received_at, body, appended_at, codec) \
-                 VALUES (?1, ?2, 1, 'gigs', ?3, ?4, ?5, ?4, 1)",
-                (
-                    sequence as i64,
-                    &event.id,
-                    &event.r#type,
-                    T0_MS,
-                    compressors[0].compress(&frames[n]).unwrap(),
-                ),
-            )
-            .unwrap();
-            raw.execute(
-                "INSERT INTO deliveries (sequence, body, codec) VALUES (?1, ?2, 2)",
-                (
-                    sequence as i64,
-                    compressors[1].compress(&deliveries[n]).unwrap(),
-                ),
-            )
-            .unwrap();
-            old.push((n as u64, event));
-        }
-    }
-    let log = open_compressing(&fixture, Some(COMPRESS_AFTER));
-    assert_reads_back(&log, &old).await;
-    // Sources and types became names, which filters find the old rows by.
-    let filtered = |source: &str, types: &[&str]| {
-        let types: Vec<String> = types.iter().map(|pattern| (*pattern).to_owned()).collect();
-        EventFilter::new(Vec::new(), vec![source.to_owned()], &types, None).unwrap()
-    };
-    let found = log
-        .read_after(0, &filtered("gigs", &["subscription.*"]), 10_000)
-        .await
-        .unwrap();
-    assert_eq!(found.len() as u64, COMPRESS_AFTER);
-    let exact = filtered("gigs", &["plan.updated", "subscription.activated"]);
-    assert_eq!(log.list(&exact, None, 3).await.unwrap().len(), 3);
-    for (source, types) in [
-        ("other", &["subscription.*"][..]),
-        ("gigs", &["plan.*"][..]),
-    ] {
-        let none = log.read_after(0, &filtered(source, types), 10).await;
-        assert_eq!(none.unwrap(), []);
-    }
-    // Its rows are all compressed, so the first commit trains on them, read through the codec.
-    let mut appended = old;
-    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
-    wait_for_dictionaries(&log).await;
-    appended.extend(append_all(&log, 500..520).await);
-    assert_reads_back(&log, &appended).await;
-    assert_eq!(
-        fixture.count("SELECT COUNT(*) FROM dictionaries WHERE kind = 'record'"),
-        1
-    );
-    let events = codecs(&fixture, "events");
-    assert!(
-        events[..COMPRESS_AFTER as usize]
-            .iter()
-            .all(|codec| *codec == 1)
-    );
-    assert!(events.iter().rev().take(20).all(|codec| *codec > 2));
-    assert_eq!(
-        fixture.count("SELECT COUNT(*) FROM deliveries"),
-        COMPRESS_AFTER as i64 + 1
-    );
     log.close().await;
 }
 
