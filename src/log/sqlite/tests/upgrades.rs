@@ -11,6 +11,16 @@ use super::*;
 use crate::event::EntityKey;
 use crate::log::sqlite::frame::PreEncoded;
 
+/// With `old` stored at open, past the training threshold: the first commit starts training on
+/// them, and once trained, old and new events read back.
+async fn train_on_old_rows(log: &SqliteEventLog, old: Vec<(u64, Event)>) {
+    let mut appended = old;
+    appended.extend(append_all(log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
+    wait_for_dictionaries(log).await;
+    appended.extend(append_all(log, 500..520).await);
+    assert_reads_back(log, &appended).await;
+}
+
 /// A store as version 5 left it (every body plain, no `codec` columns) opens in place: its
 /// rows read back as they were, it trains on them at the first commit, and new rows compress.
 #[tokio::test]
@@ -92,11 +102,7 @@ async fn a_version_5_store_keeps_its_plain_rows_and_compresses_new_ones() {
         2
     );
     // The store already holds enough plain events: the first commit starts training.
-    let mut appended = old;
-    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
-    wait_for_dictionaries(&log).await;
-    appended.extend(append_all(&log, 500..520).await);
-    assert_reads_back(&log, &appended).await;
+    train_on_old_rows(&log, old).await;
     // The old deliveries stay where they were; the new events are records holding theirs.
     assert_eq!(
         codecs(&fixture, "deliveries"),
@@ -185,11 +191,7 @@ async fn a_version_6_store_keeps_its_rows_and_trains_a_record_dictionary_on_them
         assert_eq!(none.unwrap(), []);
     }
     // Its rows are all compressed, so the first commit trains on them, read through the codec.
-    let mut appended = old;
-    appended.extend(append_all(&log, COMPRESS_AFTER..COMPRESS_AFTER + 1).await);
-    wait_for_dictionaries(&log).await;
-    appended.extend(append_all(&log, 500..520).await);
-    assert_reads_back(&log, &appended).await;
+    train_on_old_rows(&log, old).await;
     assert_eq!(
         fixture.count("SELECT COUNT(*) FROM dictionaries WHERE kind = 'record'"),
         1
