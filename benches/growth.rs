@@ -2,7 +2,7 @@
 //! `N` real events (signed 1 KiB Gigs webhooks, verified, normalized and appended through the
 //! same [`Pipeline`] the server runs, deliveries kept), then, against the full store:
 //!
-//! - append throughput of the last fill chunk beside the first (an empty store's);
+//! - append throughput on the full store beside a new, empty one (alternating rounds);
 //! - `GetEvent` and `ListEvents` by resource (a resource with one event, and one every event
 //!   names) latency percentiles;
 //! - a subscriber's catch-up from the middle (the encoded reads a resuming stream makes);
@@ -51,6 +51,9 @@ fn main() -> Result<(), Error> {
     runtime.block_on(run(total, chunk, dir))
 }
 
+/// Rounds of the append-rate comparison.
+const RATE_ROUNDS: usize = 3;
+
 async fn run(total: u64, chunk: u64, dir: &Path) -> Result<(), Error> {
     let (config, payloads) = bench_config(dir)?;
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config.store)?);
@@ -58,29 +61,21 @@ async fn run(total: u64, chunk: u64, dir: &Path) -> Result<(), Error> {
     let stored = log.head().await?;
     println!("growth: store {} holds {stored} events", dir.display());
 
-    // Fill, timing the first chunk (an empty store) and the last one.
-    let mut first_rate = None;
     let mut next = stored;
     while next < total {
         let end = (next + chunk).min(total);
         let (rate, _) = append(&pipeline, &payloads, next..end, FILL_IN_FLIGHT).await?;
-        if next == 0 {
-            first_rate = Some(rate);
-        }
         next = end;
         println!("  filled {next} of {total}: {rate:.0} events/s");
     }
-    let (full_rate, _) = append(&pipeline, &payloads, total..total + chunk, FILL_IN_FLIGHT).await?;
-    if let Some(first) = first_rate {
-        println!(
-            "append {chunk} events, {FILL_IN_FLIGHT} in flight: empty store {first:.0}/s, at {total} events {full_rate:.0}/s ({:.2}x)",
-            full_rate / first
-        );
-    } else {
-        println!(
-            "append {chunk} events at {total} events: {full_rate:.0}/s (the empty store's rate is measured when the store is filled)"
-        );
-    }
+    let head = log.head().await?;
+    let (empty, full) = append_rates(&config, &payloads, &pipeline, head, chunk).await?;
+    println!(
+        "append {chunk} events, {FILL_IN_FLIGHT} in flight, medians of {RATE_ROUNDS} alternating rounds: empty store {:.0}/s, at {head} events {:.0}/s ({:.2}x)",
+        empty,
+        full,
+        full / empty
+    );
     let head = log.head().await?;
 
     reads(&log, &payloads, head).await?;
@@ -90,6 +85,47 @@ async fn run(total: u64, chunk: u64, dir: &Path) -> Result<(), Error> {
     disk(dir, head, payloads.body(0).len())?;
     retention(dir, head, &payloads).await?;
     Ok(())
+}
+
+/// The append rate on the full store beside a new, empty one: rounds of `chunk` appends,
+/// alternating between a fresh empty store and the full one (`pipeline`, from webhook `next`
+/// on, past every one it holds), so that the machine getting busier or quieter weighs on both
+/// alike. The median rate of each.
+async fn append_rates(
+    config: &Config,
+    payloads: &Payloads,
+    pipeline: &Pipeline,
+    mut next: u64,
+    chunk: u64,
+) -> Result<(f64, f64), Error> {
+    let (mut empty, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..RATE_ROUNDS {
+        let dir = tempfile::tempdir()?;
+        let mut fresh = config.clone();
+        fresh.store.path = dir.path().to_owned();
+        let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&fresh.store)?);
+        let (rate, _) = append(
+            &Pipeline::new(&fresh, log.clone()),
+            payloads,
+            0..chunk,
+            FILL_IN_FLIGHT,
+        )
+        .await?;
+        log.close().await;
+        empty.push(rate);
+        let (rate, _) = append(pipeline, payloads, next..next + chunk, FILL_IN_FLIGHT).await?;
+        next += chunk;
+        full.push(rate);
+        println!(
+            "  round: empty store {:.0}/s, full store {rate:.0}/s",
+            empty[empty.len() - 1]
+        );
+    }
+    let median = |mut rates: Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    Ok((median(empty), median(full)))
 }
 
 /// The bench server's config (its Gigs source and secret), with the store in `dir`.
