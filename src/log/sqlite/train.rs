@@ -23,6 +23,11 @@ use super::writer::{Command, Control};
 /// dictionary's size in samples, and reading more only makes training slower.
 const SAMPLES: i64 = 4_000;
 
+/// The most sample bytes a dictionary is trained on, whatever the events' size: zstd wants about
+/// a hundred times the dictionary's size, and the samples are held twice while training (read,
+/// then copied into one buffer), so large webhooks must not make training a memory spike.
+const SAMPLE_BYTES: usize = 8 * 1024 * 1024;
+
 /// The largest dictionary: enough for several providers' field names and fixed values.
 const DICTIONARY_BYTES: usize = 32 * 1024;
 
@@ -146,7 +151,8 @@ fn train(path: &std::path::Path, codec: &Codec) -> Trained {
 }
 
 /// The newest events with their deliveries, each as the record a row would hold (the event
-/// with its sequence, which makes no difference to training).
+/// with its sequence, which makes no difference to training), up to [`SAMPLES`] of them and
+/// [`SAMPLE_BYTES`] in all.
 fn samples(conn: &Connection, codec: &Codec) -> Result<Vec<Vec<u8>>, String> {
     let read = |error: rusqlite::Error| format!("cannot read samples: {error}");
     let mut statement = conn
@@ -157,7 +163,7 @@ fn samples(conn: &Connection, codec: &Codec) -> Result<Vec<Vec<u8>>, String> {
         )
         .map_err(read)?;
     let mut rows = statement.query([SAMPLES]).map_err(read)?;
-    let mut samples = Vec::new();
+    let (mut samples, mut bytes) = (Vec::new(), 0);
     while let Some(row) = rows.next().map_err(read)? {
         let sequence: i64 = row.get(0).map_err(read)?;
         let body: Vec<u8> = row.get(1).map_err(read)?;
@@ -172,7 +178,12 @@ fn samples(conn: &Connection, codec: &Codec) -> Result<Vec<Vec<u8>>, String> {
         };
         // A damaged row is no sample, and reads report it where it matters.
         if let (Ok(event), Ok(delivery)) = (event, delivery.transpose()) {
-            samples.push(frame::record(0, &event, delivery.as_deref()));
+            let sample = frame::record(0, &event, delivery.as_deref());
+            bytes += sample.len();
+            samples.push(sample);
+            if bytes >= SAMPLE_BYTES {
+                break;
+            }
         }
     }
     Ok(samples)
