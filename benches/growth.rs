@@ -27,7 +27,9 @@ use hooknorm::event::resource;
 use hooknorm::log::sqlite::SqliteEventLog;
 use hooknorm::log::{EventFilter, EventLog, View};
 use hooknorm::pipeline::Pipeline;
+use hooknorm::proto::v1::Event;
 use hooknorm::webhook::RawWebhook;
+use prost::Message;
 
 #[path = "common/store_args.rs"]
 mod store_args;
@@ -58,33 +60,66 @@ async fn run(total: u64, chunk: u64, dir: &Path) -> Result<(), Error> {
     let (config, payloads) = bench_config(dir)?;
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config.store)?);
     let pipeline = Pipeline::new(&config, log.clone());
-    let stored = log.head().await?;
+    let mut stored = stored_events(dir)?;
     println!("growth: store {} holds {stored} events", dir.display());
 
-    let mut next = stored;
-    while next < total {
-        let end = (next + chunk).min(total);
-        let (rate, _) = append(&pipeline, &payloads, next..end, FILL_IN_FLIGHT).await?;
-        next = end;
-        println!("  filled {next} of {total}: {rate:.0} events/s");
+    // A reused store holds the webhooks of earlier runs, their latency phases included: new
+    // appends go on from the newest, so none is a duplicate.
+    let mut next = next_webhook(&log).await?;
+    while stored < total {
+        let count = chunk.min(total - stored);
+        let (rate, _) = append(&pipeline, &payloads, next..next + count, FILL_IN_FLIGHT).await?;
+        next += count;
+        stored += count;
+        println!("  filled {stored} of {total}: {rate:.0} events/s");
     }
-    let head = log.head().await?;
-    let (empty, full) = append_rates(&config, &payloads, &pipeline, head, chunk).await?;
+    let (empty, full) = append_rates(&config, &payloads, &pipeline, next, chunk).await?;
     println!(
-        "append {chunk} events, {FILL_IN_FLIGHT} in flight, medians of {RATE_ROUNDS} alternating rounds: empty store {:.0}/s, at {head} events {:.0}/s ({:.2}x)",
+        "append {chunk} events, {FILL_IN_FLIGHT} in flight, medians of {RATE_ROUNDS} alternating rounds: empty store {:.0}/s, at {stored} events {:.0}/s ({:.2}x)",
         empty,
         full,
         full / empty
     );
     let head = log.head().await?;
 
-    reads(&log, &payloads, head).await?;
+    reads(&log, head).await?;
     catch_up(&log, head).await?;
+    let next = next_webhook(&log).await?;
     log.close().await;
     drop(pipeline);
-    disk(dir, head, payloads.body(0).len())?;
-    retention(dir, head, &payloads).await?;
+    let stored = stored_events(dir)?;
+    disk(dir, stored, payloads.body(0).len())?;
+    retention(dir, stored, next, &payloads).await?;
     Ok(())
+}
+
+/// How many events the store in `dir` holds (retention may have removed the oldest).
+fn stored_events(dir: &Path) -> Result<u64, Error> {
+    let db = dir.join(hooknorm::log::sqlite::DB_FILE_NAME);
+    if !db.exists() {
+        return Ok(0);
+    }
+    let conn = rusqlite::Connection::open(&db)?;
+    let count: i64 = conn.query_row("SELECT COUNT(*) FROM events", [], |row| row.get(0))?;
+    Ok(u64::try_from(count)?)
+}
+
+/// The number of the first webhook no run has appended yet: one past the largest `n` among the
+/// newest events (ids are `<source>:evt_bench<n>`; every run appends in increasing `n`, its
+/// appends in flight committing in any order, so the newest page spans all of them).
+async fn next_webhook(log: &Arc<dyn EventLog>) -> Result<u64, Error> {
+    let newest = log
+        .list(&EventFilter::default(), None, 4 * FILL_IN_FLIGHT)
+        .await?;
+    let mut next = 0;
+    for event in newest {
+        let (_, n) = event
+            .id
+            .rsplit_once("evt_bench")
+            .ok_or("unexpected event id form")?;
+        next = next.max(n.parse::<u64>()? + 1);
+    }
+    Ok(next)
 }
 
 /// The append rate on the full store beside a new, empty one: rounds of `chunk` appends,
@@ -209,24 +244,25 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
 }
 
 /// `GetEvent` by id and `ListEvents` by resource, spread over the whole log.
-async fn reads(log: &Arc<dyn EventLog>, payloads: &Payloads, head: u64) -> Result<(), Error> {
+async fn reads(log: &Arc<dyn EventLog>, head: u64) -> Result<(), Error> {
     const SAMPLES: u64 = 2_000;
-    // The ids of stored events: the newest page tells the id's form (`<source>:evt_bench<n>`).
-    let newest = log.list(&EventFilter::default(), None, 1).await?;
-    let Some(newest) = newest.first() else {
-        return Err("the store is empty".into());
-    };
-    let prefix_len = newest
-        .id
-        .rfind("evt_bench")
-        .ok_or("unexpected event id form")?;
-    let prefix = &newest.id[..prefix_len];
-    let stride = (head / SAMPLES).max(1);
+    let everything = EventFilter::default();
+    // Events sampled by sequence over what is stored, so a store that retention has thinned
+    // (an earlier run's last phase) reads as well as a fresh one; finding each id is not timed.
+    let oldest = log.read_encoded_after(0, &everything, 1).await?;
+    let oldest = oldest.events.first().ok_or("the store is empty")?.sequence;
+    let span = head.saturating_sub(oldest) + 1;
+    let stride = (span / SAMPLES).max(1);
     let mut gets = Vec::new();
     let mut by_subject = Vec::new();
-    for i in 0..SAMPLES.min(head) {
-        let n = (i * stride + i % 7) % head;
-        let id = format!("{prefix}evt_bench{n:012}");
+    for i in 0..SAMPLES.min(span) {
+        let sequence = oldest + (i * stride + i % 7) % span;
+        let found = log.read_encoded_after(sequence - 1, &everything, 1).await?;
+        let found = found
+            .events
+            .first()
+            .ok_or("no event at or after a stored sequence")?;
+        let id = Event::decode(found.bytes.clone())?.id;
         let started = Instant::now();
         let event = log.get(&id, View::Basic).await?;
         gets.push(started.elapsed());
@@ -254,11 +290,11 @@ async fn reads(log: &Arc<dyn EventLog>, payloads: &Payloads, head: u64) -> Resul
     )?;
     let mut by_plan = Vec::new();
     for i in 0..200u64 {
-        let before = (i % 2 == 1).then_some(head / 2 + i);
+        let before = (i % 2 == 1).then_some(oldest + span / 2 + i);
         let started = Instant::now();
         let page = log.list(&plan, before, 50).await?;
         by_plan.push(started.elapsed());
-        if page.len() != 50 && head > 100 {
+        if page.len() != 50 && span > 100 {
             return Err(format!("a page of {} events for the plan", page.len()).into());
         }
     }
@@ -266,7 +302,6 @@ async fn reads(log: &Arc<dyn EventLog>, payloads: &Payloads, head: u64) -> Resul
         "ListEvents by resource (every event's plan), 50 a page: {}",
         percentiles(by_plan)
     );
-    let _ = payloads;
     Ok(())
 }
 
@@ -338,19 +373,19 @@ fn disk(dir: &Path, events: u64, body: usize) -> Result<(), Error> {
 /// Ingest latency at the load generator's concurrency, without retention and then while
 /// retention deletes the oldest tenth of the log (at least 1,000 events; 1 million at 10
 /// million).
-async fn retention(dir: &Path, head: u64, payloads: &Payloads) -> Result<(), Error> {
+async fn retention(dir: &Path, stored: u64, next: u64, payloads: &Payloads) -> Result<(), Error> {
     let (mut config, _) = bench_config(dir)?;
-    let count = 20_000u64.min(head / 2).max(500);
+    let count = 20_000u64.min(stored / 2).max(500);
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config.store)?);
     let pipeline = Pipeline::new(&config, log.clone());
-    let start = head + 1_000_000_000;
+    let start = next;
     let (_, without) = append(&pipeline, payloads, start..start + count, LATENCY_IN_FLIGHT).await?;
     println!("ingest, no retention running: {}", percentiles(without));
     log.close().await;
     drop(pipeline);
 
-    let delete = (head / 10).max(1_000).min(head);
-    config.store.retention_max_count = Some(head + count - delete);
+    let delete = (stored / 10).max(1_000).min(stored);
+    config.store.retention_max_count = Some(stored + count - delete);
     let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&config.store)?);
     let pipeline = Pipeline::new(&config, log.clone());
     let retention = {
