@@ -232,10 +232,13 @@ fn bare_reference(field: Field<'_>, id: &str) -> Option<ResourceRef> {
     if let Some(kind) = kind_of_id(id) {
         return Some(resource(kind, id));
     }
+    // The field's name first: most strings are under fields that name no kind, and a long
+    // one (a description, a note) is then never scanned.
+    let kind = field.kind()?;
     if id.is_empty() || id.contains(char::is_whitespace) {
         return None;
     }
-    field.kind().map(|kind| resource(kind, id))
+    Some(resource(kind, id))
 }
 
 /// A nested object with an `id`: its kind from its own `object`, else its id's prefix, else the
