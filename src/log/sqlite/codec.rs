@@ -152,6 +152,13 @@ pub(super) struct Codec {
     dictionaries: Arc<RwLock<Dictionaries>>,
 }
 
+/// A stored row opened: its event's encoding (sequence included) and, when asked for and the
+/// row is a record holding one, its delivery's.
+pub(super) struct Opened<'a> {
+    pub(super) event: Cow<'a, [u8]>,
+    pub(super) delivery: Option<Vec<u8>>,
+}
+
 impl Codec {
     pub(super) fn new(enabled: bool) -> Codec {
         Codec {
@@ -220,29 +227,41 @@ impl Codec {
         sequence: u64,
         stored: &'a [u8],
     ) -> Result<Cow<'a, [u8]>, String> {
+        self.event_and_delivery(codec, sequence, stored, false)
+            .map(|opened| opened.event)
+    }
+
+    /// A stored event's encoding, sequence included, and, when `with_delivery` and the row is a
+    /// record holding one, the delivery's encoding: one decompression for both.
+    pub(super) fn event_and_delivery<'a>(
+        &self,
+        codec: i64,
+        sequence: u64,
+        stored: &'a [u8],
+        with_delivery: bool,
+    ) -> Result<Opened<'a>, String> {
         if codec == PLAIN {
-            return Ok(Cow::Borrowed(stored));
+            return Ok(Opened {
+                event: Cow::Borrowed(stored),
+                delivery: None,
+            });
         }
         let (kind, plain) = self.decompress(codec, stored)?;
         match kind {
-            Kind::Record => Ok(Record::parse(&plain)?.event_with_sequence(sequence)),
-            Kind::Event => frame::event_frame_with_sequence(&plain, sequence),
+            Kind::Record => {
+                let record = Record::parse(&plain)?;
+                let delivery = record.delivery.filter(|_| with_delivery);
+                Ok(Opened {
+                    event: Cow::Owned(record.event_with_sequence(sequence)),
+                    delivery: delivery.map(<[u8]>::to_vec),
+                })
+            }
+            Kind::Event => Ok(Opened {
+                event: Cow::Owned(frame::event_frame_with_sequence(&plain, sequence)?),
+                delivery: None,
+            }),
             Kind::Delivery => Err(format!("event names delivery dictionary {codec}")),
         }
-        .map(Cow::Owned)
-    }
-
-    /// The encoding of the delivery kept in an event's row, when the row is a record with one.
-    pub(super) fn record_delivery(
-        &self,
-        codec: i64,
-        stored: &[u8],
-    ) -> Result<Option<Vec<u8>>, String> {
-        if codec == PLAIN || self.kind(codec) != Some(Kind::Record) {
-            return Ok(None);
-        }
-        let (_, plain) = self.decompress(codec, stored)?;
-        Ok(Record::parse(&plain)?.delivery.map(<[u8]>::to_vec))
     }
 
     /// The resources a stored event names (its subject first), as its refs rows hold them.
@@ -273,13 +292,6 @@ impl Codec {
                 kind.as_str()
             )),
         }
-    }
-
-    fn kind(&self, codec: i64) -> Option<Kind> {
-        self.read()
-            .by_id
-            .get(&codec)
-            .map(|dictionary| dictionary.kind)
     }
 
     fn decompress(&self, codec: i64, stored: &[u8]) -> Result<(Kind, Vec<u8>), String> {

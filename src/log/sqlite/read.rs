@@ -10,7 +10,7 @@ use prost::Message;
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
-use super::codec::Codec;
+use super::codec::{Codec, Opened};
 use super::schema;
 use crate::log::{EncodedBatch, EncodedEvent, EventFilter, LogError, TypePattern, View};
 use crate::proto::v1::{Event, WebhookDelivery};
@@ -341,41 +341,36 @@ pub(super) fn event_by_id(
     let Some(row) = rows.next().map_err(unavailable)? else {
         return Ok(None);
     };
-    let mut event = decode_row(row, codec)?;
-    if matches!(view, View::Full) {
-        event.delivery = delivery_of(row, codec)?;
+    let full = matches!(view, View::Full);
+    let (sequence, opened) = stored_parts(row, codec, full)?;
+    let mut event = from_encoding(sequence, &opened.event)?;
+    if full {
+        event.delivery = delivery_of(row, codec, opened.delivery)?;
     }
     Ok(Some(event))
 }
 
 /// The delivery of a `(sequence, body, codec, delivery body, delivery codec)` row: the
-/// `deliveries` row beside a plain event (or one schema version 6 compressed apart), or the
-/// one kept in the event's record.
+/// `deliveries` row beside a plain event (or one schema version 6 compressed apart), or `kept`,
+/// the one the event's record holds.
 fn delivery_of(
     row: &rusqlite::Row<'_>,
     codec: &Codec,
+    kept: Option<Vec<u8>>,
 ) -> Result<Option<WebhookDelivery>, LogError> {
     let sequence: i64 = row.get(0).map_err(unavailable)?;
     let apart = row.get_ref(3).map_err(unavailable)?;
     let encoding = match apart.as_blob() {
         Ok(apart) => {
             let apart_codec: i64 = row.get(4).map_err(unavailable)?;
-            Some(
-                codec
-                    .delivery_encoding(apart_codec, apart)
-                    .map(Cow::into_owned),
-            )
+            let encoding = codec
+                .delivery_encoding(apart_codec, apart)
+                .map_err(|error| corrupt(sequence, &error))?;
+            Some(encoding.into_owned())
         }
-        Err(_) => {
-            let body = row.get_ref(1).map_err(unavailable)?;
-            let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
-            let body_codec: i64 = row.get(2).map_err(unavailable)?;
-            codec.record_delivery(body_codec, body).transpose()
-        }
+        Err(_) => kept,
     };
     encoding
-        .transpose()
-        .map_err(|error| corrupt(sequence, &error))?
         .map(|encoding| WebhookDelivery::decode(encoding.as_slice()))
         .transpose()
         .map_err(|error| corrupt(sequence, &error))
@@ -460,15 +455,25 @@ fn stored_event<'r>(
     row: &'r rusqlite::Row<'_>,
     codec: &Codec,
 ) -> Result<(u64, Cow<'r, [u8]>), LogError> {
+    stored_parts(row, codec, false).map(|(sequence, opened)| (sequence, opened.event))
+}
+
+/// A `(sequence, body, codec)` row's event encoding and, when `with_delivery` and the row is a
+/// record holding one, the delivery's encoding, from one decompression.
+fn stored_parts<'r>(
+    row: &'r rusqlite::Row<'_>,
+    codec: &Codec,
+    with_delivery: bool,
+) -> Result<(u64, Opened<'r>), LogError> {
     let sequence: i64 = row.get(0).map_err(unavailable)?;
     let body = row.get_ref(1).map_err(unavailable)?;
     let body = body.as_blob().map_err(|error| corrupt(sequence, &error))?;
     let body_codec: i64 = row.get(2).map_err(unavailable)?;
     let stored_sequence = u64::try_from(sequence).map_err(|error| corrupt(sequence, &error))?;
-    let encoding = codec
-        .event_encoding(body_codec, stored_sequence, body)
+    let opened = codec
+        .event_and_delivery(body_codec, stored_sequence, body, with_delivery)
         .map_err(|error| corrupt(sequence, &error))?;
-    Ok((stored_sequence, encoding))
+    Ok((stored_sequence, opened))
 }
 
 /// Decodes a `(sequence, body, codec)` row.
