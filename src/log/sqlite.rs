@@ -30,8 +30,9 @@
 //! - When the original was since removed by retention, a duplicate is answered with a minimal
 //!   event carrying only the remembered id and sequence.
 //!
-//! The webhook as received (`AppendRequest::delivery`) goes to its own table, keyed by sequence
-//! and removed with its event.
+//! The webhook as received (`AppendRequest::delivery`) is kept with its event, in the same row,
+//! and removed with it (events stored plain, before the store's dictionary exists, keep it in a
+//! `deliveries` row of their own, keyed by sequence).
 //!
 //! Time: `received_at` is what [`EventLog::cursor_at`] goes by; an event without one is indexed
 //! at its append time (the stored event is left as given). Retention by age goes by the append
@@ -51,8 +52,8 @@
 //! Files: `schema` (connections, pragmas, tables), `lock` (one process per store), `writer`
 //! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its
 //! keys), `codec` (how bodies are kept), `frame` (what a compressed body holds), `train` (the
-//! dictionaries), `read` (pool and filter
-//! -> SQL), `retention` (chunked deletes), `index` (the store as a replica's index of a
+//! dictionaries), `read` (filter -> SQL, rows -> events), `read_pool` (the read connections),
+//! `retention` (chunked deletes), `index` (the store as a replica's index of a
 //! replicated stream, for the NATS backend).
 
 mod batch;
@@ -63,6 +64,7 @@ mod index;
 mod lock;
 mod options;
 mod read;
+mod read_pool;
 mod retention;
 mod schema;
 mod train;
@@ -96,7 +98,8 @@ use lock::lock_store;
 pub use options::{
     Clock, DEFAULT_COMPRESS_AFTER, DEFAULT_LOCK_WAIT, DEFAULT_READ_CONNECTIONS, SqliteOptions,
 };
-use read::{Range, ReadPool};
+use read::Range;
+use read_pool::ReadPool;
 use retention::RetentionPlan;
 use writer::{Command, Control, Progress, Writer};
 
