@@ -237,6 +237,20 @@ pub struct FloodJob {
     pub reconnect_ms: u64,
 }
 
+/// `chrt`, if it is here and may set the idle policy.
+fn idle_scheduler() -> Option<&'static str> {
+    static CHRT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let works = *CHRT.get_or_init(|| {
+        Command::new("chrt")
+            .args(["--idle", "0", "true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    works.then_some("chrt")
+}
+
 /// A flood running in a worker process; stopped (and its connections closed) by
 /// [`FloodProcess::finish`] or when dropped.
 pub struct FloodProcess {
@@ -255,7 +269,17 @@ impl FloodProcess {
     /// Starts `job` in a worker: this test binary, running only its `flood_worker` test.
     pub fn start(job: &FloodJob) -> FloodProcess {
         let exe = std::env::current_exe().expect("test binary path");
-        let child = Command::new(exe)
+        // SCHED_IDLE (see `worker_main`): `chrt` is util-linux, on any Linux with a shell; an
+        // unprivileged process may lower its own policy. Without it, the worker only renices.
+        let mut command = match idle_scheduler() {
+            Some(chrt) => {
+                let mut command = Command::new(chrt);
+                command.args(["--idle", "0"]).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let child = command
             .args([
                 "flood_worker",
                 "--exact",
@@ -318,7 +342,8 @@ pub fn worker_main() {
     // server's cores, so it runs only when they would otherwise idle (SCHED_IDLE, set by
     // `chrt` at spawn, else the lowest priority): the server still pays its own share of the
     // work for every connection (accepting it, closing it), and a measuring client is never
-    // kept waiting behind the attacker's own time slices.
+    // kept waiting behind the attacker's own time slices. Under SCHED_IDLE the nice value is
+    // ignored, so lowering it too costs nothing.
     if let Err(error) = rustix::process::setpriority_process(None, 19) {
         eprintln!("flood worker: cannot lower its priority: {error}");
     }
