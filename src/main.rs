@@ -176,7 +176,10 @@ fn run(cli: Cli, out: &mut impl Write) -> anyhow::Result<()> {
             let served = runtime.block_on(async {
                 // Before binding: a SIGTERM from here on is a graceful stop.
                 let shutdown = shutdown_signal();
-                let server = Server::bind(&config).await?;
+                // This thread accepts for every listener; the runtime's workers serve.
+                let server = Server::bind(&config)
+                    .await?
+                    .lower_accept_priority(hooknorm::listen::priority::ACCEPT_NICENESS);
                 server.serve(shutdown).await?;
                 anyhow::Ok(())
             });

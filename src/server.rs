@@ -104,6 +104,8 @@ pub struct Server {
     grpc_tls: Option<TlsReloader>,
     http_tls: Option<TlsReloader>,
     tls_reload_interval: Duration,
+    /// See [`Server::lower_accept_priority`].
+    accept_niceness: Option<i32>,
 }
 
 impl Server {
@@ -197,7 +199,16 @@ impl Server {
             grpc_tls,
             http_tls,
             tls_reload_interval: config.tls.reload_interval,
+            accept_niceness: None,
         })
+    }
+
+    /// Has `serve` lower the priority of the thread it runs on, which accepts for every
+    /// listener, by `niceness` (see [`crate::listen::priority`]): for a process whose runtime
+    /// workers are threads of their own, as the binary's are.
+    pub fn lower_accept_priority(mut self, niceness: i32) -> Server {
+        self.accept_niceness = Some(niceness);
+        self
     }
 
     /// The address gRPC is listening on.
@@ -309,6 +320,12 @@ impl Server {
         // Every listener was bound in `bind`, so connections queue from here on.
         readiness.mark_listening();
         let _ = readiness.check().await;
+        // From here this thread accepts; the ops thread started above keeps its priority.
+        if let Some(niceness) = self.accept_niceness
+            && let Err(error) = crate::listen::priority::lower_this_thread(niceness)
+        {
+            tracing::warn!(%error, niceness, "cannot lower the accepting thread's priority");
+        }
         health::apply_readiness(&health_reporter, &mut published).await;
         let health_forwarding = health::spawn_readiness_forwarding(health_reporter, published);
         let refresh = readiness.spawn_refresh(HEALTH_REFRESH);
@@ -357,39 +374,42 @@ impl Server {
     }
 }
 
-/// Serves the ops listener on a thread and runtime of its own, so that the probes never wait
-/// behind the public listeners' work, however much of it a flood makes: the kernel shares the
-/// CPU between threads, where tokio would queue probe connections behind every other task.
-async fn serve_ops(
+/// Serves the ops listener on a thread and runtime of its own, started at once, so that the
+/// probes never wait behind the public listeners' work, however much of it a flood makes: the
+/// kernel shares the CPU between threads, where tokio would queue probe connections behind
+/// every other task. Started before the accepting thread lowers its priority, which it would
+/// otherwise inherit.
+fn serve_ops(
     listener: TcpListener,
     app: axum::Router,
     admission: Arc<Admission>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    let listener = listener.into_std().map_err(ServerError::Http)?;
+) -> impl Future<Output = Result<(), ServerError>> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("hooknorm-ops".into())
-        .spawn(move || {
-            let served = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .and_then(|runtime| {
-                    runtime.block_on(async {
-                        let listener = TcpListener::from_std(listener)?;
-                        crate::http::serve(listener, app, admission, None, shutdown).await
-                    })
-                });
-            let _ = done_tx.send(served);
-        });
-    if let Err(error) = spawned {
-        return Err(ServerError::Http(error));
-    }
-    match done_rx.await {
-        Ok(served) => served.map_err(ServerError::Http),
-        Err(_) => Err(ServerError::Http(std::io::Error::other(
-            "ops listener thread ended without an answer",
-        ))),
+    let spawned = listener.into_std().and_then(|listener| {
+        std::thread::Builder::new()
+            .name("hooknorm-ops".into())
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async {
+                            let listener = TcpListener::from_std(listener)?;
+                            crate::http::serve(listener, app, admission, None, shutdown).await
+                        })
+                    });
+                let _ = done_tx.send(served);
+            })
+    });
+    async move {
+        spawned.map_err(ServerError::Http)?;
+        match done_rx.await {
+            Ok(served) => served.map_err(ServerError::Http),
+            Err(_) => Err(ServerError::Http(std::io::Error::other(
+                "ops listener thread ended without an answer",
+            ))),
+        }
     }
 }
 

@@ -4,8 +4,8 @@
 //! request or when room is needed. See [`registry`] for who is closed first, [`close_log`] for
 //! how closes are logged, [`fd_limit`] for the open-file limit the caps need, [`grpc`] for the
 //! gRPC listener's HTTP/2 preface gate and [`rapid_reset`] for its watch on stream resets, and
-//! [`penalty`] for the addresses caught; the HTTP listeners' accept loop is
-//! `crate::http::serve`.
+//! [`penalty`] for the addresses caught, and [`priority`] for the accepting thread's CPU share;
+//! the HTTP listeners' accept loop is `crate::http::serve`.
 //!
 //! "Waiting" means no request is in progress on the connection: just opened, sending a request
 //! head slowly, or idle between requests (HTTP keep-alive); for gRPC, not yet past the HTTP/2
@@ -19,6 +19,7 @@ pub mod close_log;
 pub mod fd_limit;
 pub mod grpc;
 pub mod penalty;
+pub mod priority;
 pub mod rapid_reset;
 pub mod registry;
 
