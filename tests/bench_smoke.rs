@@ -21,29 +21,45 @@ fn bench_auth_reports_nonzero_throughput() {
     check_rows("auth", &["auth off", "auth key", "auth key+tls"]);
 }
 
+/// A few subscribers: every append reaches every one, and the appends' own latency is reported
+/// beside the deliveries'.
+#[test]
+fn bench_fanout_delivers_every_event_to_every_subscriber() {
+    let report = run(&[
+        "--scenario",
+        "fanout",
+        "--subscribers",
+        "20",
+        "--fanout-rate",
+        "50",
+        "--fanout-duration",
+        "1s",
+    ]);
+    let [row] = report["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .as_slice()
+    else {
+        panic!("one row expected: {report}");
+    };
+    assert_eq!(row["scenario"], "fan-out", "{row}");
+    assert_eq!(row["ok"], 50 * 20, "{row}");
+    assert_eq!(row["errors"], 0, "{row}");
+    let note = row["note"].as_str().expect("note");
+    assert!(note.contains(", 0 subscribers missed events"), "{note}");
+    assert!(note.contains("the appends themselves p50 "), "{note}");
+}
+
 /// Runs `scenario` with 200 requests and checks its rows are `names`, each without errors.
 fn check_rows(scenario: &str, expected: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
-        .args([
-            "bench",
-            "--scenario",
-            scenario,
-            "--requests",
-            "200",
-            "--concurrency",
-            "8",
-            "--json",
-        ])
-        .env_remove("HOOKNORM_CONFIG")
-        .output()
-        .expect("bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report is json");
+    let report = run(&[
+        "--scenario",
+        scenario,
+        "--requests",
+        "200",
+        "--concurrency",
+        "8",
+    ]);
     let scenarios = report["scenarios"].as_array().expect("scenarios");
     let names: Vec<_> = scenarios
         .iter()
@@ -63,4 +79,22 @@ fn check_rows(scenario: &str, expected: &[&str]) {
         );
         assert!(row["startup_ms"].as_f64().expect("startup") > 0.0, "{row}");
     }
+}
+
+/// `hooknorm bench <args> --json`, which must succeed; its report.
+fn run(args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
+        .arg("bench")
+        .args(args)
+        .arg("--json")
+        .env_remove("HOOKNORM_CONFIG")
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).expect("report is json")
 }

@@ -133,9 +133,27 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
     }
     // The answer's headers come once the server has subscribed; a moment more for the last ones.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let appender = callers::channel(&addr).await.map_err(BenchError::Client)?;
-    let caller = UnaryCaller::new(appender, bench.payloads.clone(), false, 0).recording(times);
-    let appended = drive::open_loop(caller, rate, args.fanout_duration).await;
+    let appended = append_apart(
+        addr.clone(),
+        bench.payloads.clone(),
+        times,
+        rate,
+        args.fanout_duration,
+    )
+    .await?;
+    // A delivery's latency starts at its append's send: what the append itself took says how
+    // much of it is ingest waiting behind the fan-out's work in the server.
+    let append_latency = appended
+        .latencies
+        .clone()
+        .summary()
+        .map(|summary| {
+            format!(
+                "; the appends themselves p50 {:.1} ms, p99 {:.1} ms",
+                summary.p50_ms, summary.p99_ms
+            )
+        })
+        .unwrap_or_default();
     let stopper = tokio::spawn(async move {
         tokio::time::sleep(DRAIN).await;
         let _ = stop_tx.send(true);
@@ -163,10 +181,43 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
     }
     stopper.abort();
     let note = format!(
-        "{} subscribers, {} appends at {rate:.0}/s ({} failed), {short} subscribers missed events; per s = deliveries",
+        "{} subscribers, {} appends at {rate:.0}/s ({} failed), {short} subscribers missed events; per s = deliveries{append_latency}",
         args.subscribers, appended.ok, appended.errors
     );
     Ok(server.finish("fan-out", result, note).await)
+}
+
+/// Appends at `rate` for `duration` from a thread and runtime of their own: the appender
+/// stands for providers on other machines, so the subscribers' work in this process must not
+/// hold back its requests (their send times start each delivery's latency).
+async fn append_apart(
+    addr: String,
+    payloads: Arc<super::payload::Payloads>,
+    times: Arc<SendTimes>,
+    rate: f64,
+    duration: Duration,
+) -> Result<RunResult, BenchError> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("fanout-appender".into())
+        .spawn(move || {
+            let appended = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|error| BenchError::Client(format!("appender runtime: {error}")))
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let channel = callers::channel(&addr).await.map_err(BenchError::Client)?;
+                        let caller = UnaryCaller::new(channel, payloads, false, 0).recording(times);
+                        Ok(drive::open_loop(caller, rate, duration).await)
+                    })
+                });
+            let _ = done_tx.send(appended);
+        })
+        .map_err(|error| BenchError::Client(format!("appender thread: {error}")))?;
+    done_rx
+        .await
+        .map_err(|_| BenchError::Client("appender thread ended without an answer".into()))?
 }
 
 /// Stores `catchup_events` events, then times one subscriber replaying them from EARLIEST.
