@@ -298,7 +298,7 @@ impl Writer {
         }
     }
 
-    /// Stores the batch in one transaction, then publishes and answers. On failure nothing of
+    /// Stores the batch in one transaction, then answers and publishes. On failure nothing of
     /// the batch is stored, every append in it gets `Unavailable`, and its sequences are
     /// handed out again (no one ever saw them).
     fn commit_batch(
@@ -353,15 +353,18 @@ impl Writer {
                 if let Some(trainer) = &mut self.trainer {
                     trainer.committed(&self.codec, stored.len());
                 }
-                for committed in stored {
-                    self.live.publish(committed);
-                }
                 if let Some(metrics) = crate::metrics::get() {
                     metrics.commit(count, started.elapsed(), self.next_sequence - 1);
                 }
+                // Callers first: each waits on its answer, while the subscribers' tasks woken by
+                // publishing (one per subscriber per event) would otherwise be queued ahead of
+                // them on the runtime.
                 for ((reply, _), outcome) in replies.drain(..).zip(outcomes) {
                     // The caller may have given up waiting; the event is stored all the same.
                     let _ = reply.send(outcome);
+                }
+                for committed in stored {
+                    self.live.publish(committed);
                 }
             }
             Err(error) => {
@@ -376,8 +379,8 @@ impl Writer {
         }
     }
 
-    /// Applies stream entries in one transaction, then publishes what they stored and answers
-    /// their callers, as a group commit does.
+    /// Applies stream entries in one transaction, then answers their callers and publishes what
+    /// they stored, as a group commit does.
     fn apply(&mut self, entries: Vec<IndexEntry>) -> Result<(), LogError> {
         let Some(index) = self.index.as_mut() else {
             return Err(LogError::Unavailable {
@@ -403,12 +406,13 @@ impl Writer {
         if let Some(trainer) = &mut self.trainer {
             trainer.committed(&self.codec, applied.stored.len());
         }
-        for committed in applied.stored {
-            self.live.publish(committed);
-        }
         index.published.send_replace(index.position);
+        // As in a group commit: callers before subscribers.
         for (reply, outcome) in applied.replies {
             let _ = reply.send(outcome.map(super::index::outcome));
+        }
+        for committed in applied.stored {
+            self.live.publish(committed);
         }
         Ok(())
     }
