@@ -48,3 +48,55 @@ fn bench_nats_reports_both_rows_and_the_ratio() {
         "{checks:?}"
     );
 }
+
+/// `--scenario fanout` with a NATS server given runs the broker's own core pub/sub beside it, to
+/// as many subscribers at the same rate, and sets the two p99s side by side.
+#[test]
+fn bench_fanout_runs_the_nats_yardstick_beside_it() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
+        .args([
+            "bench",
+            "--scenario",
+            "fanout",
+            "--subscribers",
+            "20",
+            "--fanout-rate",
+            "50",
+            "--fanout-duration",
+            "1s",
+            "--json",
+        ])
+        .arg("--nats-server")
+        .arg(nats_support::nats_server_binary())
+        .env_remove("HOOKNORM_CONFIG")
+        .output()
+        .expect("bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("report is json");
+    let scenarios = report["scenarios"].as_array().expect("scenarios");
+    let names: Vec<_> = scenarios
+        .iter()
+        .filter_map(|row| row["scenario"].as_str())
+        .collect();
+    assert_eq!(names, ["fan-out", "nats core fan-out"]);
+    for row in scenarios {
+        assert_eq!(
+            row["ok"],
+            50 * 20,
+            "every message to every subscriber: {row}"
+        );
+        assert_eq!(row["errors"], 0, "{row}");
+    }
+    let checks = report["checks"].as_array().expect("checks");
+    assert!(
+        checks
+            .iter()
+            .any(|check| check["what"] == "fan-out p99 / nats core p99"),
+        "{checks:?}"
+    );
+}

@@ -6,8 +6,10 @@
 //! HTTP ingress, latency at half the maximum rate, stream fan-out and catch-up, the cost of API
 //! keys and TLS ([`auth`]) and of trace export and metrics ([`telemetry`]); with a NATS server,
 //! the NATS backend beside raw JetStream publishes, three replicas and a fresh replica's
-//! catch-up ([`nats`]). The long soak ([`soak`]) runs only when asked for by name.
+//! catch-up ([`nats`]), and the broker's own core pub/sub beside the fan-out ([`nats_fanout`]).
+//! The long soak ([`soak`]) runs only when asked for by name. The command line is [`args`].
 
+mod args;
 mod auth;
 pub mod callers;
 pub mod child;
@@ -16,6 +18,7 @@ pub mod echo_server;
 pub mod latency;
 pub mod mix;
 pub mod nats;
+mod nats_fanout;
 pub mod payload;
 pub mod report;
 pub mod soak;
@@ -26,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use args::{BenchArgs, Scenario, parse_duration};
 use callers::{EchoCaller, HttpCaller, UnaryCaller};
 use child::{ChildProcess, Security, memory_mib};
 use drive::{Bound, RunResult};
@@ -50,126 +54,6 @@ pub enum BenchError {
     Client(String),
     #[error("bench config: {0}")]
     Config(#[from] crate::config::ConfigError),
-}
-
-/// Which scenarios to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scenario {
-    /// Every scenario below, in order.
-    All,
-    /// `VerifyAndNormalize`, durable then dry run.
-    Unary,
-    /// Durable `VerifyAndNormalize` without auth, with an API key, and with the key over TLS:
-    /// three servers loaded in turns, so other load on the machine falls on all three alike.
-    Auth,
-    /// The bare tonic echo service.
-    Echo,
-    /// `POST /webhooks/{source}` over kept-alive HTTP/1.1.
-    Http,
-    /// Durable `VerifyAndNormalize` at a fixed rate (default: half the measured maximum).
-    FixedRate,
-    /// Stream subscribers while appending at a fixed rate.
-    Fanout,
-    /// One subscriber replaying a stored log from the earliest event.
-    Catchup,
-    /// Durable `VerifyAndNormalize` with spans exported (100%) and metrics on, beside both
-    /// off, interleaved.
-    Telemetry,
-    /// The NATS backend through one replica, beside raw JetStream publishes (needs
-    /// `--nats-url` or `--nats-server`; part of `all` only then).
-    Nats,
-    /// Three NATS replicas on one stream, the load spread over them.
-    NatsReplicas,
-    /// A fresh NATS replica catching up with `--catchup-events` stored events.
-    NatsCatchup,
-    /// Durable `VerifyAndNormalize` at a fixed rate for `--soak-duration` with retention on,
-    /// sampling the server every `--sample-every` (not part of `all`).
-    Soak,
-}
-
-/// The `bench` command line.
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    /// Scenario to run.
-    #[arg(long, value_enum, default_value_t = Scenario::All)]
-    pub scenario: Scenario,
-    /// Provider whose webhooks to send.
-    #[arg(long, default_value = "gigs", value_parser = ["gigs"])]
-    pub provider: String,
-    /// Webhook body size in bytes.
-    #[arg(long, default_value_t = 1024)]
-    pub size: usize,
-    /// Requests in flight (closed-loop scenarios).
-    #[arg(long, default_value_t = 64)]
-    pub concurrency: usize,
-    /// Rate for fixed-rate, requests/s [default: 2000, twice Convoy's default per-instance cap;
-    /// for the soak: half the durable maximum].
-    #[arg(long)]
-    pub rate: Option<f64>,
-    /// How long each load phase runs (`10s`, `500ms`, `2m`).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub duration: Duration,
-    /// Requests per load phase instead of --duration.
-    #[arg(long)]
-    pub requests: Option<u64>,
-    /// Stream subscribers in the fan-out scenario.
-    #[arg(long, default_value_t = 1000)]
-    pub subscribers: usize,
-    /// Appends per second in the fan-out scenario.
-    #[arg(long, default_value_t = 1000.0)]
-    pub fanout_rate: f64,
-    /// How long the fan-out scenario appends.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    pub fanout_duration: Duration,
-    /// Events stored before the catch-up subscriber starts.
-    #[arg(long, default_value_t = 200_000)]
-    pub catchup_events: u64,
-    /// Runs of the chosen scenarios; with more than one, each figure and each ratio is
-    /// reported as the median over the runs (ratios are taken within each run first).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=99))]
-    pub runs: u32,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// A NATS server (with JetStream) for the nats scenarios.
-    #[arg(long)]
-    pub nats_url: Option<String>,
-    /// A nats-server binary the bench starts for the nats scenarios (single node, temporary
-    /// store), when no --nats-url is given.
-    #[arg(long)]
-    pub nats_server: Option<PathBuf>,
-    /// How long the soak runs.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
-    pub soak_duration: Duration,
-    /// How often the soak samples the server.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub sample_every: Duration,
-    /// The soak server's `store.retention_max_age_seconds`.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
-    pub soak_retention: Duration,
-    /// Where the soak writes its samples as CSV.
-    #[arg(long)]
-    pub soak_csv: Option<PathBuf>,
-}
-
-/// Parses `10s`, `1.5s`, `500ms`, `2m` or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration like 10s or 500ms"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" => value * 60.0,
-        _ => return Err(format!("unknown unit `{unit}` (ms, s, m)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|error| format!("`{text}`: {error}"))
 }
 
 /// Everything a scenario needs.
@@ -262,8 +146,25 @@ impl Bench {
         if wants(Scenario::FixedRate) {
             report.scenarios.push(self.fixed_rate().await?);
         }
+        let nats_given = self.args.nats_url.is_some() || self.args.nats_server.is_some();
+        let wants_nats = |scenario| {
+            self.args.scenario == scenario || (self.args.scenario == Scenario::All && nats_given)
+        };
         if wants(Scenario::Fanout) {
             report.scenarios.push(streams::fanout(self).await?);
+        }
+        // Beside the fan-out, in the same run, whenever there is a NATS server to ask.
+        if wants_nats(Scenario::NatsFanout)
+            || (self.args.scenario == Scenario::Fanout && nats_given)
+        {
+            let (url, server) = (
+                self.args.nats_url.as_deref(),
+                self.args.nats_server.as_deref(),
+            );
+            let target = nats::NatsTarget::new(url, server)?;
+            report
+                .scenarios
+                .push(nats_fanout::core_fanout(self, &target).await?);
         }
         if wants(Scenario::Catchup) {
             report.scenarios.push(streams::catchup(self).await?);
@@ -271,10 +172,6 @@ impl Bench {
         if wants(Scenario::Telemetry) {
             report.scenarios.extend(telemetry::off_and_on(self).await?);
         }
-        let nats_given = self.args.nats_url.is_some() || self.args.nats_server.is_some();
-        let wants_nats = |scenario| {
-            self.args.scenario == scenario || (self.args.scenario == Scenario::All && nats_given)
-        };
         if [
             Scenario::Nats,
             Scenario::NatsReplicas,

@@ -279,6 +279,14 @@ impl Report {
         self.check_value("fixed-rate p99 ms", fixed_p99, "<= 5", |v| v <= 5.0);
         self.check_value("fan-out p99 ms", fanout_p99, "<= 50", |v| v <= 50.0);
         self.check_value("fan-out peak rss MiB", fanout_rss, "<= 256", |v| v <= 256.0);
+        // The broker's own core pub/sub to as many connections, same machine, same rate.
+        let nats_fanout_p99 = p99(self.row("nats core fan-out"));
+        self.check_value(
+            "fan-out p99 / nats core p99",
+            ratio(fanout_p99, nats_fanout_p99),
+            "<= 1",
+            |v| v <= 1.0,
+        );
         self.check_value("catch-up events/s", catchup, ">= 100000", |v| {
             v >= 100_000.0
         });

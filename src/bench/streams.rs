@@ -24,7 +24,7 @@ use crate::proto::v1::{StartPosition, StreamEventsRequest};
 /// Streams per HTTP/2 connection (under the server's default stream limit of 200).
 const STREAMS_PER_CONNECTION: usize = 100;
 /// How long deliveries may still arrive after the last append, or between catch-up events.
-const DRAIN: Duration = Duration::from_secs(10);
+pub(super) const DRAIN: Duration = Duration::from_secs(10);
 
 /// `StreamEventsResponse` with only the event's id and sequence decoded.
 #[derive(Clone, PartialEq, prost::Message)]
