@@ -277,7 +277,7 @@ async fn ready(addr: &str) -> bool {
     matches!(sender.send_request(request).await, Ok(response) if response.status() == 200)
 }
 
-async fn connect(url: &str) -> Result<async_nats::Client, BenchError> {
+pub(super) async fn connect(url: &str) -> Result<async_nats::Client, BenchError> {
     async_nats::connect(url)
         .await
         .map_err(|error| BenchError::Client(format!("cannot connect to {url}: {error}")))

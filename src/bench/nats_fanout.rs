@@ -1,12 +1,12 @@
 //! The fan-out's yardstick: nats-server core pub/sub (no JetStream, nothing stored) to as many
 //! subscriber connections as the fan-out has subscribers, at the same rate, each message the
 //! `StreamEventsResponse` hooknorm would stream for that bench webhook (its body normalized by the
-//! Gigs provider), decoded by each subscriber as slimly as the fan-out's subscribers decode theirs. Run beside `--scenario fanout` on the same machine, so
-//! the ratio of hooknorm's fan-out to the broker's stays measured.
+//! Gigs provider), decoded by each subscriber as slimly as the fan-out's subscribers decode
+//! theirs. Run beside `--scenario fanout` on the same machine, so the ratio of hooknorm's fan-out
+//! to the broker's stays measured.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -14,12 +14,11 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::callers::SendTimes;
-use super::drive::{self, Caller, RunResult};
-use super::latency::Latencies;
-use super::nats::NatsTarget;
-use super::payload::{Payloads, index_of};
+use super::drive::{self, Caller};
+use super::nats::{NatsTarget, connect};
+use super::payload::Payloads;
 use super::report::ScenarioReport;
-use super::streams::{DRAIN, SlimStreamEventsResponse};
+use super::streams::{Received, SlimStreamEventsResponse, gather};
 use super::{Bench, BenchError};
 use crate::config::VerificationConfig;
 use crate::proto::v1::StreamEventsResponse;
@@ -69,28 +68,7 @@ pub(super) async fn core_fanout(
     };
     let message_bytes = publisher.message(0).map_err(BenchError::Client)?.len();
     let published = drive::open_loop(publisher, rate, args.fanout_duration).await;
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(DRAIN).await;
-        let _ = stop_tx.send(true);
-    });
-    let mut result = RunResult {
-        errors: published.errors,
-        first_error: published.first_error.clone(),
-        elapsed: published.elapsed,
-        ..RunResult::default()
-    };
-    let mut short = 0;
-    for subscriber in subscribers {
-        let (events, latencies) = subscriber
-            .await
-            .map_err(|error| BenchError::Client(format!("subscriber task failed: {error}")))?;
-        if events < published.ok {
-            short += 1;
-        }
-        result.ok += events;
-        result.latencies.merge(latencies);
-    }
-    stopper.abort();
+    let (result, short) = gather(subscribers, stop_tx, &published).await?;
     let note = format!(
         "nats-server core pub/sub, {} subscriber connections, {} publishes of {message_bytes} B at \
          {rate:.0}/s ({} failed), {short} subscribers missed messages; per s = deliveries",
@@ -99,13 +77,7 @@ pub(super) async fn core_fanout(
     Ok(ScenarioReport::new("nats core fan-out", result, note))
 }
 
-async fn connect(url: &str) -> Result<async_nats::Client, BenchError> {
-    async_nats::connect(url)
-        .await
-        .map_err(|error| BenchError::Client(format!("cannot connect to nats: {error}")))
-}
-
-/// One subscriber's messages until it has `expected` or is stopped: the count and latencies.
+/// One subscriber's messages until it has `expected` or is stopped.
 async fn receive(
     // Held: dropping the client would close the subscription's connection.
     _client: async_nats::Client,
@@ -113,29 +85,24 @@ async fn receive(
     times: Arc<SendTimes>,
     expected: u64,
     mut stop: watch::Receiver<bool>,
-) -> (u64, Latencies) {
-    let mut received = 0;
-    let mut latencies = Latencies::default();
-    while received < expected {
+) -> Received {
+    let mut received = Received::default();
+    while received.events() < expected {
         tokio::select! {
             message = subscription.next() => {
                 let Some(message) = message else { break };
-                let now = times.epoch.elapsed();
-                let sent = SlimStreamEventsResponse::decode(message.payload)
-                    .ok()
-                    .and_then(|response| response.event)
-                    .and_then(|event| index_of(&event.id))
-                    .and_then(|n| times.nanos.get(usize::try_from(n).ok()?))
-                    .map(|slot| slot.load(Ordering::Relaxed));
-                if let Some(sent) = sent {
-                    received += 1;
-                    latencies.record(now.saturating_sub(Duration::from_nanos(sent)));
+                match SlimStreamEventsResponse::decode(message.payload) {
+                    Ok(SlimStreamEventsResponse { event: Some(event) }) => {
+                        received.delivered(&times, &event);
+                    }
+                    Ok(_) => received.failed("a message without an event".to_owned()),
+                    Err(error) => received.failed(format!("undecodable message: {error}")),
                 }
             }
             _ = stop.wait_for(|stop| *stop) => break,
         }
     }
-    (received, latencies)
+    received
 }
 
 /// Publishes the `n`th bench event, as a subscriber would receive it, noting when.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tonic::Streaming;
 use tonic::transport::Channel;
 
@@ -24,7 +25,7 @@ use crate::proto::v1::{StartPosition, StreamEventsRequest};
 /// Streams per HTTP/2 connection (under the server's default stream limit of 200).
 const STREAMS_PER_CONNECTION: usize = 100;
 /// How long deliveries may still arrive after the last append, or between catch-up events.
-pub(super) const DRAIN: Duration = Duration::from_secs(10);
+const DRAIN: Duration = Duration::from_secs(10);
 
 /// `StreamEventsResponse` with only the event's id and sequence decoded.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -64,10 +65,36 @@ async fn open_stream(
 
 /// What one fan-out subscriber saw.
 #[derive(Default)]
-struct Received {
+pub(super) struct Received {
     events: u64,
     latencies: Latencies,
     error: Option<String>,
+}
+
+impl Received {
+    /// Counts `event`, received now, with its latency from its append's send time.
+    pub(super) fn delivered(&mut self, times: &SendTimes, event: &SlimEvent) {
+        let now = times.epoch.elapsed();
+        let sent = index_of(&event.id)
+            .and_then(|n| times.nanos.get(usize::try_from(n).ok()?))
+            .map(|slot| slot.load(std::sync::atomic::Ordering::Relaxed));
+        match sent {
+            Some(sent) => {
+                self.events += 1;
+                self.latencies
+                    .record(now.saturating_sub(Duration::from_nanos(sent)));
+            }
+            None => self.error = Some(format!("unexpected event {}", event.id)),
+        }
+    }
+
+    pub(super) fn events(&self) -> u64 {
+        self.events
+    }
+
+    pub(super) fn failed(&mut self, error: String) {
+        self.error = Some(error);
+    }
 }
 
 async fn receive(
@@ -81,22 +108,13 @@ async fn receive(
         tokio::select! {
             message = stream.message() => match message {
                 Ok(Some(message)) => {
-                    let Some(event) = message.event else { continue };
-                    let now = times.epoch.elapsed();
-                    let sent = index_of(&event.id)
-                        .and_then(|n| times.nanos.get(usize::try_from(n).ok()?))
-                        .map(|slot| slot.load(std::sync::atomic::Ordering::Relaxed));
-                    match sent {
-                        Some(sent) => {
-                            received.events += 1;
-                            received.latencies.record(now.saturating_sub(Duration::from_nanos(sent)));
-                        }
-                        None => received.error = Some(format!("unexpected event {}", event.id)),
+                    if let Some(event) = message.event {
+                        received.delivered(&times, &event);
                     }
                 }
                 Ok(None) => break,
                 Err(status) => {
-                    received.error = Some(format!("stream ended: {status}"));
+                    received.failed(format!("stream ended: {status}"));
                     break;
                 }
             },
@@ -104,6 +122,42 @@ async fn receive(
         }
     }
     received
+}
+
+/// Waits for every subscriber, stopping them [`DRAIN`] after the last send, and adds up what
+/// they received beside what was `sent`: the run's result, and how many subscribers missed some.
+pub(super) async fn gather(
+    subscribers: Vec<JoinHandle<Received>>,
+    stop: watch::Sender<bool>,
+    sent: &RunResult,
+) -> Result<(RunResult, usize), BenchError> {
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(DRAIN).await;
+        let _ = stop.send(true);
+    });
+    let mut result = RunResult {
+        errors: sent.errors,
+        first_error: sent.first_error.clone(),
+        elapsed: sent.elapsed,
+        ..RunResult::default()
+    };
+    let mut short = 0;
+    for subscriber in subscribers {
+        let received = subscriber
+            .await
+            .map_err(|error| BenchError::Client(format!("subscriber task failed: {error}")))?;
+        if received.events < sent.ok {
+            short += 1;
+        }
+        result.ok += received.events;
+        result.latencies.merge(received.latencies);
+        if let Some(error) = received.error {
+            result.errors += 1;
+            result.first_error.get_or_insert(error);
+        }
+    }
+    stopper.abort();
+    Ok((result, short))
 }
 
 /// N subscribers from LATEST, then appends at a fixed rate; every delivery's latency.
@@ -154,32 +208,7 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
             )
         })
         .unwrap_or_default();
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(DRAIN).await;
-        let _ = stop_tx.send(true);
-    });
-    let mut result = RunResult {
-        errors: appended.errors,
-        first_error: appended.first_error.clone(),
-        elapsed: appended.elapsed,
-        ..RunResult::default()
-    };
-    let mut short = 0;
-    for subscriber in subscribers {
-        let received = subscriber
-            .await
-            .map_err(|error| BenchError::Client(format!("subscriber task failed: {error}")))?;
-        if received.events < appended.ok {
-            short += 1;
-        }
-        result.ok += received.events;
-        result.latencies.merge(received.latencies);
-        if let Some(error) = received.error {
-            result.errors += 1;
-            result.first_error.get_or_insert(error);
-        }
-    }
-    stopper.abort();
+    let (result, short) = gather(subscribers, stop_tx, &appended).await?;
     let note = format!(
         "{} subscribers, {} appends at {rate:.0}/s ({} failed), {short} subscribers missed events; per s = deliveries{append_latency}",
         args.subscribers, appended.ok, appended.errors
