@@ -1,9 +1,10 @@
 //! `hooknorm bench` on the NATS backend with tiny settings (its own nats-server, started from
 //! the binary the tests use), so the NATS scenarios cannot rot unnoticed.
 
+mod bench_support;
 mod nats_support;
 
-use std::process::Command;
+use bench_support::{rows, scenario_names};
 
 #[test]
 fn bench_nats_reports_both_rows_and_the_ratio() {
@@ -19,7 +20,7 @@ fn bench_nats_reports_both_rows_and_the_ratio() {
         scenario_names(&report),
         ["nats durable (1 replica)", "nats raw publish"]
     );
-    for row in report["scenarios"].as_array().expect("scenarios") {
+    for row in rows(&report) {
         assert_eq!(row["ok"], 200, "{row}");
         assert_eq!(row["errors"], 0, "{row}");
     }
@@ -41,7 +42,7 @@ fn bench_fanout_runs_the_nats_yardstick_beside_it() {
         "1s",
     ]);
     assert_eq!(scenario_names(&report), ["fan-out", "nats core fan-out"]);
-    for row in report["scenarios"].as_array().expect("scenarios") {
+    for row in rows(&report) {
         assert_eq!(
             row["ok"],
             50 * 20,
@@ -52,34 +53,11 @@ fn bench_fanout_runs_the_nats_yardstick_beside_it() {
     assert_checked(&report, "fan-out p99 / nats core p99");
 }
 
-/// `hooknorm bench <args> --json` against a nats-server of its own, which must succeed; its
-/// report.
+/// `hooknorm bench <args>` against a nats-server of its own.
 fn run(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .arg("--nats-server")
-        .arg(nats_support::nats_server_binary())
-        .env_remove("HOOKNORM_CONFIG")
-        .output()
-        .expect("bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).expect("report is json")
-}
-
-fn scenario_names(report: &serde_json::Value) -> Vec<&str> {
-    report["scenarios"]
-        .as_array()
-        .expect("scenarios")
-        .iter()
-        .filter_map(|row| row["scenario"].as_str())
-        .collect()
+    let server = nats_support::nats_server_binary();
+    let nats = [std::ffi::OsStr::new("--nats-server"), server.as_os_str()];
+    bench_support::run(args.iter().map(std::ffi::OsStr::new).chain(nats))
 }
 
 /// The report sets a figure against a target named `what`.

@@ -1,7 +1,9 @@
 //! `hooknorm bench` against the real binary with tiny settings, so the load generator (its
 //! signing, its child-process handling and its report) cannot rot unnoticed.
 
-use std::process::Command;
+mod bench_support;
+
+use bench_support::{rows, run, scenario_names};
 
 #[test]
 fn bench_unary_reports_nonzero_throughput() {
@@ -25,7 +27,7 @@ fn bench_auth_reports_nonzero_throughput() {
 /// beside the deliveries'.
 #[test]
 fn bench_fanout_delivers_every_event_to_every_subscriber() {
-    let report = run(&[
+    let report = run([
         "--scenario",
         "fanout",
         "--subscribers",
@@ -52,7 +54,7 @@ fn bench_fanout_delivers_every_event_to_every_subscriber() {
 
 /// Runs `scenario` with 200 requests and checks its rows are `names`, each without errors.
 fn check_rows(scenario: &str, expected: &[&str]) {
-    let report = run(&[
+    let report = run([
         "--scenario",
         scenario,
         "--requests",
@@ -60,13 +62,8 @@ fn check_rows(scenario: &str, expected: &[&str]) {
         "--concurrency",
         "8",
     ]);
-    let scenarios = report["scenarios"].as_array().expect("scenarios");
-    let names: Vec<_> = scenarios
-        .iter()
-        .filter_map(|row| row["scenario"].as_str())
-        .collect();
-    assert_eq!(names, expected);
-    for row in scenarios {
+    assert_eq!(scenario_names(&report), expected);
+    for row in rows(&report) {
         assert_eq!(row["ok"], 200, "{row}");
         assert_eq!(row["errors"], 0, "{row}");
         assert!(
@@ -79,22 +76,4 @@ fn check_rows(scenario: &str, expected: &[&str]) {
         );
         assert!(row["startup_ms"].as_f64().expect("startup") > 0.0, "{row}");
     }
-}
-
-/// `hooknorm bench <args> --json`, which must succeed; its report.
-fn run(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_hooknorm"))
-        .arg("bench")
-        .args(args)
-        .arg("--json")
-        .env_remove("HOOKNORM_CONFIG")
-        .output()
-        .expect("bench runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench failed: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).expect("report is json")
 }
