@@ -69,6 +69,10 @@ pub struct BenchArgs {
     /// Stream subscribers in the fan-out scenario.
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
+    /// Subscribers sharing one HTTP/2 connection in the fan-out scenario (1: a connection each,
+    /// as subscribers on other machines would have).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=200))]
+    pub streams_per_connection: u64,
     /// Appends per second in the fan-out scenario.
     #[arg(long, default_value_t = 1000.0)]
     pub fanout_rate: f64,

@@ -22,8 +22,6 @@ use super::{Bench, BenchError, Server};
 use crate::proto::v1::stream_events_request::Start;
 use crate::proto::v1::{StartPosition, StreamEventsRequest};
 
-/// Streams per HTTP/2 connection (under the server's default stream limit of 200).
-const STREAMS_PER_CONNECTION: usize = 100;
 /// How long deliveries may still arrive after the last append, or between catch-up events.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -165,7 +163,8 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
     let args = &bench.args;
     let server = Server::start(&bench.exe, "fanout").await?;
     let addr = server.child.grpc_addr.clone();
-    let connections = args.subscribers.div_ceil(STREAMS_PER_CONNECTION).max(1);
+    let per_connection = usize::try_from(args.streams_per_connection).unwrap_or(1);
+    let connections = args.subscribers.div_ceil(per_connection).max(1);
     let mut channels = Vec::with_capacity(connections);
     for _ in 0..connections {
         channels.push(callers::channel(&addr).await.map_err(BenchError::Client)?);
