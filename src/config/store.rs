@@ -36,7 +36,8 @@ pub struct StoreConfig {
     #[serde(default = "default_group_commit_max")]
     pub group_commit_max: usize,
     /// Committed events kept in memory for live subscribers (shared by all of them); one that
-    /// falls further behind continues by reading the log.
+    /// falls further behind continues by reading the log. The embedded store also keeps this
+    /// many of the newest events (within `live_bytes`) for catch-up reads near the head.
     #[serde(default = "default_live_events")]
     pub live_events: usize,
     /// Bytes of events the live feed holds for subscribers that have not read them yet; past

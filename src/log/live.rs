@@ -77,12 +77,6 @@ impl LiveFeed {
         self.sender.subscribe()
     }
 
-    /// What an event costs while it waits in the ring: its encoding, and about as much again
-    /// for the decoded copy filters look at.
-    fn cost(committed: &CommittedEvent) -> u64 {
-        2 * committed.encoded.bytes.len() as u64 + 256
-    }
-
     /// Bytes held for the events not yet seen by every subscriber.
     fn unread_bytes(&self) -> u64 {
         let unread = self.sender.len().min(self.totals.len() - 1);
@@ -102,7 +96,7 @@ impl LiveFeed {
             self.set_pressure(false);
             return;
         }
-        let cost = Self::cost(&committed);
+        let cost = committed.held_bytes();
         let unread = self.unread_bytes();
         let (event, weight) = if unread + cost <= self.max_bytes {
             (LiveEvent::Full(committed), cost)

@@ -14,6 +14,7 @@ pub mod filter;
 pub mod live;
 pub mod nats;
 pub mod page;
+pub mod recent;
 pub mod sqlite;
 pub mod subscription;
 

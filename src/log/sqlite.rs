@@ -8,7 +8,9 @@
 //! (`synchronous=FULL`), then broadcasts the new events in sequence order and answers each
 //! caller. A failed commit fails every append of its batch and stores none of it; the writer
 //! carries on, so appends succeed again once the disk recovers. Reads run on blocking threads
-//! over a small pool of read-only connections, so neither side ever blocks the async runtime.
+//! over a small pool of read-only connections, so neither side ever blocks the async runtime;
+//! catch-up reads near the head are answered from the newest events, kept in memory
+//! ([`crate::log::recent`]), since subscribers that fall behind together read the same ones.
 //!
 //! Sequences are assigned by the writer, one after another with no holes, and never reused:
 //! the `AUTOINCREMENT` high-water mark survives deletes and restarts. Only retention removes
@@ -17,18 +19,7 @@
 //! that ([`crate::log::EncodedBatch::removed_through`]) from the same read transaction as their
 //! events.
 //!
-//! Dedup keys live in their own table so they outlive the events they point to:
-//! - [`ProviderId`](crate::event::Identity::ProviderId) and
-//!   [`Fingerprint`](crate::event::Identity::Fingerprint) key on `id:<event id>`. A redelivery
-//!   is a duplicate while the first event is retained (the unique `id` index finds it, whatever
-//!   its age), and within the dedup window even after retention removed it.
-//! - [`LatestState`](crate::event::Identity::LatestState) keys on `latest:<entity>` and
-//!   remembers the id (state fingerprint) of the entity's latest event; only the same
-//!   fingerprint again, within the window, is a duplicate. A state recurring after a different
-//!   one is a new event; when its fingerprint names an older event it is stored as
-//!   `<fingerprint>-<sequence>` (the event's id from then on; see `Event.id`).
-//! - When the original was since removed by retention, a duplicate is answered with a minimal
-//!   event carrying only the remembered id and sequence.
+//! Dedup keys live in their own table, so they outlive the events they point to (`dedup`).
 //!
 //! The webhook as received (`AppendRequest::delivery`) is kept with its event, in the same row,
 //! and removed with it (events stored plain, before the store's dictionary exists, keep it in a
@@ -84,6 +75,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::StoreConfig;
 use crate::log::live::{LiveFeed, Subscriptions};
+use crate::log::recent::RecentEvents;
 use crate::log::{
     AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
     RetentionReport, View,
@@ -121,6 +113,8 @@ pub struct SqliteEventLog {
     events: Subscriptions,
     /// The live feed's pressure flag (see [`EventLog::live_pressure`]).
     pressure: watch::Receiver<bool>,
+    /// The newest events, which answer catch-up reads near the head (a log of its own only).
+    recent: Option<Arc<RecentEvents>>,
     reads: Arc<ReadPool>,
     /// Compresses appends' bodies on the caller's thread.
     codec: codec::Codec,
@@ -195,6 +189,14 @@ impl SqliteEventLog {
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
+        let recent = match index {
+            Some(_) => None,
+            None => Some(Arc::new(RecentEvents::new(
+                options.broadcast_capacity,
+                options.live_bytes,
+                read::removed_through(&conn)?,
+            ))),
+        };
         #[cfg(test)]
         let commits = Arc::new(AtomicU64::new(0));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
@@ -210,6 +212,7 @@ impl SqliteEventLog {
             last_sequence,
             Progress {
                 head: Arc::clone(&head),
+                recent: recent.clone(),
                 #[cfg(test)]
                 commits: Arc::clone(&commits),
             },
@@ -259,6 +262,7 @@ impl SqliteEventLog {
             commits,
             events,
             pressure,
+            recent,
             reads,
             codec,
             clock: options.clock,
@@ -367,6 +371,10 @@ impl EventLog for SqliteEventLog {
         filter: &EventFilter,
         limit: usize,
     ) -> Result<EncodedBatch, LogError> {
+        let recent = self.recent.as_ref();
+        if let Some(batch) = recent.and_then(|recent| recent.read_after(after, filter, limit)) {
+            return Ok(batch);
+        }
         let query = read::EventQuery::build(filter, Range::After(after), limit);
         // A plain body is the encoding subscribers send, passed on as read; a compressed one is
         // decompressed into exactly that encoding.
@@ -465,6 +473,9 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn close(&self) {
+        if let Some(recent) = &self.recent {
+            recent.clear(true);
+        }
         let mut writer = self.writer.lock().await;
         // Dropping the last sender lets the writer drain what is queued, then stop.
         drop(

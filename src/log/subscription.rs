@@ -19,6 +19,14 @@ pub struct CommittedEvent {
     pub encoded: EncodedEvent,
 }
 
+impl CommittedEvent {
+    /// What the event costs while it is held in memory: its encoding, and about as much again
+    /// for the decoded copy filters look at.
+    pub fn held_bytes(&self) -> u64 {
+        2 * self.encoded.bytes.len() as u64 + 256
+    }
+}
+
 /// One committed event on the live feed. A feed may be bounded in bytes as well as in count:
 /// past its byte budget an event travels as its sequence alone, and a subscriber that needs it
 /// reads it from the log, so a slow subscriber never makes the server hold more than the budget

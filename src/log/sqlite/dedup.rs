@@ -7,6 +7,19 @@
 //! stored twice (the table and its `created_at` index), while a digest is all a lookup needs.
 //! For a latest-state key, `state` is the digest of the latest state's id (its fingerprint),
 //! which a new state is compared with; an id key needs none, since its id is the key.
+//!
+//! What a key recognizes (keys live in their own table so they outlive their events):
+//! - [`ProviderId`](crate::event::Identity::ProviderId) and
+//!   [`Fingerprint`](crate::event::Identity::Fingerprint) key on `id:<event id>`. A redelivery
+//!   is a duplicate while the first event is retained (the unique `id` index finds it, whatever
+//!   its age), and within the dedup window even after retention removed it.
+//! - [`LatestState`](crate::event::Identity::LatestState) keys on `latest:<entity>` and
+//!   remembers the id (state fingerprint) of the entity's latest event; only the same
+//!   fingerprint again, within the window, is a duplicate. A state recurring after a different
+//!   one is a new event; when its fingerprint names an older event it is stored as
+//!   `<fingerprint>-<sequence>` (the event's id from then on; see `Event.id`).
+//! - When the original was since removed by retention, a duplicate is answered with a minimal
+//!   event carrying only the remembered id and sequence.
 
 use rusqlite::{CachedStatement, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};

@@ -161,7 +161,7 @@ pub(super) fn encoded_batch(
 /// The newest sequence retention removed (0 when none). Sequences have no holes and retention
 /// removes only the oldest events, so that is everything below the oldest stored event, or
 /// the high-water mark when none is left.
-fn removed_through(conn: &Connection) -> Result<u64, LogError> {
+pub(super) fn removed_through(conn: &Connection) -> Result<u64, LogError> {
     let oldest = conn
         .prepare_cached("SELECT MIN(sequence) FROM events")
         .and_then(|mut statement| {

@@ -17,6 +17,7 @@ use super::index::{ApplyReply, IndexEntry, IndexState, apply_entries};
 use super::retention::{RetentionJob, RetentionPlan};
 use super::train::{Trained, Trainer};
 use crate::log::live::LiveFeed;
+use crate::log::recent::RecentEvents;
 use crate::log::{LogError, RetentionReport};
 
 /// Work for the writer thread.
@@ -99,6 +100,9 @@ const LINGER_POLL: Duration = Duration::from_micros(50);
 pub(super) struct Progress {
     /// The newest committed sequence; read by `head()` and by `cursor_at`.
     pub head: Arc<AtomicU64>,
+    /// The newest events, for catch-up reads (`None` for an index, whose sequences come from
+    /// the stream).
+    pub recent: Option<Arc<RecentEvents>>,
     /// Successful group commits, for tests that check appends share them.
     #[cfg(test)]
     pub commits: Arc<AtomicU64>,
@@ -223,7 +227,9 @@ impl Writer {
                 self.serve(control, &mut retention);
             }
             if let Some(mut job) = retention.take() {
-                match job.step(&mut self.conn, &self.codec) {
+                let stepped = job.step(&mut self.conn, &self.codec);
+                self.forget_removed();
+                match stepped {
                     Ok(false) => retention = Some(job),
                     Ok(true) => job.finish(Ok(())),
                     Err(error) => {
@@ -284,6 +290,10 @@ impl Writer {
             }
             #[cfg(test)]
             Control::Execute { sql, reply } => {
+                // A test's statement may remove events behind the window's back.
+                if let Some(recent) = &self.progress.recent {
+                    recent.clear(false);
+                }
                 let outcome = self
                     .conn
                     .execute_batch(&sql)
@@ -295,6 +305,18 @@ impl Writer {
                 let _ = paused.send(Ok(()));
                 let _ = resume.recv();
             }
+        }
+    }
+
+    /// Trims what retention has removed from the recent events' window.
+    fn forget_removed(&self) {
+        let Some(recent) = &self.progress.recent else {
+            return;
+        };
+        match super::read::removed_through(&self.conn) {
+            Ok(through) => recent.removed_through(through),
+            // Not knowing, the window cannot say: reads go to the file.
+            Err(_) => recent.clear(false),
         }
     }
 
@@ -344,6 +366,10 @@ impl Writer {
                 #[cfg(test)]
                 self.progress.commits.fetch_add(1, Ordering::Relaxed);
                 if !stored.is_empty() {
+                    // The window before the head: a reader that saw the head finds its events.
+                    if let Some(recent) = &self.progress.recent {
+                        recent.push(&stored);
+                    }
                     // Before publishing: a head asked after subscribing must cover every event
                     // the subscription will not carry (the log's seam guarantee).
                     self.progress

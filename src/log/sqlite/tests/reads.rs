@@ -43,3 +43,70 @@ async fn corrupt_bodies_are_reported_with_their_sequence() {
     log.append(by_id(event("b", "t.x"))).await.unwrap();
     log.close().await;
 }
+
+/// Every catch-up read of `cursors` with each filter, as (removed_through, sequences, bytes).
+async fn catch_up_reads(
+    log: &SqliteEventLog,
+    cursors: std::ops::RangeInclusive<u64>,
+) -> Vec<String> {
+    let filters = [
+        EventFilter::default(),
+        EventFilter::new(vec![], vec![], &["order.*".to_owned()], None).unwrap(),
+        EventFilter::new(vec![], vec![], &[], Some(resource("sim", "s3"))).unwrap(),
+    ];
+    let mut reads = Vec::new();
+    for after in cursors {
+        for filter in &filters {
+            for limit in [4, 100] {
+                let batch = log.read_encoded_after(after, filter, limit).await.unwrap();
+                reads.push(format!("{after} {limit} {filter:?}: {batch:?}"));
+            }
+        }
+    }
+    reads
+}
+
+#[tokio::test]
+async fn catch_up_reads_near_the_head_answer_as_the_file_does() {
+    let fixture = Fixture::with(|config| config.retention_max_count = Some(20));
+    let open = || {
+        SqliteEventLog::open_with(
+            &fixture.config,
+            SqliteOptions {
+                // The window holds the newest 25 of the 60 events: reads before it use the file.
+                broadcast_capacity: 25,
+                ..SqliteOptions::default()
+            },
+        )
+        .unwrap()
+    };
+    let log = open();
+    for n in 1..=60u64 {
+        let kind = if n % 3 == 0 {
+            "order.updated"
+        } else {
+            "sim.activated"
+        };
+        let subject = resource("sim", format!("s{}", n % 4));
+        log.append(by_id(about(event(&format!("e{n}"), kind), subject, vec![])))
+            .await
+            .unwrap();
+    }
+    let window = log.recent.as_ref().unwrap();
+    assert!(window.read_after(35, &EventFilter::default(), 1).is_some());
+    assert!(window.read_after(34, &EventFilter::default(), 1).is_none());
+    let before = catch_up_reads(&log, 0..=61).await;
+    // Retention removes the oldest 40, a part of the window among them.
+    assert_eq!(log.enforce_retention().await.unwrap().events_removed, 40);
+    assert!(window.read_after(39, &EventFilter::default(), 1).is_none());
+    assert!(window.read_after(40, &EventFilter::default(), 1).is_some());
+    let after = catch_up_reads(&log, 0..=61).await;
+    log.close().await;
+
+    // Reopened, the window is empty and the file answers everything.
+    let reopened = open();
+    assert_eq!(catch_up_reads(&reopened, 0..=61).await, after);
+    reopened.close().await;
+    assert_ne!(before, after, "retention shows in the reads");
+    assert!(before.iter().any(|read| read.contains("sequence: 60")));
+}
