@@ -64,11 +64,11 @@ pub(super) async fn core_fanout(
         subject,
         payloads: bench.payloads.clone(),
         verifier: Arc::new(Verifier::from_config(&VerificationConfig::None, None)),
-        times,
+        times: Arc::clone(&times),
     };
     let message_bytes = publisher.message(0).map_err(BenchError::Client)?.len();
     let published = drive::open_loop(publisher, rate, args.fanout_duration).await;
-    let (result, short) = gather(subscribers, stop_tx, &published).await?;
+    let (result, short) = gather(subscribers, stop_tx, &published, &times).await?;
     let note = format!(
         "nats-server core pub/sub, {} subscriber connections, {} publishes of {message_bytes} B at \
          {rate:.0}/s ({} failed), {short} subscribers missed messages; per s = deliveries",

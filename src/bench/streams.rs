@@ -6,6 +6,7 @@
 //! `StreamEventsResponse`), so the generator's own decoding cost stays small beside the server's.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -66,6 +67,8 @@ async fn open_stream(
 pub(super) struct Received {
     events: u64,
     latencies: Latencies,
+    /// When the last event arrived, since the send times' epoch.
+    last_at: Duration,
     error: Option<String>,
 }
 
@@ -79,6 +82,7 @@ impl Received {
         match sent {
             Some(sent) => {
                 self.events += 1;
+                self.last_at = now;
                 self.latencies
                     .record(now.saturating_sub(Duration::from_nanos(sent)));
             }
@@ -124,10 +128,14 @@ async fn receive(
 
 /// Waits for every subscriber, stopping them [`DRAIN`] after the last send, and adds up what
 /// they received beside what was `sent`: the run's result, and how many subscribers missed some.
+///
+/// The result's time runs from the first send to the last delivery, so its rate is what was
+/// delivered: over the sends' time alone, a backlog still draining after them would count too.
 pub(super) async fn gather(
     subscribers: Vec<JoinHandle<Received>>,
     stop: watch::Sender<bool>,
     sent: &RunResult,
+    times: &SendTimes,
 ) -> Result<(RunResult, usize), BenchError> {
     let stopper = tokio::spawn(async move {
         tokio::time::sleep(DRAIN).await;
@@ -140,6 +148,7 @@ pub(super) async fn gather(
         ..RunResult::default()
     };
     let mut short = 0;
+    let mut last_at = Duration::ZERO;
     for subscriber in subscribers {
         let received = subscriber
             .await
@@ -147,6 +156,7 @@ pub(super) async fn gather(
         if received.events < sent.ok {
             short += 1;
         }
+        last_at = last_at.max(received.last_at);
         result.ok += received.events;
         result.latencies.merge(received.latencies);
         if let Some(error) = received.error {
@@ -155,6 +165,15 @@ pub(super) async fn gather(
         }
     }
     stopper.abort();
+    let first_sent = times
+        .nanos
+        .first()
+        .map_or(0, |slot| slot.load(Ordering::Relaxed));
+    if let Some(span) = last_at.checked_sub(Duration::from_nanos(first_sent))
+        && !span.is_zero()
+    {
+        result.elapsed = span;
+    }
     Ok((result, short))
 }
 
@@ -189,7 +208,7 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
     let appended = append_apart(
         addr.clone(),
         bench.payloads.clone(),
-        times,
+        Arc::clone(&times),
         rate,
         args.fanout_duration,
     )
@@ -207,7 +226,7 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
             )
         })
         .unwrap_or_default();
-    let (result, short) = gather(subscribers, stop_tx, &appended).await?;
+    let (result, short) = gather(subscribers, stop_tx, &appended, &times).await?;
     let note = format!(
         "{} subscribers, {} appends at {rate:.0}/s ({} failed), {short} subscribers missed events; per s = deliveries{append_latency}",
         args.subscribers, appended.ok, appended.errors
@@ -297,4 +316,35 @@ pub(super) async fn catchup(bench: &Bench) -> Result<ScenarioReport, BenchError>
         filled.throughput()
     );
     Ok(server.finish("catch-up", result, note).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_delivery_rate_runs_to_the_last_delivery_not_the_last_send() {
+        let times = SendTimes::new(2);
+        times.nanos[0].store(1_000_000_000, Ordering::Relaxed);
+        let subscriber = |events, last_s| {
+            tokio::spawn(async move {
+                Received {
+                    events,
+                    last_at: Duration::from_secs(last_s),
+                    ..Received::default()
+                }
+            })
+        };
+        // Sends took 2 s; the slower subscriber had its last event 5 s after the first send.
+        let sent = RunResult {
+            ok: 2,
+            elapsed: Duration::from_secs(2),
+            ..RunResult::default()
+        };
+        let (stop, _) = watch::channel(false);
+        let subscribers = vec![subscriber(2, 3), subscriber(1, 6)];
+        let (result, short) = gather(subscribers, stop, &sent, &times).await.unwrap();
+        assert_eq!((result.ok, short), (3, 1));
+        assert_eq!(result.elapsed, Duration::from_secs(5));
+    }
 }
