@@ -44,8 +44,8 @@
 //! (the thread and its commands), `batch` (one group commit: dedup and inserts), `dedup` (its
 //! keys), `codec` (how bodies are kept), `frame` (what a compressed body holds), `train` (the
 //! dictionaries), `read` (filter -> SQL, rows -> events), `read_pool` (the read connections),
-//! `retention` (chunked deletes), `index` (the store as a replica's index of a
-//! replicated stream, for the NATS backend).
+//! `probe` (the writer's readiness write), `retention` (chunked deletes), `index` (the store as
+//! a replica's index of a replicated stream, for the NATS backend).
 
 mod batch;
 mod codec;
@@ -54,6 +54,7 @@ mod frame;
 mod index;
 mod lock;
 mod options;
+mod probe;
 mod read;
 mod read_pool;
 mod retention;
@@ -189,14 +190,11 @@ impl SqliteEventLog {
         reads.warm().map_err(|error| cannot_open(&error))?;
 
         let head = Arc::new(AtomicU64::new(last_sequence));
-        let recent = match index {
-            Some(_) => None,
-            None => Some(Arc::new(RecentEvents::new(
-                options.broadcast_capacity,
-                options.live_bytes,
-                read::removed_through(&conn)?,
-            ))),
-        };
+        let removed_through = read::removed_through(&conn)?;
+        let recent = index.is_none().then(|| {
+            let (events, bytes) = (options.broadcast_capacity, options.live_bytes);
+            Arc::new(RecentEvents::new(events, bytes, removed_through))
+        });
         #[cfg(test)]
         let commits = Arc::new(AtomicU64::new(0));
         let live = LiveFeed::new(options.broadcast_capacity, options.live_bytes);
