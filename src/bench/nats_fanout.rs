@@ -18,7 +18,7 @@ use super::drive::{self, Caller};
 use super::nats::{NatsTarget, connect};
 use super::payload::Payloads;
 use super::report::ScenarioReport;
-use super::streams::{Received, SlimStreamEventsResponse, gather};
+use super::streams::{Received, SlimStreamEventsResponse, gather, plan};
 use super::{Bench, BenchError};
 use crate::config::VerificationConfig;
 use crate::proto::v1::StreamEventsResponse;
@@ -35,9 +35,7 @@ pub(super) async fn core_fanout(
 ) -> Result<ScenarioReport, BenchError> {
     let args = &bench.args;
     let subject = format!("bench.fanout.{}", std::process::id());
-    let rate = args.fanout_rate.max(1.0);
-    let planned = (rate * args.fanout_duration.as_secs_f64()).ceil().max(1.0) as u64;
-    let times = Arc::new(SendTimes::new(usize::try_from(planned).unwrap_or_default()));
+    let (rate, planned, times) = plan(args);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut subscribers = Vec::with_capacity(args.subscribers);
     for _ in 0..args.subscribers {

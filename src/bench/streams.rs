@@ -126,6 +126,14 @@ async fn receive(
     received
 }
 
+/// A fan-out's rate, how many events it sends at that rate, and where their send times go.
+pub(super) fn plan(args: &super::args::BenchArgs) -> (f64, u64, Arc<SendTimes>) {
+    let rate = args.fanout_rate.max(1.0);
+    let planned = (rate * args.fanout_duration.as_secs_f64()).ceil().max(1.0) as u64;
+    let times = Arc::new(SendTimes::new(usize::try_from(planned).unwrap_or_default()));
+    (rate, planned, times)
+}
+
 /// Waits for every subscriber, stopping them [`DRAIN`] after the last send, and adds up what
 /// they received beside what was `sent`: the run's result, and how many subscribers missed some.
 ///
@@ -188,9 +196,7 @@ pub(super) async fn fanout(bench: &Bench) -> Result<ScenarioReport, BenchError> 
     for _ in 0..connections {
         channels.push(callers::channel(&addr).await.map_err(BenchError::Client)?);
     }
-    let rate = args.fanout_rate.max(1.0);
-    let planned = (rate * args.fanout_duration.as_secs_f64()).ceil().max(1.0) as u64;
-    let times = Arc::new(SendTimes::new(usize::try_from(planned).unwrap_or_default()));
+    let (rate, planned, times) = plan(args);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut subscribers = Vec::with_capacity(args.subscribers);
     for index in 0..args.subscribers {

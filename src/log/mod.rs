@@ -332,3 +332,8 @@ pub fn spawn_retention(
         }
     })
 }
+
+/// A configured number of seconds as the milliseconds backends compare times in, saturating.
+fn seconds_to_ms(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
+}

@@ -62,7 +62,7 @@ use crate::config::StoreConfig;
 use crate::log::sqlite::{Clock, IndexPosition, SqliteEventLog};
 use crate::log::{
     AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
-    RetentionReport, View,
+    RetentionReport, View, seconds_to_ms,
 };
 use crate::proto::v1::Event;
 
@@ -484,8 +484,4 @@ impl EventLog for NatsEventLog {
         self.index.close().await;
         tracing::info!(stream = %self.stream.cached_info().config.name, "event log closed");
     }
-}
-
-fn seconds_to_ms(seconds: u64) -> i64 {
-    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }

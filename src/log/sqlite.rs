@@ -79,7 +79,7 @@ use crate::log::live::{LiveFeed, Subscriptions};
 use crate::log::recent::RecentEvents;
 use crate::log::{
     AppendRequest, Appended, EncodedBatch, EventFilter, EventLog, LiveSubscription, LogError,
-    RetentionReport, View,
+    RetentionReport, View, seconds_to_ms,
 };
 use crate::proto::v1::Event;
 
@@ -495,8 +495,4 @@ fn writer_stopped() -> LogError {
     LogError::Unavailable {
         reason: "event log writer stopped".to_owned(),
     }
-}
-
-fn seconds_to_ms(seconds: u64) -> i64 {
-    i64::try_from(seconds.saturating_mul(1000)).unwrap_or(i64::MAX)
 }
