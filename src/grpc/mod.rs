@@ -9,6 +9,7 @@ pub mod auth;
 mod convert;
 mod decode_errors;
 pub mod health;
+mod stream_body;
 mod stream_events;
 
 /// The webhook a `VerifyAndNormalize` request carries (benches feed the pipeline with it too).
@@ -42,7 +43,7 @@ use crate::stream::{OpenError, StartError, StreamEnd, StreamItem, StreamSettings
 pub use auth::{Authenticated, Caller};
 pub use convert::RequestError;
 pub use decode_errors::DecodeErrorsAsReasons;
-pub use stream_events::{FrameCodec, STREAM_EVENTS_PATH, StreamEventsRoute};
+pub use stream_events::{STREAM_EVENTS_PATH, StreamEventsRoute};
 
 /// `hooknorm.v1.NormalizerService` over a [`Pipeline`].
 #[derive(Debug, Clone)]

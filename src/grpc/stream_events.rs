@@ -1,23 +1,19 @@
-//! StreamEvents over pre-encoded frames: each event goes on the wire as the bytes the log
+//! StreamEvents over pre-encoded messages: each event goes on the wire as the bytes the log
 //! stored, shared by every subscriber, instead of a decoded `Event` that tonic re-encodes once
 //! per subscriber.
 //!
 //! [`StreamEventsRoute`] sits in front of the generated server and takes only
 //! `/hooknorm.v1.NormalizerService/StreamEvents`; every other method passes through untouched.
-//! The route answers with `tonic::server::Grpc` over [`FrameCodec`], whose encoder writes a
-//! `hooknorm.v1.StreamEventsResponse` by hand: an event is field 1 of the response's oneof, so
-//! its encoding is a one-byte tag, a length prefix and the stored `Event` bytes, exactly what
-//! prost would have produced. Requests decode with prost as usual.
+//! tonic's `Grpc::server_streaming` still decodes the request (limits, compression, errors) and
+//! writes the response headers, or the whole answer when the subscription is refused; once a
+//! subscription opens, its handler hands it over and the response's body is a
+//! [`StreamBody`] over it in place of tonic's, which would copy every message.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::BufMut;
-use prost::Message;
-use prost::encoding::{WireType, encode_key, encode_varint};
-use tokio_stream::wrappers::ReceiverStream;
-use tokio_stream::{Stream, StreamExt};
+use tokio::sync::oneshot;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body, StdError};
 use tonic::server::{Grpc, NamedService, ServerStreamingService};
@@ -26,17 +22,14 @@ use tonic_prost::ProstDecoder;
 use tower::Service;
 
 use super::NormalizerGrpc;
-use crate::proto::v1::stream_events_response::Message as ResponseMessage;
-use crate::proto::v1::{EventsSkipped, Heartbeat, StreamEventsRequest, StreamEventsResponse};
-use crate::stream::{Queued, StreamItem};
+use super::stream_body::StreamBody;
+use crate::proto::v1::StreamEventsRequest;
+use crate::stream::Subscription;
 
 /// The one method this route serves.
 pub const STREAM_EVENTS_PATH: &str = "/hooknorm.v1.NormalizerService/StreamEvents";
 
-/// `StreamEventsResponse.event`'s field number.
-const EVENT_FIELD: u32 = 1;
-
-/// Serves StreamEvents from pre-encoded frames and passes everything else to `inner`.
+/// Serves StreamEvents from pre-encoded messages and passes everything else to `inner`.
 #[derive(Debug, Clone)]
 pub struct StreamEventsRoute<S> {
     inner: S,
@@ -87,49 +80,74 @@ where
         if request.uri().path() != STREAM_EVENTS_PATH {
             return Box::pin(self.inner.call(request));
         }
-        let handler = StreamEventsHandler(self.service.clone());
-        let mut grpc = Grpc::new(FrameCodec)
+        let (opened, subscription) = oneshot::channel();
+        let handler = StreamEventsHandler {
+            service: self.service.clone(),
+            opened: Some(opened),
+        };
+        let mut grpc = Grpc::new(RequestCodec)
             .max_decoding_message_size(self.max_decoding_message_size)
             .max_encoding_message_size(self.max_encoding_message_size);
-        Box::pin(async move { Ok(grpc.server_streaming(handler, request).await) })
-    }
-}
-
-/// The subscription as tonic polls it.
-pub type FrameStream = Pin<Box<dyn Stream<Item = Result<Queued, Status>> + Send>>;
-
-/// Opens the subscription; the frames are encoded by [`FrameCodec`].
-struct StreamEventsHandler(NormalizerGrpc);
-
-impl ServerStreamingService<StreamEventsRequest> for StreamEventsHandler {
-    type Response = Queued;
-    type ResponseStream = FrameStream;
-    type Future = BoxFuture<Response<FrameStream>, Status>;
-
-    fn call(&mut self, request: Request<StreamEventsRequest>) -> Self::Future {
-        let service = self.0.clone();
-        let caller = super::Caller::of(&request);
+        let max_message_bytes = self.max_encoding_message_size;
         Box::pin(async move {
-            let subscription = service.open_stream(caller, request.into_inner()).await?;
-            let frames = ReceiverStream::new(subscription)
-                .map(|queued| queued.map_err(|end| super::stream_end_status(&end)));
-            Ok(Response::new(Box::pin(frames) as FrameStream))
+            let response = grpc.server_streaming(handler, request).await;
+            // The handler is gone by now: it either handed its subscription over or refused.
+            Ok(match subscription.await {
+                Ok(subscription) => {
+                    let (parts, _empty) = response.into_parts();
+                    let body = StreamBody::new(subscription, max_message_bytes);
+                    http::Response::from_parts(parts, tonic::body::Body::new(body))
+                }
+                Err(_refused) => response,
+            })
         })
     }
 }
 
-/// Prost-decoded requests, hand-encoded [`StreamEventsResponse`] frames.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct FrameCodec;
+/// Opens the subscription and hands it to the route, which answers with its messages; what it
+/// gives tonic to encode is empty.
+struct StreamEventsHandler {
+    service: NormalizerGrpc,
+    opened: Option<oneshot::Sender<Subscription>>,
+}
 
-impl Codec for FrameCodec {
-    type Encode = Queued;
+/// What tonic is given to encode: nothing, ever.
+pub enum NoMessage {}
+
+type NoMessages = tokio_stream::Empty<Result<NoMessage, Status>>;
+
+impl ServerStreamingService<StreamEventsRequest> for StreamEventsHandler {
+    type Response = NoMessage;
+    type ResponseStream = NoMessages;
+    type Future = BoxFuture<Response<NoMessages>, Status>;
+
+    fn call(&mut self, request: Request<StreamEventsRequest>) -> Self::Future {
+        let service = self.service.clone();
+        let opened = self.opened.take();
+        let caller = super::Caller::of(&request);
+        Box::pin(async move {
+            let subscription = service.open_stream(caller, request.into_inner()).await?;
+            if let Some(opened) = opened {
+                // The route waits for it; were it gone, so would be the subscription with it.
+                let _ = opened.send(subscription);
+            }
+            Ok(Response::new(tokio_stream::empty()))
+        })
+    }
+}
+
+/// Prost-decoded requests; responses are never encoded by tonic ([`StreamBody`] writes them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestCodec;
+
+impl Codec for RequestCodec {
+    type Encode = NoMessage;
     type Decode = StreamEventsRequest;
-    type Encoder = FrameEncoder;
+    type Encoder = NoEncoder;
     type Decoder = RequestDecoder;
 
     fn encoder(&mut self) -> Self::Encoder {
-        FrameEncoder
+        NoEncoder
     }
 
     fn decoder(&mut self) -> Self::Decoder {
@@ -137,43 +155,17 @@ impl Codec for FrameCodec {
     }
 }
 
-/// Writes one `StreamEventsResponse` per queued item; dropping the item afterwards returns its
-/// bytes to the subscriber's budget.
+/// The encoder for [`NoMessage`]: there is nothing to call it with.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FrameEncoder;
+pub struct NoEncoder;
 
-impl Encoder for FrameEncoder {
-    type Item = Queued;
+impl Encoder for NoEncoder {
+    type Item = NoMessage;
     type Error = Status;
 
-    fn encode(&mut self, queued: Queued, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        write_frame(&queued.item, dst)
+    fn encode(&mut self, item: NoMessage, _: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        match item {}
     }
-}
-
-/// The encoding of `StreamEventsResponse { message: <item> }`.
-pub fn write_frame(item: &StreamItem, dst: &mut impl BufMut) -> Result<(), Status> {
-    let message = match item {
-        StreamItem::Event(event) => {
-            encode_key(EVENT_FIELD, WireType::LengthDelimited, dst);
-            encode_varint(event.bytes.len() as u64, dst);
-            dst.put_slice(&event.bytes);
-            return Ok(());
-        }
-        StreamItem::Heartbeat { head, at } => ResponseMessage::Heartbeat(Heartbeat {
-            head_sequence: *head,
-            sent_at: Some(crate::event::timestamp(*at)),
-        }),
-        StreamItem::Skipped { after, through } => ResponseMessage::EventsSkipped(EventsSkipped {
-            after_sequence: *after,
-            last_skipped_sequence: *through,
-        }),
-    };
-    StreamEventsResponse {
-        message: Some(message),
-    }
-    .encode(dst)
-    .map_err(|error| Status::internal(format!("cannot encode stream message: {error}")))
 }
 
 /// [`ProstDecoder`] for the request, behind a name of our own: a request that is not valid
@@ -189,90 +181,5 @@ impl Decoder for RequestDecoder {
         self.0
             .decode(src)
             .map_err(|status| super::decode_errors::undecodable(&status).unwrap_or(status))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use bytes::Bytes;
-    use chrono::{TimeZone, Utc};
-
-    use super::*;
-    use crate::log::EncodedEvent;
-    use crate::proto::v1::{Event, ResourceRef};
-
-    fn frame(item: &StreamItem) -> Vec<u8> {
-        let mut out = Vec::new();
-        assert!(write_frame(item, &mut out).is_ok());
-        out
-    }
-
-    #[test]
-    fn event_frame_is_what_prost_encodes() {
-        let event = Event {
-            id: "evt_1".to_owned(),
-            source: "gigs".to_owned(),
-            r#type: "subscription.activated".to_owned(),
-            subject: Some(ResourceRef {
-                kind: "subscription".to_owned(),
-                id: "sub_1".to_owned(),
-            }),
-            sequence: 42,
-            ..Event::default()
-        };
-        let encoded = EncodedEvent::encode(&event);
-        let expected = StreamEventsResponse {
-            message: Some(ResponseMessage::Event(event.clone())),
-        }
-        .encode_to_vec();
-        let frame = frame(&StreamItem::Event(encoded));
-        assert_eq!(frame, expected);
-        let decoded = StreamEventsResponse::decode(frame.as_slice()).unwrap();
-        assert_eq!(decoded.message, Some(ResponseMessage::Event(event)));
-    }
-
-    #[test]
-    fn large_event_frame_has_a_multi_byte_length() {
-        let event = Event {
-            id: "x".repeat(100_000),
-            sequence: 7,
-            ..Event::default()
-        };
-        let frame = frame(&StreamItem::Event(EncodedEvent {
-            sequence: 7,
-            bytes: Bytes::from(event.encode_to_vec()),
-        }));
-        let decoded = StreamEventsResponse::decode(frame.as_slice()).unwrap();
-        assert_eq!(decoded.message, Some(ResponseMessage::Event(event)));
-    }
-
-    #[test]
-    fn skipped_frame_is_what_prost_encodes() {
-        let frame = frame(&StreamItem::Skipped {
-            after: 3,
-            through: 12,
-        });
-        let expected = StreamEventsResponse {
-            message: Some(ResponseMessage::EventsSkipped(EventsSkipped {
-                after_sequence: 3,
-                last_skipped_sequence: 12,
-            })),
-        }
-        .encode_to_vec();
-        assert_eq!(frame, expected);
-    }
-
-    #[test]
-    fn heartbeat_frame_is_what_prost_encodes() {
-        let at = Utc.timestamp_opt(1_700_000_000, 5).unwrap();
-        let frame = frame(&StreamItem::Heartbeat { head: 9, at });
-        let expected = StreamEventsResponse {
-            message: Some(ResponseMessage::Heartbeat(Heartbeat {
-                head_sequence: 9,
-                sent_at: Some(crate::event::timestamp(at)),
-            })),
-        }
-        .encode_to_vec();
-        assert_eq!(frame, expected);
     }
 }

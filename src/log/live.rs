@@ -144,10 +144,7 @@ mod tests {
                 sequence,
                 ..Event::default()
             },
-            encoded: EncodedEvent {
-                sequence,
-                bytes: vec![0; size].into(),
-            },
+            encoded: EncodedEvent::new(sequence, vec![0; size].into()),
         })
     }
 

@@ -10,6 +10,7 @@
 //! backend keeps and every caller may rely on; `tests/log_contract/` checks it, one test per
 //! invariant, against each backend.
 
+mod encoded;
 pub mod filter;
 pub mod live;
 pub mod nats;
@@ -22,14 +23,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use prost::Message;
 use tokio::sync::watch;
 
 use crate::event::Identity;
 use crate::proto::v1::{Event, WebhookDelivery};
 
+pub use encoded::EncodedEvent;
 pub use filter::{EventFilter, TypePattern};
 pub use subscription::{CommittedEvent, Live, LiveEvent, LiveSubscription};
 
@@ -61,25 +61,6 @@ pub struct Appended {
     /// The stored event with its sequence; for a duplicate, the event as first stored.
     pub event: Event,
     pub duplicate: bool,
-}
-
-/// A stored event as subscribers receive it: its prost encoding (sequence included), made once
-/// when it is stored and shared, never copied, by every subscriber it is sent to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedEvent {
-    pub sequence: u64,
-    /// The encoded `hooknorm.v1.Event`; cloning it bumps a reference count.
-    pub bytes: Bytes,
-}
-
-impl EncodedEvent {
-    /// Encodes `event` (whose sequence must already be assigned).
-    pub fn encode(event: &Event) -> EncodedEvent {
-        EncodedEvent {
-            sequence: event.sequence,
-            bytes: Bytes::from(event.encode_to_vec()),
-        }
-    }
 }
 
 /// Why the log could not do what was asked. Callers decide by the variant alone.

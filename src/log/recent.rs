@@ -153,10 +153,7 @@ mod tests {
                 source: source.to_owned(),
                 ..Event::default()
             },
-            encoded: EncodedEvent {
-                sequence,
-                bytes: vec![0; size].into(),
-            },
+            encoded: EncodedEvent::new(sequence, vec![0; size].into()),
         })
     }
 

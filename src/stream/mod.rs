@@ -162,6 +162,17 @@ pub struct Queued {
     _budget: Option<OwnedSemaphorePermit>,
 }
 
+#[cfg(test)]
+impl Queued {
+    /// An item holding no budget, for tests that feed a subscription by hand.
+    pub fn unbudgeted(item: StreamItem) -> Queued {
+        Queued {
+            item,
+            _budget: None,
+        }
+    }
+}
+
 /// What the client side of a subscription receives.
 pub type Subscription = mpsc::Receiver<Result<Queued, StreamEnd>>;
 

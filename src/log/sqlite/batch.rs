@@ -264,10 +264,7 @@ fn store(
         ))
     };
     // Encoded once: the same bytes are the plain stored body and what every subscriber is sent.
-    let mut encoded = EncodedEvent {
-        sequence,
-        bytes: pre_encoded.with_sequence(sequence),
-    };
+    let mut encoded = pre_encoded.with_sequence(sequence);
     // Optimistic: the id is almost always free, and the unique index answers that while
     // inserting, saving a separate lookup per append.
     // The id a redelivery repeats: a recurrence's fingerprint, not the name it is stored by.
@@ -294,10 +291,7 @@ fn store(
                 let renamed = PreEncoded::new(&event);
                 event.sequence = sequence;
                 compressed = statements.codec.record(&renamed, delivery.as_deref());
-                encoded = EncodedEvent {
-                    sequence,
-                    bytes: renamed.with_sequence(sequence),
-                };
+                encoded = renamed.with_sequence(sequence);
                 insert(
                     &mut statements.conn.prepare_cached(INSERT_EVENT)?,
                     &event,
@@ -425,7 +419,7 @@ mod tests {
             for sequence in [1, 127, 128, 1 << 40] {
                 event.sequence = sequence;
                 assert_eq!(
-                    prepared.encoded.with_sequence(sequence),
+                    prepared.encoded.with_sequence(sequence).bytes,
                     event.encode_to_vec()
                 );
             }

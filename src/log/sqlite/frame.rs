@@ -11,9 +11,9 @@
 //! `split` is where the sequence field goes, so that reading it back gives exactly the bytes
 //! `Event::encode_to_vec` gives, which is what subscribers are sent.
 
-use bytes::Bytes;
 use prost::Message;
 
+use crate::log::EncodedEvent;
 use crate::proto::v1::Event;
 
 /// `Event.sequence` and the stored fields numbered after it (prost writes fields in number
@@ -48,10 +48,12 @@ impl PreEncoded {
         self.bytes.len()
     }
 
-    /// The event's encoding with `sequence` set: what `encode_to_vec` gives for the event with
-    /// that sequence, at the cost of a copy.
-    pub(super) fn with_sequence(&self, sequence: u64) -> Bytes {
-        Bytes::from(splice(&self.bytes, self.split, sequence))
+    /// The event's encoding with `sequence` set (what `encode_to_vec` gives for the event with
+    /// that sequence, at the cost of a copy), in the buffer of its StreamEvents message.
+    pub(super) fn with_sequence(&self, sequence: u64) -> EncodedEvent {
+        EncodedEvent::with_message(sequence, self.bytes.len() + SEQUENCE_BYTES, |body| {
+            splice_into(body, &self.bytes, self.split, sequence);
+        })
     }
 
     /// The event frame schema version 6 compressed, for tests that write rows as it did.
@@ -138,11 +140,18 @@ fn checked_split(split: u64, event: &[u8]) -> Result<usize, String> {
 }
 
 fn splice(bytes: &[u8], split: usize, sequence: u64) -> Vec<u8> {
-    let mut body = Vec::with_capacity(bytes.len() + 11);
-    body.extend_from_slice(&bytes[..split]);
-    prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, &mut body);
-    body.extend_from_slice(&bytes[split..]);
+    let mut body = Vec::with_capacity(bytes.len() + SEQUENCE_BYTES);
+    splice_into(&mut body, bytes, split, sequence);
     body
+}
+
+/// The longest sequence field: a two-byte key and a ten-byte varint.
+const SEQUENCE_BYTES: usize = 12;
+
+fn splice_into(body: &mut Vec<u8>, bytes: &[u8], split: usize, sequence: u64) {
+    body.extend_from_slice(&bytes[..split]);
+    prost::encoding::uint64::encode(SEQUENCE_FIELD, &sequence, body);
+    body.extend_from_slice(&bytes[split..]);
 }
 
 /// The encoded length of a string field as prost writes it (nothing when empty).

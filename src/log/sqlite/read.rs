@@ -125,13 +125,13 @@ impl EventQuery {
         let mut events = Vec::new();
         while let Some(row) = rows.next().map_err(unavailable)? {
             let (sequence, encoding) = stored_event(row, codec)?;
-            events.push(EncodedEvent {
+            events.push(EncodedEvent::new(
                 sequence,
-                bytes: match encoding {
+                match encoding {
                     Cow::Borrowed(bytes) => Bytes::copy_from_slice(bytes),
                     Cow::Owned(bytes) => Bytes::from(bytes),
                 },
-            });
+            ));
         }
         Ok(events)
     }
