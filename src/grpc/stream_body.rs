@@ -5,8 +5,8 @@
 //! copied once per subscriber. Here an event alone on the wire goes to the connection as the
 //! message the writer built around the stored bytes ([`EncodedEvent::message`]), shared by
 //! every subscriber; only when several messages are ready at once are they copied together
-//! into one frame, as tonic does, so a subscriber catching up costs one write per 32 KiB rather
-//! than one per event. Dropping a [`Queued`] item as soon as its bytes are handed on returns its
+//! into one frame of up to 32 KiB, as tonic does, so a subscriber catching up costs one write
+//! per frame rather than one per event. Dropping a [`Queued`] item as soon as its bytes are handed on returns its
 //! share of the subscriber's budget, as before.
 //!
 //! [`EncodedEvent::message`]: crate::log::EncodedEvent::message
@@ -36,6 +36,8 @@ pub struct StreamBody {
     subscription: Subscription,
     /// The largest message this stream may send (the server's `max_encoding_message_size`).
     max_message_bytes: usize,
+    /// An item that did not fit in the last batch: the next frame starts with it.
+    held: Option<Queued>,
     /// How the stream ends, when that was received while a batch was being filled.
     end: Option<Status>,
     /// The trailers were sent.
@@ -47,6 +49,7 @@ impl StreamBody {
         StreamBody {
             subscription,
             max_message_bytes,
+            held: None,
             end: None,
             ended: false,
         }
@@ -137,26 +140,37 @@ impl StreamBody {
         ))
     }
 
-    /// `first` and whatever else is ready, as one frame.
+    /// `first` and whatever else is ready, as one frame. A batch is never reallocated: a
+    /// message that does not fit waits for the next frame.
     fn next_frame(&mut self, cx: &mut Context<'_>, first: Queued) -> Result<Bytes, Status> {
         let Some(mut next) = self.poll_ready_item(cx) else {
             return self.message(&first.item);
         };
-        let mut batch = BytesMut::with_capacity(BATCH_BYTES);
+        let capacity = BATCH_BYTES.max(len_of(&first.item) + len_of(&next.item));
+        let mut batch = BytesMut::with_capacity(capacity);
         self.write(&first.item, &mut batch)?;
         drop(first);
         loop {
-            self.write(&next.item, &mut batch)?;
-            drop(next);
-            if batch.len() >= BATCH_BYTES {
+            if batch.len() + len_of(&next.item) > capacity {
+                self.held = Some(next);
                 break;
             }
+            self.write(&next.item, &mut batch)?;
+            drop(next);
             match self.poll_ready_item(cx) {
                 Some(queued) => next = queued,
                 None => break,
             }
         }
         Ok(batch.freeze())
+    }
+}
+
+/// About how long `item`'s message is: exact for an event, an upper bound for the rest.
+fn len_of(item: &StreamItem) -> usize {
+    match item {
+        StreamItem::Event(event) => event.message_len(),
+        StreamItem::Heartbeat { .. } | StreamItem::Skipped { .. } => 64,
     }
 }
 
@@ -177,13 +191,16 @@ impl Body for StreamBody {
         if this.ended {
             return Poll::Ready(None);
         }
-        if let Some(status) = this.end.take() {
+        let first = if let Some(held) = this.held.take() {
+            held
+        } else if let Some(status) = this.end.take() {
             return this.trailers(status);
-        }
-        let first = match ready!(this.subscription.poll_recv(cx)) {
-            Some(Ok(queued)) => queued,
-            Some(Err(end)) => return this.trailers(end_status(Some(&end))),
-            None => return this.trailers(end_status(None)),
+        } else {
+            match ready!(this.subscription.poll_recv(cx)) {
+                Some(Ok(queued)) => queued,
+                Some(Err(end)) => return this.trailers(end_status(Some(&end))),
+                None => return this.trailers(end_status(None)),
+            }
         };
         match this.next_frame(cx, first) {
             Ok(frame) => Poll::Ready(Some(Ok(Frame::data(frame)))),
