@@ -14,12 +14,13 @@
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 use http_body::{Body, Frame};
 use prost::Message;
 use tonic::Status;
 
+use crate::log::{MESSAGE_HEADER_BYTES, write_message_header};
 use crate::proto::v1::stream_events_response::Message as ResponseMessage;
 use crate::proto::v1::{EventsSkipped, Heartbeat, StreamEventsResponse};
 use crate::stream::{Queued, StreamEnd, StreamItem, Subscription};
@@ -27,9 +28,6 @@ use crate::stream::{Queued, StreamEnd, StreamItem, Subscription};
 /// Messages ready together are put in one frame until it holds this much (tonic's own
 /// threshold): large enough that a burst costs few writes, small enough to interleave streams.
 const BATCH_BYTES: usize = 32 * 1024;
-
-/// A gRPC message header: a compression flag and a four-byte big-endian length.
-const GRPC_HEADER_BYTES: usize = 5;
 
 /// The body of one StreamEvents response.
 pub struct StreamBody {
@@ -109,17 +107,17 @@ impl StreamBody {
             message: Some(response),
         };
         let len = response.encoded_len();
-        self.check_len(GRPC_HEADER_BYTES + len)?;
-        dst.reserve(GRPC_HEADER_BYTES + len);
-        dst.put_u8(0);
-        dst.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        self.check_len(MESSAGE_HEADER_BYTES + len)?;
+        dst.reserve(MESSAGE_HEADER_BYTES + len);
+        write_message_header(len, dst);
         response
             .encode(dst)
             .map_err(|error| Status::internal(format!("cannot encode stream message: {error}")))
     }
 
-    fn check_len(&self, len: usize) -> Result<(), Status> {
-        let payload = len.saturating_sub(GRPC_HEADER_BYTES);
+    /// Refuses a message (`message_len` bytes, header included) over the encoding limit.
+    fn check_len(&self, message_len: usize) -> Result<(), Status> {
+        let payload = message_len.saturating_sub(MESSAGE_HEADER_BYTES);
         if payload > self.max_message_bytes {
             return Err(Status::out_of_range(format!(
                 "stream message of {payload} bytes is over the limit of {} bytes",

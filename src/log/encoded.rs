@@ -18,20 +18,30 @@ use crate::proto::v1::Event;
 const EVENT_FIELD: u32 = 1;
 
 /// A gRPC message header: a compression flag and a four-byte big-endian length.
-const GRPC_HEADER_BYTES: usize = 5;
+pub const MESSAGE_HEADER_BYTES: usize = 5;
 
 /// The longest prefix a message puts in front of an event: the gRPC header, the event's tag
 /// and a length of up to five bytes (events are far below 4 GiB).
-const MAX_PREFIX_BYTES: usize = GRPC_HEADER_BYTES + 1 + 5;
+const MAX_PREFIX_BYTES: usize = MESSAGE_HEADER_BYTES + 1 + 5;
 
 /// A stored event's encoding (sequence included).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EncodedEvent {
     pub sequence: u64,
     /// The encoded `hooknorm.v1.Event`; cloning it bumps a reference count.
     pub bytes: Bytes,
     /// `bytes` as a StreamEvents message, sharing their buffer, when the writer built them so.
     message: Option<Bytes>,
+}
+
+/// The event, not how it was built: the message is the same bytes behind a prefix.
+impl std::fmt::Debug for EncodedEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedEvent")
+            .field("sequence", &self.sequence)
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Two encodings are equal when they hold the same event; how it was built does not matter.
@@ -113,16 +123,23 @@ impl EncodedEvent {
 
 /// The bytes in front of an event of `len` bytes in its message.
 fn prefix_len(len: usize) -> usize {
-    GRPC_HEADER_BYTES + key_len(EVENT_FIELD) + encoded_len_varint(len as u64)
+    MESSAGE_HEADER_BYTES + key_len(EVENT_FIELD) + encoded_len_varint(len as u64)
 }
 
 fn write_prefix(len: usize, dst: &mut impl BufMut) {
-    let response_len = key_len(EVENT_FIELD) + encoded_len_varint(len as u64) + len;
-    dst.put_u8(0);
-    // Events are bounded far below 4 GiB (`limits.max_event_bytes`).
-    dst.put_u32(u32::try_from(response_len).unwrap_or(u32::MAX));
+    write_message_header(
+        key_len(EVENT_FIELD) + encoded_len_varint(len as u64) + len,
+        dst,
+    );
     encode_key(EVENT_FIELD, WireType::LengthDelimited, dst);
     encode_varint(len as u64, dst);
+}
+
+/// The header of an uncompressed gRPC message whose payload is `payload_len` bytes long.
+pub fn write_message_header(payload_len: usize, dst: &mut impl BufMut) {
+    dst.put_u8(0);
+    // Messages are bounded far below 4 GiB (`limits.max_event_bytes`, the page size).
+    dst.put_u32(u32::try_from(payload_len).unwrap_or(u32::MAX));
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use tokio::sync::watch;
 use crate::event::Identity;
 use crate::proto::v1::{Event, WebhookDelivery};
 
-pub use encoded::EncodedEvent;
+pub use encoded::{EncodedEvent, MESSAGE_HEADER_BYTES, write_message_header};
 pub use filter::{EventFilter, TypePattern};
 pub use subscription::{CommittedEvent, Live, LiveEvent, LiveSubscription};
 
